@@ -1,0 +1,186 @@
+"""Fetch a data set's source: an http(s) URL, a local archive or folder, or the synthetic demo data."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from effunet.data import archives, synthetic
+from effunet.errors import EffunetError
+from effunet.files import atomic_dir
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+DRIVE_HELP = (
+    "DRIVE may not be redistributed, so effunet cannot download it. Request it from the DRIVE "
+    "challenge (https://drive.grand-challenge.org/, 'Download'), then set the config key "
+    "datasets.drive.source to the path of the archive (e.g. DRIVE.zip) or of the extracted "
+    "folder holding training/ and test/. For an offline demo use source: synthetic."
+)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None) -> None:
+    if not expected:
+        return
+    actual = sha256_of(path)
+    if actual.lower() != expected.lower():
+        raise EffunetError(f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}")
+    log.info("sha256 of %s verified", path)
+
+
+class _Progress:
+    """Logs one readable line every few seconds instead of a terminal bar."""
+
+    def __init__(self, name: str, total: int | None, every_s: float = 5.0):
+        self.name, self.total, self.every_s = name, total, every_s
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9) / 1e6
+        if self.total:
+            log.info("%s: %.1f / %.1f MB (%.0f%%), %.1f MB/s", self.name, done / 1e6,
+                     self.total / 1e6, 100 * done / self.total, rate)
+        else:
+            log.info("%s: %.1f MB, %.1f MB/s", self.name, done / 1e6, rate)
+
+
+def _open_from(url: str, offset: int, timeout: float):
+    request = urllib.request.Request(url, headers={"User-Agent": "effunet"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _transfer(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of `url` to `part`, resuming where a previous attempt stopped."""
+    offset = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open_from(url, offset, timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416:  # the partial file is not a prefix the server recognises
+            part.unlink()
+            raise ConnectionError("server refused to resume; restarting cleanly") from error
+        raise
+    with response:
+        if offset and response.status != 206:
+            log.info("server does not resume transfers; restarting %s from the beginning", url)
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length else None
+        progress = _Progress(Path(part.name).stem, total)
+        done = offset
+        with open(part, "ab" if offset else "wb") as sink:
+            while block := response.read(CHUNK):
+                sink.write(block)
+                done += len(block)
+                progress.update(done)
+        progress.update(done, final=True)
+        if total is not None and done < total:
+            raise http.client.IncompleteRead(b"", total - done)
+
+
+def download(url: str, destination: str | os.PathLike, sha256: str | None = None,
+             retries: int = 3, timeout: float = 60.0, backoff_s: float = 2.0) -> Path:
+    """Download `url` to `destination` via a `.part` file that resumes; rename only when complete."""
+    destination = Path(destination)
+    if destination.exists():
+        try:
+            verify_sha256(destination, sha256)
+            log.info("using the existing download %s", destination)
+            return destination
+        except EffunetError:
+            log.warning("existing %s does not match its checksum; downloading again", destination)
+            destination.unlink()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    part = destination.with_name(destination.name + ".part")
+    for attempt in range(1, retries + 1):
+        try:
+            log.info("downloading %s (attempt %d of %d)", url, attempt, retries)
+            _transfer(url, part, timeout)
+            break
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                raise EffunetError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+            reason = f"HTTP {error.code}"
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException,
+                socket.timeout, TimeoutError) as error:
+            reason = str(getattr(error, "reason", error)) or type(error).__name__
+        log.warning("download of %s interrupted: %s", url, reason)
+        if attempt == retries:
+            raise EffunetError(f"cannot download {url} after {retries} attempts: {reason}")
+        time.sleep(backoff_s * 2 ** (attempt - 1))
+    try:
+        verify_sha256(part, sha256)
+    except EffunetError:
+        part.unlink()
+        raise EffunetError(f"checksum mismatch for {destination} downloaded from {url}: "
+                           f"expected sha256 {sha256}, got a different file (deleted)") from None
+    os.replace(part, destination)
+    return destination
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    with atomic_dir(target) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True, symlinks=False)
+
+
+def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
+          downloads_dir: str | os.PathLike, sha256: str | None = None,
+          synthetic_options: dict | None = None) -> Path:
+    """Put the original files of `dataset` under `raw_dir`, whatever kind of source it has."""
+    raw_dir, downloads_dir = Path(raw_dir), Path(downloads_dir)
+    key = f"datasets.{dataset}.source"
+    if not source:
+        raise EffunetError(DRIVE_HELP if dataset == "drive" else f"config key {key} is not set")
+    if source == "synthetic":
+        archive = downloads_dir / f"{dataset}-synthetic.zip"
+        synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
+    else:
+        archive = _local_or_downloaded(source, key, downloads_dir, sha256)
+        if archive.is_dir():
+            _copy_folder(archive, raw_dir)
+            return raw_dir
+    archives.extract(archive, raw_dir)
+    return raw_dir
+
+
+def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str | None) -> Path:
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme in ("http", "https"):
+        name = Path(urllib.parse.unquote(parsed.path)).name or "download"
+        return download(source, downloads_dir / name, sha256)
+    if parsed.scheme == "file":
+        source = urllib.parse.unquote(parsed.path)
+    elif "://" in source:
+        raise EffunetError(f"config key {key}: unknown source scheme {parsed.scheme!r} in {source!r}; "
+                           "use an http(s) URL, a local archive or folder, or 'synthetic'")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise EffunetError(f"config key {key}: {path} does not exist")
+    if path.is_file():
+        verify_sha256(path, sha256)
+        if not archives.is_archive(path):
+            raise EffunetError(f"config key {key}: {path} is neither a folder nor a zip/tar archive")
+    return path

@@ -1,0 +1,110 @@
+"""DSB2018 / BBBC038: merge per-nucleus masks, then resize images and masks and write the manifest.
+
+Layout of the original: `<id>/images/<id>.png` and `<id>/masks/<mask_id>.png` (one binary PNG per
+nucleus, same size as the image). The merged instance label image keeps one id per nucleus at
+native size; the binary mask is its foreground (`labels > 0`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from effunet.data import images, manifest
+from effunet.data.parallel import map_samples
+from effunet.errors import EffunetError
+from effunet.files import atomic_dir
+
+log = logging.getLogger(__name__)
+MAX_INSTANCES = np.iinfo(np.uint16).max
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    image: Path
+    masks: tuple[Path, ...]
+
+
+def find_samples(raw_dir: str | os.PathLike) -> list[Sample]:
+    """Every `<id>/images/<id>.png` under `raw_dir` (at any depth), with its mask files."""
+    raw_dir = Path(raw_dir)
+    samples = [_sample(folder.parent) for folder in sorted(raw_dir.rglob("images")) if folder.is_dir()]
+    if not samples:
+        raise EffunetError(f"no DSB2018 samples (<id>/images/<id>.png) found under {raw_dir}")
+    log.info("found %d DSB2018 samples under %s", len(samples), raw_dir)
+    return samples
+
+
+def _sample(folder: Path) -> Sample:
+    image_files = images.list_files(folder / "images", (".png",))
+    if len(image_files) != 1:
+        raise EffunetError(f"{folder / 'images'} should hold exactly one PNG image, found {len(image_files)}")
+    mask_folder = folder / "masks"
+    masks = tuple(images.list_files(mask_folder, (".png",))) if mask_folder.is_dir() else ()
+    if not masks:
+        raise EffunetError(f"image folder {folder} has no masks: expected PNG files in {mask_folder}")
+    return Sample(folder.name, image_files[0], masks)
+
+
+def merge_sample(sample: Sample) -> np.ndarray:
+    """The instance label image: mask k (in file-name order) becomes label k."""
+    size = images.image_size(sample.image)
+    if len(sample.masks) > MAX_INSTANCES:
+        raise EffunetError(f"{sample.image}: {len(sample.masks)} masks exceed the uint16 label range")
+    labels = np.zeros(size, dtype=np.uint16)
+    for label, mask_path in enumerate(sample.masks, start=1):
+        mask = images.read_mask(mask_path)
+        if mask.shape != size:
+            raise EffunetError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
+                               f"{sample.image} is {size[1]}x{size[0]} (width x height)")
+        labels[mask] = label
+    return labels
+
+
+def _merge_and_write(sample: Sample, labels_dir: Path) -> None:
+    images.write_png(labels_dir / images.png_name(sample.id), merge_sample(sample))
+
+
+def merge_masks(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, workers: int = 1) -> int:
+    """Write `labels_dir/<id>.png` (uint16 instance ids, native size) for every sample."""
+    samples = find_samples(raw_dir)
+    with atomic_dir(labels_dir) as staging:
+        map_samples(functools.partial(_merge_and_write, labels_dir=staging), samples, workers,
+                    "merge masks")
+    return len(samples)
+
+
+def _resize_sample(sample: Sample, labels_dir: Path, images_dir: Path, masks_dir: Path,
+                   size: images.Size) -> dict:
+    rgb = images.read_rgb(sample.image)
+    labels = images.read_labels(labels_dir / images.png_name(sample.id))
+    if labels.shape != rgb.shape[:2]:
+        raise EffunetError(f"labels for {sample.id} are {labels.shape} but the image {sample.image} "
+                           f"is {rgb.shape[:2]}; rerun merge_masks")
+    images.write_png(images_dir / images.png_name(sample.id), images.resize_rgb(rgb, size))
+    images.write_png(masks_dir / images.png_name(sample.id), images.resize_mask(labels > 0, size))
+    return {"id": sample.id, "height": rgb.shape[0], "width": rgb.shape[1], "image": str(sample.image),
+            "masks": str(sample.image.parent.parent / "masks"), "nuclei": int(len(np.unique(labels)) - 1)}
+
+
+def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir: str | os.PathLike,
+           masks_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
+           test_fraction: float, val_fraction: float, seed: int, workers: int = 1) -> int:
+    """Resized RGB images and 0/255 masks, plus the manifest with a seeded train/val/test split."""
+    samples = find_samples(raw_dir)
+    with atomic_dir(images_dir) as image_staging, atomic_dir(masks_dir) as mask_staging:
+        job = functools.partial(_resize_sample, labels_dir=Path(labels_dir), images_dir=image_staging,
+                                masks_dir=mask_staging, size=tuple(size))
+        rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
+        splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed)
+        for row in rows:
+            row["split"] = splits[row["id"]]
+        table = manifest.write_manifest(rows, manifest_path)
+    log.info("DSB2018 split: %s", table["split"].value_counts().to_dict())
+    return len(rows)

@@ -1,0 +1,105 @@
+"""Image I/O and resizing: every reader names the file it failed on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from effunet.errors import EffunetError
+from effunet.files import atomic_path
+
+Size = tuple[int, int]  # (height, width), the order NumPy shapes use
+
+
+def _open(path: str | os.PathLike) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise EffunetError(f"image file not found: {path}") from None
+    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, zlib.error...
+        raise EffunetError(f"cannot read image {path}: corrupt or truncated ({error})") from error
+    return image
+
+
+def image_size(path: str | os.PathLike) -> Size:
+    """(height, width) from the header only, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise EffunetError(f"image file not found: {path}") from None
+    except Exception as error:
+        raise EffunetError(f"cannot read image {path}: {error}") from error
+    return height, width
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """RGB uint8: alpha dropped, grayscale expanded, 16-bit and 32-bit integers scaled to 0..255."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if values.max() > 255 or image.mode.startswith("I;16") else 1.0
+        gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # drops alpha, expands L/P/1, converts CMYK/YCbCr
+    return np.asarray(image)
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    return to_rgb(_open(path))
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A binary mask as bool: any single-channel or colour file, foreground where brighter than 127."""
+    image = _open(path)
+    if image.mode not in ("L", "1"):
+        image = image.convert("L")
+    return np.asarray(image) > 127
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """An instance label image (uint16, 0 = background)."""
+    return np.asarray(_open(path), dtype=np.uint16)
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 1) -> None:
+    """Write uint8 (L or RGB) or uint16 (I;16) arrays as PNG, atomically."""
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        image = Image.fromarray(array)  # mode I;16, a 16-bit PNG
+    elif array.dtype == np.uint8:
+        image = Image.fromarray(array)
+    else:
+        raise TypeError(f"write_png expects uint8, uint16 or bool, got {array.dtype}")
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=compress_level)
+
+
+def resize_rgb(rgb: np.ndarray, size: Size) -> np.ndarray:
+    """Antialiased bilinear resize (area-like when shrinking)."""
+    height, width = size
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
+    """Resize a binary mask so it stays binary: smooth resize of 0/255, then threshold at half."""
+    height, width = size
+    values = mask.astype(np.uint8) * 255
+    if mask.shape != (height, width):
+        values = np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR))
+    return np.where(values >= 128, 255, 0).astype(np.uint8)
+
+
+def png_name(sample_id: str) -> str:
+    return f"{sample_id}.png"
+
+
+def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
