@@ -123,13 +123,13 @@ def _vessel_tree(rng: np.random.Generator, size: tuple[int, int], width_scale: f
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     disc = (width * rng.uniform(0.25, 0.35), height * rng.uniform(0.45, 0.55))
-    stack = [(disc, angle, 9.0, 0) for angle in rng.uniform(-math.pi, math.pi, 4)]
+    stack = [(disc, angle, 11.0, 0) for angle in rng.uniform(-math.pi, math.pi, 5)]
     while stack:
         (x, y), angle, thickness, depth = stack.pop()
         length = rng.uniform(50, 110)
         end = (x + math.cos(angle) * length, y + math.sin(angle) * length)
         draw.line([(x, y), end], fill=255, width=max(1, round(thickness * width_scale)))
-        if depth < 4 and thickness > 1.5:
+        if depth < 5 and thickness > 1.5:
             for turn in (-1, 1):
                 stack.append((end, angle + turn * rng.uniform(0.2, 0.7), thickness * 0.72, depth + 1))
     return np.asarray(canvas) > 0

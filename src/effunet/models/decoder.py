@@ -1,0 +1,53 @@
+"""The U-Net decoder shared by every model: upsample by 2, concatenate the skip, conv blocks."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+# Widths of the five decoder steps (strides 16, 8, 4, 2, 1), as segmentation_models_pytorch's Unet.
+DEFAULT_DECODER_WIDTHS = (256, 128, 64, 32, 16)
+UPSAMPLING = ("bilinear", "nearest", "transpose")
+
+
+def conv_block(x, width: int, name: str, convs: int = 2):
+    """`convs` x (3x3 conv without bias -> batch norm -> ReLU)."""
+    for i in range(1, convs + 1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.ReLU(name=f"{name}_relu{i}")(x)
+    return x
+
+
+def upsample(x, width: int, mode: str, name: str):
+    """Double the resolution: bilinear/nearest resize, or a learned 2x2 transposed conv (`width`)."""
+    if mode == "transpose":
+        return layers.Conv2DTranspose(width, 2, strides=2, name=f"{name}_upconv")(x)
+    return layers.UpSampling2D(2, interpolation=mode, name=f"{name}_up")(x)
+
+
+def unet_decoder(bottleneck, skips, widths, upsampling: str = "bilinear", prefix: str = "decoder"):
+    """Decode from `bottleneck` through `skips` (coarsest first); one step per width.
+
+    Step i upsamples by 2, concatenates ``skips[i]`` when there is one (the steps past the last
+    skip only upsample), and applies `conv_block` with ``widths[i]`` filters.
+    """
+    x = bottleneck
+    for i, width in enumerate(widths):
+        name = f"{prefix}{i}"
+        x = upsample(x, width, upsampling, name)
+        if i < len(skips):
+            x = layers.Concatenate(name=f"{name}_concat")([x, skips[i]])
+        x = conv_block(x, width, name)
+    return x
+
+
+def segmentation_head(x):
+    """1x1 conv to one channel with a sigmoid, kept in float32 under mixed precision."""
+    return layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
+
+
+def model_from_features(inputs, bottleneck, skips, widths, upsampling: str, name: str) -> keras.Model:
+    """Assemble decoder and head onto encoder features into a `keras.Model`."""
+    x = unet_decoder(bottleneck, skips, widths, upsampling)
+    return keras.Model(inputs, segmentation_head(x), name=name)

@@ -1,0 +1,120 @@
+"""Model names -> builders. Every builder shares one signature and returns an uncompiled model.
+
+    builder(inputs, *, encoder_weights, decoder_widths, name, **options) -> keras.Model
+
+`inputs` is the `keras.Input` made by `build`: float32 RGB images in 0..255, channels-last.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import partial
+
+import keras
+
+from effunet.errors import EffunetError
+from effunet.models import encoders
+from effunet.models.decoder import DEFAULT_DECODER_WIDTHS, model_from_features
+from effunet.models.unet import DEPTH, build_unet
+
+SIZE_MULTIPLE = 32  # every model downsamples 5 times (the U-Net 4 times; one rule for all)
+INPUT_NAME = "image"
+
+
+def build_encoder_unet(
+    inputs,
+    *,
+    encoder,
+    encoder_weights=None,
+    decoder_widths=None,
+    name="encoder_unet",
+    encoder_head=False,
+    upsampling="bilinear",
+) -> keras.Model:
+    """A Keras backbone (strides 2..32) with the U-Net decoder: 5 steps of upsample x2, concat the
+    encoder feature of the same resolution, two conv blocks; then a 1x1 sigmoid head.
+
+    `encoder_head=True` decodes from EfficientNet's 1x1 head conv (``top_activation``) instead of
+    the last block; `upsampling` is "bilinear" (Eff-UNet, default), "nearest" or "transpose".
+    """
+    if upsampling not in ("bilinear", "nearest", "transpose"):
+        raise EffunetError(f"upsampling must be bilinear, nearest or transpose, got {upsampling!r}")
+    encoder_model = encoders.build_encoder(encoder, tuple(inputs.shape[1:]), encoder_weights, encoder_head)
+    preprocess = encoders.preprocessing_layer(encoder)
+    features = encoder_model(preprocess(inputs) if preprocess else inputs)
+    widths = decoder_widths or DEFAULT_DECODER_WIDTHS
+    return model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name)
+
+
+_BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "unet": build_unet,
+    "resnet50-unet": partial(build_encoder_unet, encoder="resnet50"),
+    **{f"effunet-b{i}": partial(build_encoder_unet, encoder=f"efficientnet-b{i}") for i in range(8)},
+}
+MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+_DECODER_STEPS = {name: DEPTH if name == "unet" else 5 for name in MODEL_NAMES}
+
+
+def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder_widths=None, **options):
+    """Build the uncompiled model `name` (one of MODEL_NAMES) for RGB 0..255 images.
+
+    input_shape: (height, width, 3), each side a multiple of 32 (or None for any such size).
+    encoder_weights: None/"none" (random), "imagenet" (Keras download and cache) or a path to
+        the no-top backbone's weights file (see `effunet.models.encoders`).
+    decoder_widths: filters of the decoder steps, coarsest first; default (256, 128, 64, 32, 16)
+        for the encoder U-Nets, base_filters * (8, 4, 2, 1) for the U-Net.
+    options: builder-specific keywords (unet: base_filters; others: encoder_head, upsampling).
+    """
+    builder = _builder(name)
+    shape = check_input_shape(input_shape)
+    widths = check_decoder_widths(name, decoder_widths)
+    _check_options(name, builder, options)
+    inputs = keras.Input(shape, name=INPUT_NAME)
+    return builder(
+        inputs, encoder_weights=encoder_weights, decoder_widths=widths, name=name.replace("-", "_"), **options
+    )
+
+
+def check_input_shape(input_shape) -> tuple:
+    """(H, W, 3) with H and W multiples of 32 (or None); else EffunetError naming the shape."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[2] != 3:
+        raise EffunetError(f"input_shape must be (height, width, 3) RGB, got {shape}")
+    for side in shape[:2]:
+        if side is not None and (int(side) <= 0 or int(side) % SIZE_MULTIPLE):
+            raise EffunetError(
+                f"input_shape {shape}: height and width must be positive multiples of {SIZE_MULTIPLE} "
+                f"(the encoders downsample 5 times); resize or pad the images, e.g. to "
+                f"{_round_up(shape[0])}x{_round_up(shape[1])}"
+            )
+    return shape
+
+
+def check_decoder_widths(name: str, widths) -> tuple[int, ...] | None:
+    if widths is None:
+        return None
+    widths = tuple(widths)
+    steps = _DECODER_STEPS[name]
+    if len(widths) != steps or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise EffunetError(f"decoder_widths for {name} must be {steps} positive integers, got {widths}")
+    return widths
+
+
+def _builder(name: str) -> Callable[..., keras.Model]:
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        raise EffunetError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}") from None
+
+
+def _check_options(name: str, builder, options: dict) -> None:
+    shared = {"encoder", "encoder_weights", "decoder_widths", "name"}
+    allowed = set(inspect.signature(builder).parameters) - shared - {"inputs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise EffunetError(f"unknown option(s) {unknown} for model {name}; it accepts {sorted(allowed)}")
+
+
+def _round_up(side) -> int | None:
+    return None if side is None else -(-int(side) // SIZE_MULTIPLE) * SIZE_MULTIPLE

@@ -1,0 +1,79 @@
+"""Shared fixtures: small synthetic archives in the original formats and a local HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from effunet.data import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dsb_zip(tmp_path_factory) -> Path:
+    return synthetic.write_dsb2018_zip(tmp_path_factory.mktemp("dsb") / "stage1_train.zip", n_images=8)
+
+
+@pytest.fixture(scope="session")
+def drive_zip(tmp_path_factory) -> Path:
+    return synthetic.write_drive_zip(tmp_path_factory.mktemp("drive") / "DRIVE.zip", n_train=3, n_test=2)
+
+
+class FileServer(http.server.ThreadingHTTPServer):
+    """Serves `files` (path -> bytes); supports Range; can cut the first response short."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.cut_first_after: int | None = None  # bytes sent before dropping the first connection
+        self.ranges = True
+        self.requests: list[dict] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server: FileServer = self.server
+        server.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        body = server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if server.ranges and self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if server.cut_first_after is not None:
+            cut, server.cut_first_after = server.cut_first_after, None
+            self.wfile.write(payload[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def file_server():
+    server = FileServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

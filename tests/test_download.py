@@ -1,0 +1,115 @@
+import hashlib
+import socket
+import zipfile
+
+import pytest
+
+from effunet.data import download
+from effunet.errors import EffunetError
+
+PAYLOAD = bytes(range(256)) * 8000  # 2 MB: several 1 MiB chunks
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_download_verifies_checksum_and_logs_progress(file_server, tmp_path, caplog):
+    file_server.files["/data.bin"] = PAYLOAD
+    caplog.set_level("INFO")
+    path = download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256=sha(PAYLOAD))
+    assert path.read_bytes() == PAYLOAD
+    assert "sha256 of" in caplog.text and "MB" in caplog.text
+    assert not (tmp_path / "data.bin.part").exists()
+
+
+def test_interrupted_transfer_resumes_with_range(file_server, tmp_path):
+    file_server.files["/data.bin"] = PAYLOAD
+    file_server.cut_first_after = 700_000
+    path = download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256=sha(PAYLOAD),
+                             backoff_s=0)
+    assert path.read_bytes() == PAYLOAD
+    assert [r["range"] for r in file_server.requests] == [None, "bytes=700000-"]
+
+
+def test_server_without_range_support_restarts_cleanly(file_server, tmp_path):
+    file_server.files["/data.bin"] = PAYLOAD
+    file_server.cut_first_after, file_server.ranges = 500_000, False
+    path = download.download(file_server.url("/data.bin"), tmp_path / "data.bin", backoff_s=0)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_removes_the_download(file_server, tmp_path):
+    file_server.files["/data.bin"] = PAYLOAD
+    with pytest.raises(EffunetError, match="checksum mismatch for .*data.bin"):
+        download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_download_is_reused_without_a_request(file_server, tmp_path):
+    (tmp_path / "data.bin").write_bytes(PAYLOAD)
+    download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256=sha(PAYLOAD))
+    assert file_server.requests == []
+
+
+def test_unreachable_url_names_it(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/stage1_train.zip"
+    with pytest.raises(EffunetError, match=f"cannot download {url} after 2 attempts"):
+        download.download(url, tmp_path / "x.zip", retries=2, backoff_s=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_404_is_not_retried(file_server, tmp_path):
+    with pytest.raises(EffunetError, match="HTTP 404"):
+        download.download(file_server.url("/missing.zip"), tmp_path / "m.zip", backoff_s=0)
+    assert len(file_server.requests) == 1
+
+
+def test_fetch_url_archive_end_to_end(file_server, tmp_path, dsb_zip):
+    file_server.files["/stage1_train.zip"] = dsb_zip.read_bytes()
+    raw = download.fetch("dsb2018", file_server.url("/stage1_train.zip"), tmp_path / "raw",
+                         tmp_path / "downloads", sha256=sha(dsb_zip.read_bytes()))
+    assert len(list(raw.glob("*/images/*.png"))) == 8
+    assert (tmp_path / "downloads" / "stage1_train.zip").exists()
+
+
+def test_fetch_local_archive_file_url_and_folder(tmp_path, dsb_zip):
+    by_path = download.fetch("dsb2018", str(dsb_zip), tmp_path / "a", tmp_path / "dl")
+    by_url = download.fetch("dsb2018", dsb_zip.as_uri(), tmp_path / "b", tmp_path / "dl")
+    by_folder = download.fetch("dsb2018", str(by_path), tmp_path / "c", tmp_path / "dl")
+    names = [sorted(p.relative_to(root) for p in root.rglob("*.png")) for root in (by_path, by_url, by_folder)]
+    assert names[0] == names[1] == names[2] and len(names[0]) > 8
+
+
+def test_fetch_synthetic_writes_original_layout(tmp_path):
+    raw = download.fetch("drive", "synthetic", tmp_path / "raw", tmp_path / "dl",
+                         synthetic_options={"n_train": 2, "n_test": 1})
+    assert (raw / "DRIVE/training/images/21_training.tif").exists()
+    assert zipfile.is_zipfile(tmp_path / "dl" / "drive-synthetic.zip")
+
+
+def test_drive_without_source_says_where_to_get_it(tmp_path):
+    with pytest.raises(EffunetError, match="datasets.drive.source") as error:
+        download.fetch("drive", None, tmp_path / "raw", tmp_path / "dl")
+    assert "drive.grand-challenge.org" in str(error.value)
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("source", ["ftp://example.org/x.zip", "s3://bucket/x.zip"])
+def test_unknown_scheme_names_the_key(tmp_path, source):
+    with pytest.raises(EffunetError, match="datasets.dsb2018.source: unknown source scheme"):
+        download.fetch("dsb2018", source, tmp_path / "raw", tmp_path / "dl")
+
+
+def test_missing_local_source_and_local_checksum(tmp_path, dsb_zip):
+    with pytest.raises(EffunetError, match="nope.zip does not exist"):
+        download.fetch("dsb2018", str(tmp_path / "nope.zip"), tmp_path / "raw", tmp_path / "dl")
+    with pytest.raises(EffunetError, match="checksum mismatch"):
+        download.fetch("dsb2018", str(dsb_zip), tmp_path / "raw", tmp_path / "dl", sha256="f" * 64)
+    assert not (tmp_path / "raw").exists()
