@@ -1,0 +1,222 @@
+"""Training and inference throughput: effunet's Keras models against segmentation_models_pytorch.
+
+    python benchmarks/bench_models.py                       # effunet-b0 and resnet50-unet, 128 and 512
+    python benchmarks/bench_models.py --sizes 128 --models effunet-b0 --repeats 7
+
+For each (model, size) both libraries build the same architecture (smp ``Unet`` with the same
+encoder, decoder widths and bilinear upsampling, random init), warm up, then run interleaved
+repeats: Keras train, torch train, Keras infer, torch infer. A repeat times `steps` steps of
+batch `--batch`; the table shows the median images/s and keras/smp ratios.
+
+- Keras training step: ``model.train_on_batch`` after ``compile(Adam, binary cross-entropy,
+  jit_compile=effunet.models.jit_compile_default())``, i.e. the step function ``fit`` runs.
+- Keras inference: ``effunet.models.make_predict_fn(model)`` (a traced ``tf.function``).
+- torch training: ``model.train()``, Adam, ``BCEWithLogitsLoss``, ``zero_grad/backward/step``.
+- torch inference: ``model.eval()`` under ``torch.inference_mode()``.
+
+Both run on the same device with the same number of threads (`--threads`, default: the CPUs
+this process may use). torch and segmentation_models_pytorch come from the `bench` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SMP_ENCODERS = {"effunet-b0": "efficientnet-b0", "resnet50-unet": "resnet50"}
+DEFAULT_STEPS = {128: 10, 256: 4, 512: 2}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(SMP_ENCODERS), choices=list(SMP_ENCODERS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 512])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed repeats (median)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per repeat (default by size)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--decoder-widths", type=int, nargs=5, default=[256, 128, 64, 32, 16])
+    parser.add_argument("--only", choices=["keras", "torch"], help="run one library only")
+    return parser.parse_args(argv)
+
+
+def set_threads(threads: int) -> None:
+    import tensorflow as tf
+    import torch
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    torch.set_num_threads(threads)
+
+
+def import_smp():
+    """Import segmentation_models_pytorch; works around a torchvision without its C ops.
+
+    PyPI's Linux torchvision wheels link CUDA torch; next to a CPU torch its ``_C`` fails to load
+    and torchvision's import dies registering fakes for the undefined ``nms``/``qnms`` ops. smp's
+    Unet never calls them, so declaring their schemas lets timm and smp import.
+    """
+    import torch
+
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError:
+        import sys
+
+        for name in [m for m in sys.modules if m.startswith("torchvision")]:
+            del sys.modules[name]
+        import_smp.lib = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            import_smp.lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    import segmentation_models_pytorch as smp
+
+    return smp
+
+
+class KerasRunner:
+    def __init__(self, model_name: str, size: int, batch: int, widths):
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        from effunet.models import build, jit_compile_default, make_predict_fn
+
+        self.model = build(model_name, (size, size, 3), decoder_widths=tuple(widths))
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.BinaryCrossentropy(),
+            jit_compile=jit_compile_default(),
+        )
+        rng = np.random.default_rng(0)
+        self.x = tf.constant(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
+        self.y = tf.constant((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
+        self.predict = make_predict_fn(self.model)
+        self.params = self.model.count_params()
+
+    def train(self, steps: int) -> None:
+        for _ in range(steps):
+            loss = self.model.train_on_batch(self.x, self.y)
+        float(loss)
+
+    def infer(self, steps: int) -> None:
+        for _ in range(steps):
+            out = self.predict(self.x)
+        out.numpy()
+
+
+class TorchRunner:
+    def __init__(self, model_name: str, size: int, batch: int, widths):
+        import torch
+
+        smp = import_smp()
+        self.torch = torch
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = smp.Unet(
+            SMP_ENCODERS[model_name],
+            encoder_weights=None,
+            decoder_channels=tuple(widths),
+            decoder_interpolation="bilinear",
+            classes=1,
+        ).to(self.device)
+        gen = torch.Generator().manual_seed(0)
+        self.x = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(self.device)
+        self.y = (torch.rand(batch, 1, size, size, generator=gen) > 0.5).float().to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss = torch.nn.BCEWithLogitsLoss()
+        self.params = sum(p.numel() for p in self.model.parameters())
+
+    def train(self, steps: int) -> None:
+        self.model.train()
+        for _ in range(steps):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(self.model(self.x), self.y)
+            loss.backward()
+            self.optimizer.step()
+        loss.item()
+
+    def infer(self, steps: int) -> None:
+        self.model.eval()
+        with self.torch.inference_mode():
+            for _ in range(steps):
+                out = self.model(self.x)
+            out.sum().item()
+
+
+def images_per_second(fn, steps: int, batch: int) -> float:
+    start = time.perf_counter()
+    fn(steps)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_pair(model_name: str, size: int, args) -> dict:
+    steps = args.steps or DEFAULT_STEPS.get(size, 2)
+    runners = {}
+    if args.only != "torch":
+        runners["keras"] = KerasRunner(model_name, size, args.batch, args.decoder_widths)
+    if args.only != "keras":
+        runners["smp"] = TorchRunner(model_name, size, args.batch, args.decoder_widths)
+    for runner in runners.values():
+        runner.train(args.warmup)
+        runner.infer(args.warmup)
+    rates = {(lib, phase): [] for lib in runners for phase in ("train", "infer")}
+    for _ in range(args.repeats):
+        for phase in ("train", "infer"):
+            for lib, runner in runners.items():
+                rates[lib, phase].append(images_per_second(getattr(runner, phase), steps, args.batch))
+    row = {"model": model_name, "size": size, "steps": steps}
+    for lib, runner in runners.items():
+        row[f"{lib}_params"] = runner.params
+    for (lib, phase), values in rates.items():
+        row[f"{lib}_{phase}"] = statistics.median(values)
+    for phase in ("train", "infer"):
+        if ("keras", phase) in rates and ("smp", phase) in rates:
+            row[f"ratio_{phase}"] = row[f"keras_{phase}"] / row[f"smp_{phase}"]
+    return row
+
+
+def describe_device(threads: int) -> str:
+    import platform
+
+    import tensorflow as tf
+    import torch
+
+    gpus = tf.config.list_physical_devices("GPU")
+    where = f"GPU {gpus[0].name}" if gpus else f"CPU ({platform.processor() or platform.machine()})"
+    return f"{where}, {threads} threads; TF {tf.__version__}, torch {torch.__version__}"
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [r["model"], f"{r['size']}x{r['size']}"]
+        for phase in ("train", "infer"):
+            cells += [f"{r.get(f'keras_{phase}', float('nan')):.1f}", f"{r.get(f'smp_{phase}', float('nan')):.1f}"]
+            cells.append(f"{r[f'ratio_{phase}']:.2f}x" if f"ratio_{phase}" in r else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    print(describe_device(args.threads), f"batch {args.batch}, median of {args.repeats} repeats", flush=True)
+    rows = []
+    for size in args.sizes:
+        for model_name in args.models:
+            row = bench_pair(model_name, size, args)
+            print(row, flush=True)
+            rows.append(row)
+    print("\nimages/s (higher is better); ratio = keras / smp\n")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
