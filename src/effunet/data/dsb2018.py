@@ -54,16 +54,19 @@ def _sample(folder: Path) -> Sample:
 
 def merge_sample(sample: Sample) -> np.ndarray:
     """The instance label image: mask k (in file-name order) becomes label k."""
-    size = images.image_size(sample.image)
+    height, width = images.image_size(sample.image)
     if len(sample.masks) > MAX_INSTANCES:
         raise EffunetError(f"{sample.image}: {len(sample.masks)} masks exceed the uint16 label range")
-    labels = np.zeros(size, dtype=np.uint16)
+    labels = np.zeros((height, width), dtype=np.uint16)
     for label, mask_path in enumerate(sample.masks, start=1):
-        mask = images.read_mask(mask_path)
-        if mask.shape != size:
-            raise EffunetError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
-                               f"{sample.image} is {size[1]}x{size[0]} (width x height)")
-        labels[mask] = label
+        mask = images.open_gray(mask_path)
+        if mask.size != (width, height):
+            raise EffunetError(f"mask {mask_path} is {mask.width}x{mask.height} but its image "
+                               f"{sample.image} is {width}x{height} (width x height)")
+        box = mask.getbbox()  # only the nucleus' bounding box is compared and written: big images are mostly empty
+        if box:
+            left, top, right, bottom = box
+            labels[top:bottom, left:right][np.asarray(mask.crop(box)) > 127] = label
     return labels
 
 

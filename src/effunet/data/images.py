@@ -14,7 +14,8 @@ from effunet.files import atomic_path
 Size = tuple[int, int]  # (height, width), the order NumPy shapes use
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and decode an image file; any failure becomes an error naming the file."""
     try:
         image = Image.open(path)
         image.load()
@@ -50,20 +51,22 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    return to_rgb(_open(path))
+    return to_rgb(open_image(path))
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A binary mask as bool: any single-channel or colour file, foreground where brighter than 127."""
-    image = _open(path)
-    if image.mode not in ("L", "1"):
-        image = image.convert("L")
-    return np.asarray(image) > 127
+    return np.asarray(open_gray(path)) > 127
+
+
+def open_gray(path: str | os.PathLike) -> Image.Image:
+    image = open_image(path)
+    return image if image.mode in ("L", "1") else image.convert("L")
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
     """An instance label image (uint16, 0 = background)."""
-    return np.asarray(_open(path), dtype=np.uint16)
+    return np.asarray(open_image(path), dtype=np.uint16)
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 1) -> None:

@@ -1,0 +1,25 @@
+"""Workflow scripts only adapt the snakemake object: run one with a stub object, no Snakemake."""
+
+import runpy
+from types import SimpleNamespace
+
+import pandas as pd
+
+from conftest import ROOT
+
+
+def test_download_and_merge_scripts_with_a_stub_snakemake(tmp_path, dsb_zip):
+    download = runpy.run_path(str(ROOT / "workflow/scripts/download.py"))
+    merge = runpy.run_path(str(ROOT / "workflow/scripts/merge_masks.py"))
+    resize = runpy.run_path(str(ROOT / "workflow/scripts/resize_dsb2018.py"))
+    download["main"](SimpleNamespace(
+        wildcards=SimpleNamespace(dataset="dsb2018"), output=SimpleNamespace(raw=tmp_path / "raw"),
+        params=SimpleNamespace(source=str(dsb_zip), sha256=None, synthetic={}, downloads=tmp_path / "dl")))
+    merge["main"](SimpleNamespace(input=SimpleNamespace(raw=tmp_path / "raw"),
+                                  output=SimpleNamespace(labels=tmp_path / "labels"), threads=1))
+    resize["main"](SimpleNamespace(
+        input=SimpleNamespace(raw=tmp_path / "raw", labels=tmp_path / "labels"),
+        output=SimpleNamespace(images=tmp_path / "i", masks=tmp_path / "m", manifest=tmp_path / "x.csv"),
+        params=SimpleNamespace(size=[32, 64], split={"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0}),
+        threads=1))
+    assert pd.read_csv(tmp_path / "x.csv")["split"].value_counts().to_dict() == {"test": 4, "train": 2, "val": 2}
