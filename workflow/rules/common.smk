@@ -2,8 +2,9 @@
 
 import effunet.config
 
-
-effunet.config.validate(config, f"{workflow.current_basedir}/../schemas/config.schema.yaml")
+effunet.config.validate(
+    config, f"{workflow.current_basedir}/../schemas/config.schema.yaml"
+)
 
 DATASETS = list(config["datasets"])
 

@@ -4,13 +4,15 @@
 rule download:
     output:
         raw=directory(raw_dir("{dataset}")),
+    log:
+        "logs/download/{dataset}.log",
+    conda:
+        "../../envs/effunet.yaml"
     params:
         source=dataset_param("source"),
         sha256=dataset_param("sha256"),
         synthetic=synthetic_options,
         downloads="resources/downloads/{dataset}",
-    log:
-        "logs/download/{dataset}.log",
     script:
         "../scripts/download.py"
 
@@ -20,9 +22,11 @@ rule merge_masks:
         raw=raw_dir("dsb2018"),
     output:
         labels=directory(prepared("dsb2018", "labels")),
-    threads: config["threads"]
     log:
         "logs/merge_masks/dsb2018.log",
+    conda:
+        "../../envs/effunet.yaml"
+    threads: config["threads"]
     script:
         "../scripts/merge_masks.py"
 
@@ -35,12 +39,14 @@ rule resize_dsb2018:
         images=directory(prepared("dsb2018", "images")),
         masks=directory(prepared("dsb2018", "masks")),
         manifest=prepared("dsb2018", "manifest.csv"),
+    log:
+        "logs/resize/dsb2018.log",
+    conda:
+        "../../envs/effunet.yaml"
+    threads: config["threads"]
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
-    threads: config["threads"]
-    log:
-        "logs/resize/dsb2018.log",
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -53,11 +59,13 @@ rule convert_drive:
         masks=directory(prepared("drive", "masks")),
         fov=directory(prepared("drive", "fov")),
         manifest=prepared("drive", "manifest.csv"),
+    log:
+        "logs/resize/drive.log",
+    conda:
+        "../../envs/effunet.yaml"
+    threads: config["threads"]
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
-    threads: config["threads"]
-    log:
-        "logs/resize/drive.log",
     script:
         "../scripts/convert_drive.py"
