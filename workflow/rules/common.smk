@@ -11,6 +11,8 @@ DATASETS = list(config["datasets"])
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
+    model="|".join(config["models"]),
+    seed=r"\d+",
 
 
 def raw_dir(dataset):
@@ -42,5 +44,24 @@ def synthetic_options(wildcards):
     return dataset_setting(wildcards.dataset, "synthetic")
 
 
+def run_dir(name):
+    """A file of one training run; the experiment's identity is in the path."""
+    return f"results/{{dataset}}/{{model}}/seed{{seed}}/{name}"
+
+
+def train_settings(wildcards):
+    """The global train block with the data set's overrides: everything that shapes a run."""
+    return effunet.config.train_settings(config, wildcards.dataset)
+
+
+def run_tags(wildcards):
+    return {"dataset": wildcards.dataset, "model": wildcards.model, "seed": wildcards.seed, "rule": "train"}
+
+
 def all_targets():
-    return [prepared(dataset, "manifest.csv") for dataset in DATASETS]
+    return expand(
+        "results/{dataset}/{model}/seed{seed}/run.json",
+        dataset=DATASETS,
+        model=config["models"],
+        seed=config["seeds"],
+    )

@@ -1,0 +1,1 @@
+"""Training: tf.data input pipeline, losses and metrics, resumable epoch loop with early stopping."""

@@ -1,0 +1,62 @@
+"""Per-epoch checkpoints that survive SIGKILL: each is a complete folder, published by renaming.
+
+    checkpoint/epoch-0007/model.keras     weights and optimizer state after epoch 7
+    checkpoint/epoch-0007/best.weights.h5 the best weights so far (early stopping keeps them)
+    checkpoint/epoch-0007/state.json      epoch, early-stopping state, history, MLflow run id, fingerprint
+    checkpoint/latest                     the name of the newest complete folder, replaced atomically
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import keras
+
+from effunet.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def save(checkpoint_dir: str | os.PathLike, model: keras.Model, best_weights: Path | None, state: dict) -> Path:
+    checkpoint_dir = Path(checkpoint_dir)
+    name = f"epoch-{state['epoch']:04d}"
+    staging = checkpoint_dir / f".{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save(staging / "model.keras")
+    if best_weights is not None and best_weights.exists():
+        shutil.copy2(best_weights, staging / "best.weights.h5")
+    (staging / "state.json").write_text(json.dumps(state, indent=1))
+    final = checkpoint_dir / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    write_text_atomic(checkpoint_dir / "latest", name)
+    for old in checkpoint_dir.glob("epoch-*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest(checkpoint_dir: str | os.PathLike, fingerprint: str) -> tuple[Path, dict] | None:
+    """The newest complete checkpoint made with the same settings, or None."""
+    pointer = Path(checkpoint_dir) / "latest"
+    if not pointer.exists():
+        return None
+    folder = Path(checkpoint_dir) / pointer.read_text().strip()
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        log.warning("checkpoint %s is unreadable; starting over", folder)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.info("checkpoint %s was made with other settings or data; starting over", folder)
+        return None
+    return folder, state
+
+
+def remove(checkpoint_dir: str | os.PathLike) -> None:
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)

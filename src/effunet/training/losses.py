@@ -1,0 +1,102 @@
+"""Losses (bce, dice, bce+dice) and pooled pixel metrics (IoU, Dice), serialisable in .keras files."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from effunet.errors import ConfigError
+
+SMOOTH = 1.0
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class SoftDiceLoss(keras.losses.Loss):
+    """1 - soft Dice over the whole batch (pooled), so empty images do not dominate."""
+
+    def __init__(self, name="dice_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float32")
+        overlap = ops.sum(y_true * y_pred)
+        dice = (2.0 * overlap + SMOOTH) / (ops.sum(y_true) + ops.sum(y_pred) + SMOOTH)
+        return ops.broadcast_to(1.0 - dice, ops.shape(y_true)[:1])
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class BceDiceLoss(keras.losses.Loss):
+    """Binary cross-entropy plus soft Dice, equally weighted."""
+
+    def __init__(self, name="bce_dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.bce = keras.losses.BinaryCrossentropy()
+        self.dice = SoftDiceLoss()
+
+    def call(self, y_true, y_pred):
+        return self.bce(y_true, y_pred) + self.dice(y_true, y_pred)
+
+
+def make_loss(name: str) -> keras.losses.Loss:
+    if name == "bce":
+        return keras.losses.BinaryCrossentropy(name="bce")
+    if name == "dice":
+        return SoftDiceLoss()
+    if name == "bce+dice":
+        return BceDiceLoss()
+    raise ConfigError(f"config key train.loss: unknown loss {name!r} (bce, dice, bce+dice)")
+
+
+class _PixelCounts(keras.metrics.Metric):
+    """True/false positives and false negatives at threshold 0.5, summed over every pixel of the epoch."""
+
+    def __init__(self, name, threshold=0.5, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.threshold = threshold
+        self.tp = self.add_variable(shape=(), initializer="zeros", name="tp")
+        self.fp = self.add_variable(shape=(), initializer="zeros", name="fp")
+        self.fn = self.add_variable(shape=(), initializer="zeros", name="fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth = ops.cast(y_true > 0.5, "float32")
+        predicted = ops.cast(y_pred > self.threshold, "float32")
+        self.tp.assign_add(ops.sum(truth * predicted))
+        self.fp.assign_add(ops.sum((1.0 - truth) * predicted))
+        self.fn.assign_add(ops.sum(truth * (1.0 - predicted)))
+
+    def reset_state(self):
+        for variable in (self.tp, self.fp, self.fn):
+            variable.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class PooledIoU(_PixelCounts):
+    """Foreground IoU = TP / (TP + FP + FN); 1 when both truth and prediction are empty."""
+
+    def __init__(self, name="iou", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def result(self):
+        union = self.tp + self.fp + self.fn
+        return ops.where(union > 0, self.tp / ops.maximum(union, 1.0), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class PooledDice(_PixelCounts):
+    """Dice = 2 TP / (2 TP + FP + FN); 1 when both truth and prediction are empty."""
+
+    def __init__(self, name="dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def result(self):
+        denominator = 2.0 * self.tp + self.fp + self.fn
+        return ops.where(denominator > 0, 2.0 * self.tp / ops.maximum(denominator, 1.0), 1.0)
+
+
+def make_metrics() -> list[keras.metrics.Metric]:
+    """Pixel accuracy (the study's metric), IoU and Dice, all at threshold 0.5."""
+    return [keras.metrics.BinaryAccuracy(name="accuracy"), PooledIoU(), PooledDice()]

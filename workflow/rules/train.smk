@@ -1,0 +1,28 @@
+# Training: one GPU-tagged, resumable job per data set x model x seed, each tracked in MLflow.
+
+
+rule train:
+    input:
+        manifest=prepared("{dataset}", "manifest.csv"),
+        images=prepared("{dataset}", "images"),
+        masks=prepared("{dataset}", "masks"),
+    output:
+        model=run_dir("model.keras"),
+        history=run_dir("history.csv"),
+        run=run_dir("run.json"),
+    params:
+        settings=train_settings,
+        checkpoint=run_dir("checkpoint"),
+        run_name="{dataset}/{model}/seed{seed}",
+        tags=run_tags,
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=720,
+    log:
+        "logs/train/{dataset}/{model}/seed{seed}.log",
+    conda:
+        "../../envs/effunet.yaml"
+    script:
+        "../scripts/train.py"
