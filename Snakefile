@@ -18,6 +18,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 
 
+onstart:
+    prepare_tracking()
+
+
 rule all:
     default_target: True
     input:

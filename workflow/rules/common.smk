@@ -54,10 +54,6 @@ def train_settings(wildcards):
     return effunet.config.train_settings(config, wildcards.dataset)
 
 
-def run_tags(wildcards):
-    return {"dataset": wildcards.dataset, "model": wildcards.model, "seed": wildcards.seed, "rule": "train"}
-
-
 def all_targets():
     return expand(
         "results/{dataset}/{model}/seed{seed}/run.json",
@@ -65,3 +61,14 @@ def all_targets():
         model=config["models"],
         seed=config["seeds"],
     )
+
+
+def prepare_tracking():
+    """Create the MLflow store and experiment once, before training jobs log to it concurrently."""
+    from effunet.errors import EffunetError
+    from effunet.tracking import prepare_store
+
+    try:
+        prepare_store(config["mlflow"]["tracking_uri"], config["mlflow"]["experiment"])
+    except EffunetError as error:
+        logger.warning(f"MLflow tracking unavailable, training jobs will skip it: {error}")

@@ -13,8 +13,6 @@ rule train:
     params:
         settings=train_settings,
         checkpoint=run_dir("checkpoint"),
-        run_name="{dataset}/{model}/seed{seed}",
-        tags=run_tags,
     threads: 4
     resources:
         gpu=1,

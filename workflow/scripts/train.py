@@ -6,17 +6,17 @@ from effunet.logs import run_logged
 
 
 def main(smk):
-    from effunet.training.loop import Settings, Tracking, train  # after logging is set up: TF is chatty
+    from effunet.training.loop import Outputs, Settings, Tracking, train  # after logging is set up
 
     # The tracking location is read from the config, not params, on purpose: moving the MLflow
     # store must not retrain anything.
     mlflow = smk.config["mlflow"]
     train(prepared_dir=Path(smk.input.manifest).parent, model_name=smk.wildcards.model,
-          seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings),
-          model_path=smk.output.model, history_path=smk.output.history, run_path=smk.output.run,
-          checkpoint_dir=smk.params.checkpoint, threads=smk.threads,
+          seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
+          outputs=Outputs(Path(smk.output.model), Path(smk.output.history), Path(smk.output.run),
+                          Path(smk.params.checkpoint)),
           tracking_info=Tracking(uri=mlflow["tracking_uri"], experiment=mlflow["experiment"],
-                                 run_name=smk.params.run_name, tags=smk.params.tags))
+                                 dataset=smk.wildcards.dataset, rule=smk.rule))
 
 
 if __name__ == "__main__":

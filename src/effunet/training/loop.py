@@ -52,10 +52,12 @@ class Settings:
 
 @dataclass
 class Tracking:
+    """Where the run is tracked; no URI switches tracking off."""
+
     uri: str | None = None
     experiment: str = "effunet"
-    run_name: str = "run"
-    tags: dict = field(default_factory=dict)
+    dataset: str = "unknown"
+    rule: str | None = None
 
 
 @dataclass
@@ -126,102 +128,136 @@ def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
 
 def limit_threads(threads: int | None) -> None:
     """Use the cores the scheduler gave the job; must run before TensorFlow executes anything."""
-    if threads:
+    if not threads:
+        return
+    try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:  # TensorFlow already started in this process (tests, notebooks): keep its pools
+        log.info("TensorFlow already initialised; keeping its thread pools")
 
 
-def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings: Settings,
-          model_path: str | os.PathLike, history_path: str | os.PathLike, run_path: str | os.PathLike,
-          checkpoint_dir: str | os.PathLike, tracking_info: Tracking | None = None,
-          threads: int | None = None) -> dict:
-    """Train one data set x model x seed; resume from `checkpoint_dir` if an earlier attempt was killed."""
+@dataclass
+class Outputs:
+    model: Path
+    history: Path
+    run: Path
+    checkpoint_dir: Path
+
+
+def _fresh_state(settings: Settings, identity: str) -> dict:
+    return {"epoch": 0, "history": [], "run_id": None, "elapsed_s": 0.0, "fingerprint": identity,
+            "resumed_after": [], "early_stopping": asdict(EarlyStopping(settings.patience))}
+
+
+def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path):
+    """A fresh compiled model, or the model, optimizer and loop state of the last checkpoint."""
+    resumed = checkpoint.latest(checkpoint_dir, identity)
+    with distribution_strategy().scope():
+        if not resumed:
+            return build_compiled(model_name, input_shape, settings), _fresh_state(settings, identity)
+        folder, state = resumed
+        log.info("resuming from %s after epoch %d", folder, state["epoch"])
+        model = keras.models.load_model(folder / "model.keras", compile=True)
+    if (folder / "best.weights.h5").exists():
+        shutil.copy2(folder / "best.weights.h5", checkpoint_dir / "best.weights.h5")
+    state["resumed_after"].append(state["epoch"])
+    return model, state
+
+
+def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
+    if not info.uri:
+        return tracking.disabled("no tracking URI configured")
+    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule)
+    return tracking.RunTracker.open(info.uri, info.experiment, tracking.run_name(info.dataset, model_name, seed),
+                                    run_id=run_id, tags=tags)
+
+
+def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
+    """Train one epoch, validate, and return the history row."""
+    start = time.monotonic()
+    (train_images, train_masks), (val_images, val_masks) = data
+    batches = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed, epoch=epoch,
+                                   augment=settings.augment)
+    fit_logs = model.fit(batches, epochs=1, verbose=0, shuffle=False).history
+    val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False),
+                              verbose=0, return_dict=True)
+    return {"epoch": epoch, **{k: float(fit_logs[k][-1]) for k in METRICS},
+            **{f"val_{k}": float(val_logs[k]) for k in METRICS},
+            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "seconds": time.monotonic() - start}
+
+
+def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings: Settings, outputs: Outputs,
+          tracking_info: Tracking | None = None, threads: int | None = None) -> dict:
+    """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed."""
     start = time.monotonic()
     limit_threads(threads)
-    prepared_dir, checkpoint_dir = Path(prepared_dir), Path(checkpoint_dir)
-    tracking_info = tracking_info or Tracking()
+    prepared_dir, checkpoint_dir = Path(prepared_dir), Path(outputs.checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    train_images, train_masks = dataset.load_split(prepared_dir, "train")
-    val_images, val_masks = dataset.load_split(prepared_dir, "val")
-    input_shape = train_images.shape[1:3] + (3,)
+    data = dataset.load_split(prepared_dir, "train"), dataset.load_split(prepared_dir, "val")
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = fingerprint(model_name, seed, settings, prepared_dir)
-    resumed = checkpoint.latest(checkpoint_dir, identity)
-    with distribution_strategy().scope():
-        if resumed:
-            folder, state = resumed
-            model = keras.models.load_model(folder / "model.keras", compile=True)
-            log.info("resuming from %s after epoch %d", folder, state["epoch"])
-        else:
-            model = build_compiled(model_name, input_shape, settings)
-            state = {"epoch": 0, "history": [], "run_id": None, "elapsed_s": 0.0, "fingerprint": identity,
-                     "early_stopping": asdict(EarlyStopping(settings.patience))}
+    model, state = _model_and_state(model_name, data[0][0].shape[1:3] + (3,), settings, identity, checkpoint_dir)
     stopper = EarlyStopping(**state["early_stopping"])
     best_weights = checkpoint_dir / "best.weights.h5"
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    if resumed and (folder / "best.weights.h5").exists():
-        shutil.copy2(folder / "best.weights.h5", best_weights)
-    tracker = tracking.RunTracker.open(tracking_info.uri, tracking_info.experiment, tracking_info.run_name,
-                                       run_id=state["run_id"], tags=tracking_info.tags)
-    state["run_id"] = tracker.run_id
-    if not resumed:
-        tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
-                            "input_shape": list(input_shape), "parameters": model.count_params(),
-                            "train_images": len(train_images), "val_images": len(val_images)})
-    history, epoch, elapsed_before = state["history"], state["epoch"], state["elapsed_s"]
-    while epoch < settings.max_epochs and not stopper.should_stop:
-        epoch += 1
-        epoch_start = time.monotonic()
-        train_data = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed,
-                                          epoch=epoch, augment=settings.augment)
-        fit_logs = model.fit(train_data, epochs=1, verbose=0, shuffle=False).history
-        val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size,
-                                                       shuffle=False), verbose=0, return_dict=True)
-        row = {"epoch": epoch, **{k: float(fit_logs[k][-1]) for k in METRICS},
-               **{f"val_{k}": float(val_logs[k]) for k in METRICS},
-               "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-               "seconds": time.monotonic() - epoch_start}
-        history.append(row)
-        if stopper.update(epoch, row["val_loss"]):
-            best_weights.parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(best_weights)
-        log.info(_epoch_line(epoch, settings.max_epochs, row))
-        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-        state.update(epoch=epoch, early_stopping=asdict(stopper),
-                     elapsed_s=elapsed_before + time.monotonic() - start)
-        checkpoint.save(checkpoint_dir, model, best_weights, state)
-    stop_reason = "early_stopping" if stopper.should_stop else "max_epochs"
-    if not best_weights.exists():
-        raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
-                           "(training diverged); try a lower learning rate")
-    model.load_weights(best_weights)
-    summary = {"run_id": tracker.run_id, "dataset_dir": str(prepared_dir), "model": model_name, "seed": seed,
-               "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
-               "best_val_loss": stopper.best_loss, "stop_reason": stop_reason,
-               "wall_seconds": elapsed_before + time.monotonic() - start,
-               "seconds_per_epoch": sum(r["seconds"] for r in history) / max(len(history), 1),
-               "parameters": int(model.count_params()), "mixed_precision": mixed,
-               "resumed": bool(resumed)}
-    _write_outputs(model, history, summary, Path(model_path), Path(history_path), Path(run_path))
-    tracker.log_metrics({"best_epoch": stopper.best_epoch, "best_val_loss": stopper.best_loss,
-                         "epochs_trained": len(history), "wall_seconds": summary["wall_seconds"]},
-                        step=len(history))
-    tracker.set_tags({"stop_reason": stop_reason})
-    tracker.log_artifact(history_path)
-    tracker.log_artifact(model_path)
-    tracker.finish()
+    with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
+        if state["run_id"] is None:
+            tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
+                                "input_shape": list(data[0][0].shape[1:]), "parameters": model.count_params(),
+                                "train_images": len(data[0][0]), "val_images": len(data[1][0])})
+        state["run_id"] = tracker.run_id
+        elapsed_before = state["elapsed_s"]
+        while state["epoch"] < settings.max_epochs and not stopper.should_stop:
+            row = _epoch(model, data, settings, seed, state["epoch"] + 1)
+            state["history"].append(row)
+            if stopper.update(row["epoch"], row["val_loss"]):
+                model.save_weights(best_weights)
+            log.info(_epoch_line(row["epoch"], settings.max_epochs, row))
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            state.update(epoch=row["epoch"], early_stopping=asdict(stopper),
+                         elapsed_s=elapsed_before + time.monotonic() - start)
+            checkpoint.save(checkpoint_dir, model, best_weights, state)
+        if not best_weights.exists():
+            raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
+                               "(training diverged); try a lower learning rate")
+        model.load_weights(best_weights)
+        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start)
+        _write_outputs(model, state["history"], summary, outputs)
+        _track_outcome(tracker, summary, outputs)
     checkpoint.remove(checkpoint_dir)
-    log.info("done: %d epochs, best epoch %d (val_loss %.4f), stopped by %s, %.1f s", len(history),
-             stopper.best_epoch, stopper.best_loss, stop_reason, summary["wall_seconds"])
+    log.info("done: %d epochs, best epoch %d (val_loss %.4f), stopped by %s, %.1f s", summary["epochs_trained"],
+             summary["best_epoch"], summary["best_val_loss"], summary["stop_reason"], summary["wall_seconds"])
     return summary
 
 
-def _write_outputs(model, history, summary, model_path: Path, history_path: Path, run_path: Path) -> None:
-    partial = model_path.with_name(f".{model_path.stem}.partial.keras")
+def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float) -> dict:
+    history = state["history"]
+    return {"run_id": state["run_id"], "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
+            "best_val_loss": stopper.best_loss,
+            "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
+            "wall_seconds": wall_seconds, "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+            "parameters": int(model.count_params()), "mixed_precision": mixed,
+            "resumed_after_epochs": state["resumed_after"]}
+
+
+def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
+    tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
+                                                       "wall_seconds", "seconds_per_epoch")},
+                        step=summary["epochs_trained"])
+    tracker.set_tags({"stop_reason": summary["stop_reason"]})
+    tracker.log_artifact(outputs.history)
+    tracker.log_artifact(outputs.model)
+
+
+def _write_outputs(model, history: list[dict], summary: dict, outputs: Outputs) -> None:
+    model_path = Path(outputs.model)
+    partial = model_path.with_name(f".{model_path.stem}.partial.keras")  # Keras insists on the suffix
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(partial)
     os.replace(partial, model_path)
-    with atomic_path(history_path) as tmp:
+    with atomic_path(outputs.history) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
-    write_text_atomic(run_path, json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(outputs.run, json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,161 @@
+"""Training: pipeline determinism, losses and metrics, early stopping, outputs, kill-and-resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effunet.data import archives, dsb2018, synthetic
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("prepared")
+    archive = synthetic.write_dsb2018_zip(work / "dsb.zip", n_images=12, seed=5)
+    archives.extract(archive, work / "raw")
+    dsb2018.merge_masks(work / "raw", work / "labels")
+    dsb2018.resize(work / "raw", work / "labels", work / "p/images", work / "p/masks", work / "p/manifest.csv",
+                   (32, 32), test_fraction=0.17, val_fraction=0.2, seed=0)
+    return work / "p"
+
+
+def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
+    from effunet.training import dataset
+
+    images, masks = dataset.load_split(prepared, "train")
+    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and masks.shape[1:] == (32, 32, 1)
+
+    def first_batch(**kwargs):
+        x, y = next(iter(dataset.make_dataset(images, masks, len(images), **kwargs)))
+        return x.numpy(), y.numpy()
+
+    x1, y1 = first_batch(seed=1, epoch=4)
+    x2, _ = first_batch(seed=1, epoch=4)
+    x3, _ = first_batch(seed=1, epoch=5)
+    np.testing.assert_array_equal(x1, x2)
+    assert not np.array_equal(x1, x3)
+    assert x1.dtype == np.float32 and x1.max() > 1.5  # the 0..255 input contract
+    assert set(np.unique(y1)) <= {0.0, 1.0}
+    assert sorted(map(bytes, x1.astype(np.uint8))) == sorted(map(bytes, images.astype(np.uint8)))
+    xa, ya = first_batch(seed=1, epoch=4, augment=True)
+    # every augmented pair is the same flip/rotation of some original image and of its mask
+    for image, mask in zip(xa.astype(np.uint8), ya):
+        candidates = [(np.rot90(f(o), k), np.rot90(f(m), k)) for o, m in zip(images, masks > 127)
+                      for f in (lambda a: a, np.flipud, np.fliplr, lambda a: a[::-1, ::-1]) for k in range(4)]
+        assert any(np.array_equal(image, ci) and np.array_equal(mask.astype(bool), cm) for ci, cm in candidates)
+
+
+def test_pooled_metrics_and_losses_known_answers():
+    import keras
+
+    from effunet.training import losses
+
+    truth = np.zeros((1, 4, 4, 1), np.float32)
+    truth[0, :2, :2] = 1  # 4 foreground pixels
+    pred = np.zeros((1, 4, 4, 1), np.float32)
+    pred[0, :2, :1] = 0.9  # 2 true positives
+    pred[0, 3, 3] = 0.8  # 1 false positive
+    iou, dice = losses.PooledIoU(), losses.PooledDice()
+    iou.update_state(truth, pred)
+    dice.update_state(truth, pred)
+    assert float(iou.result()) == pytest.approx(2 / 5)  # TP / (TP + FP + FN) = 2 / (2 + 1 + 2)
+    assert float(dice.result()) == pytest.approx(4 / 7)  # 2TP / (2TP + FP + FN)
+    empty_iou = losses.PooledIoU()
+    empty_iou.update_state(np.zeros_like(truth), np.zeros_like(pred))
+    assert float(empty_iou.result()) == 1.0
+    soft = 1 - (2 * (0.9 * 2) + 1) / (4 + (0.9 * 2 + 0.8) + 1)
+    assert float(losses.make_loss("dice")(truth, pred)) == pytest.approx(soft, rel=1e-5)
+    bce = float(keras.losses.BinaryCrossentropy()(truth, pred))
+    assert float(losses.make_loss("bce+dice")(truth, pred)) == pytest.approx(bce + soft, rel=1e-5)
+
+
+def test_early_stopping_counts_patience_and_ignores_nan():
+    from effunet.training.loop import EarlyStopping
+
+    stopper = EarlyStopping(patience=2)
+    assert stopper.update(1, 0.5) and not stopper.update(2, float("nan")) and not stopper.should_stop
+    assert not stopper.update(3, 0.6) and stopper.should_stop and stopper.best_epoch == 1
+
+
+def run_worker(prepared: Path, out: Path, epochs: int, uri: str = "") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(HERE / "train_worker.py"), str(prepared), str(out), str(epochs), uri],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from effunet import tracking
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.prepare_store(uri, "resume-test")
+    epochs = 6
+    straight = run_worker(prepared, tmp_path / "straight", epochs)
+    interrupted = run_worker(prepared, tmp_path / "killed", epochs, uri)
+    pointer = tmp_path / "killed/checkpoint/latest"
+    deadline = time.monotonic() + 300
+    while not (pointer.exists() and pointer.read_text() >= "epoch-0002"):
+        assert interrupted.poll() is None, interrupted.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(interrupted.pid, signal.SIGKILL)
+    interrupted.wait()
+    assert not (tmp_path / "killed/run.json").exists()
+    resumed = run_worker(prepared, tmp_path / "killed", epochs, uri)
+    resumed_log, _ = resumed.communicate(timeout=600)
+    straight_log, _ = straight.communicate(timeout=600)
+    assert resumed.returncode == 0 and straight.returncode == 0, resumed_log[-2000:] + straight_log[-2000:]
+    assert "resuming from" in resumed_log
+
+    summary = json.loads((tmp_path / "killed/run.json").read_text())
+    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"][0] >= 2
+    a = pd.read_csv(tmp_path / "straight/history.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "killed/history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-7)  # same epochs, same metrics on CPU
+    assert not (tmp_path / "killed/checkpoint").exists()
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == summary["run_id"]
+    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == "dsb2018/unet/seed3"
+    steps = {m.step for m in client.get_metric_history(summary["run_id"], "val_loss")}
+    assert steps == set(range(1, epochs + 1))
+    artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
+    assert {"history.csv", "model.keras"} <= artifacts
+
+
+@pytest.mark.slow
+def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
+    import keras
+
+    from effunet.training import loop
+
+    settings = loop.Settings(max_epochs=30, patience=2, batch_size=4, learning_rate=0.3, optimizer="sgd",
+                             encoder_weights="none", model_options={"base_filters": 4})
+    outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json",
+                           tmp_path / "ckpt")
+    summary = loop.train(prepared, "unet", 0, settings, outputs, threads=1)
+    history = pd.read_csv(outputs.history)
+    expected = ["epoch", "loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice",
+                "learning_rate", "seconds"]
+    assert list(history.columns) == expected
+    assert summary == json.loads(outputs.run.read_text())
+    assert summary["stop_reason"] == "early_stopping" and len(history) < 30
+    assert summary["best_epoch"] == int(history.loc[history.val_loss.idxmin(), "epoch"])
+    assert len(history) == summary["best_epoch"] + 2  # patience 2
+    from effunet.training import dataset
+
+    model = keras.models.load_model(outputs.model, compile=True)
+    val = model.evaluate(dataset.make_dataset(*dataset.load_split(prepared, "val"), 4, shuffle=False),
+                         verbose=0, return_dict=True)
+    assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept
