@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -30,18 +31,24 @@ EXPERIMENT = "effunet-test"
 
 
 @pytest.fixture(scope="session")
-def empty_db(tmp_path_factory) -> Path:
-    """A database with MLflow's schema, made once: migrations take seconds, copying does not."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
+def default_store(tmp_path_factory) -> tuple[Path, str, str]:
+    """prepare_store run twice on the default URI in a fresh folder: (folder, first id, second id).
+
+    Made once per session: creating MLflow's schema takes seconds; tests copy the database.
+    """
+    folder = tmp_path_factory.mktemp("default-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        first = tracking.prepare_store(tracking.DEFAULT_TRACKING_URI, "effunet")
+        second = tracking.prepare_store(tracking.DEFAULT_TRACKING_URI, "effunet")
+    return folder, first, second
 
 
 @pytest.fixture
-def store(tmp_path, empty_db) -> str:
+def store(tmp_path, default_store) -> str:
     """A prepared SQLite store at <tmp>/results/mlflow.db with experiment EXPERIMENT."""
     (tmp_path / "results").mkdir()
-    shutil.copy(empty_db, tmp_path / "results" / "mlflow.db")
+    shutil.copy(default_store[0] / "results" / "mlflow.db", tmp_path / "results" / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/results/mlflow.db"
     tracking.prepare_store(uri, EXPERIMENT)
     return uri
@@ -71,17 +78,15 @@ def free_port() -> int:
 # --- store set-up ------------------------------------------------------------------------------
 
 
-def test_prepare_store_is_idempotent_and_puts_artifacts_next_to_the_db(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    first = tracking.prepare_store(tracking.DEFAULT_TRACKING_URI, "effunet")
-    second = tracking.prepare_store(tracking.DEFAULT_TRACKING_URI, "effunet")
-
-    assert first == second
-    assert (tmp_path / "results" / "mlflow.db").is_file()
+def test_prepare_store_is_idempotent_and_puts_artifacts_next_to_the_db(default_store, monkeypatch):
+    folder, first, second = default_store
+    monkeypatch.chdir(folder)
+    assert first == second == tracking.prepare_store(tracking.DEFAULT_TRACKING_URI, "effunet")
+    assert (folder / "results" / "mlflow.db").is_file()
     client = MlflowClient(tracking.DEFAULT_TRACKING_URI)
     experiments = [e for e in client.search_experiments() if e.name == "effunet"]
     assert len(experiments) == 1 and experiments[0].experiment_id == first
-    assert experiments[0].artifact_location == (tmp_path / "results" / "mlartifacts" / "effunet").as_uri()
+    assert experiments[0].artifact_location == (folder / "results" / "mlartifacts" / "effunet").as_uri()
 
 
 def test_prepare_store_error_names_the_uri(tmp_path):
@@ -115,6 +120,9 @@ def test_run_logs_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch
             tracker.log_metrics({"loss": 1.0 / (epoch + 1), "val_dice": 0.1 * epoch}, step=epoch)
         tracker.log_artifact(tmp_path / "history.csv")
         tracker.log_artifact(tmp_path / "model.keras")
+        (tmp_path / "plots").mkdir()
+        (tmp_path / "plots" / "curve.png").write_bytes(b"png")
+        tracker.log_artifact(tmp_path / "plots", "plots")
 
     client, runs = runs_of(store)
     assert [r.info.run_id for r in runs] == [tracker.run_id]
@@ -131,7 +139,8 @@ def test_run_logs_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch
     assert (run.data.tags["dataset"], run.data.tags["model"], run.data.tags["seed"]) == ("dsb2018", "effunet-b0", "1")
     assert history(client, tracker.run_id, "loss") == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
     assert [s for s, _ in history(client, tracker.run_id, "val_dice")] == [0, 1, 2]
-    assert sorted(a.path for a in client.list_artifacts(tracker.run_id)) == ["history.csv", "model.keras"]
+    assert sorted(a.path for a in client.list_artifacts(tracker.run_id)) == ["history.csv", "model.keras", "plots"]
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "plots")] == ["plots/curve.png"]
     stored = tmp_path / "results" / "mlartifacts" / EXPERIMENT / tracker.run_id / "artifacts" / "model.keras"
     assert stored.read_bytes() == b"weights"
     assert not (Path.cwd() / "mlruns").exists()
@@ -255,7 +264,8 @@ def test_unreachable_server_gives_a_disabled_tracker_quickly(tmp_path, caplog):
                                            tags=tracking.default_tags("drive", "unet", 0))
     assert time.monotonic() - start < 15
     assert not tracker.enabled and tracker.run_id is None
-    assert any("tracking skipped" in r.getMessage() and uri in r.getMessage() for r in caplog.records)
+    assert any("tracking skipped" in r.getMessage() and uri in r.getMessage()
+               and "connection refused" in r.getMessage() for r in caplog.records)
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # restored after the call
 
     start = time.monotonic()
@@ -266,6 +276,34 @@ def test_unreachable_server_gives_a_disabled_tracker_quickly(tmp_path, caplog):
         tracker.log_artifact(tmp_path / "missing.csv")
     tracker.finish("FAILED")
     assert time.monotonic() - start < 1
+
+
+def test_silent_server_is_bounded_by_the_request_timeout(monkeypatch, caplog):
+    """A server that accepts connections but never answers: MLflow's own 120 s timeout must not apply."""
+    monkeypatch.setitem(tracking.PROBE_HTTP_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # the probe overrides even this
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshake; nobody ever reads or writes
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+            tracker = tracking.RunTracker.open(uri, EXPERIMENT, "drive/unet/seed0")
+        elapsed = time.monotonic() - start
+    assert not tracker.enabled
+    assert 1 <= elapsed < 1 * tracking.PROBE_ATTEMPTS + 5
+    assert any("tracking skipped" in r.getMessage() and "timed out" in r.getMessage()
+               for r in caplog.records)
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "120"
+
+
+def test_prepare_store_not_strict_only_warns(fast_retries, caplog):
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(EffunetError, match=uri):
+        tracking.prepare_store(uri, EXPERIMENT)
+    with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+        assert tracking.prepare_store(uri, EXPERIMENT, strict=False) is None
+    assert any("skipped" in r.getMessage() and uri in r.getMessage() for r in caplog.records)
 
 
 def test_disabled_tracker_lets_errors_through():
@@ -282,24 +320,28 @@ def test_disabled_tracker_lets_errors_through():
 # --- concurrency -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_six_concurrent_jobs_on_one_sqlite_store(store, tmp_path):
+    """Six processes log full runs at once; every run and every metric value must be in the store.
+
+    The processes come from a forkserver that imported MLflow once (fresh processes, no store or
+    connection inherited) so the test costs one MLflow import rather than six.
+    """
     workers, epochs = 6, 20
     go = tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    procs = [
-        subprocess.Popen([sys.executable, str(HERE / "tracking_worker.py"), store, EXPERIMENT, str(i),
-                          str(tmp_path), "--epochs", str(epochs), "--go", str(go)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for i in range(workers)
-    ]
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlflow", "mlflow.store.tracking.sqlalchemy_store", "tracking_worker"])
+    procs = [context.Process(target=tracking_worker.run_job, args=(store, EXPERIMENT, i, tmp_path, epochs, go))
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("ready-*"))) < workers and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     go.touch()  # all start logging at once
-    results = [p.communicate(timeout=180) for p in procs]
-    for proc, (out, err) in zip(procs, results):
-        assert proc.returncode == 0, err[-3000:]
+    for i, proc in enumerate(procs):
+        proc.join(timeout=180)
+        log_text = (tmp_path / f"job-{i}.log").read_text() if (tmp_path / f"job-{i}.log").exists() else ""
+        assert proc.exitcode == 0, f"job {i} exit code {proc.exitcode}:\n{log_text[-3000:]}"
 
     client, runs = runs_of(store)
     assert len(runs) == workers
@@ -307,7 +349,7 @@ def test_six_concurrent_jobs_on_one_sqlite_store(store, tmp_path):
     by_name = {r.info.run_name: r for r in runs}
     for i in range(workers):
         run = by_name[tracking.run_name("synthetic", f"model{i}", i)]
-        assert run.info.run_id == results[i][0].split()[-1]
+        assert run.info.run_id == (tmp_path / f"run-{i}.txt").read_text()
         assert run.data.params["train.batch_size"] == "4"
         for key in tracking_worker.METRICS:
             expected = [(e, pytest.approx(tracking_worker.expected_value(i, e, key))) for e in range(epochs)]
@@ -319,7 +361,8 @@ def test_six_concurrent_jobs_on_one_sqlite_store(store, tmp_path):
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, default_store):
+    shutil.copy(default_store[0] / "results" / "mlflow.db", tmp_path / "db.sqlite")  # skips migrations
     port = free_port()
     log_file = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(

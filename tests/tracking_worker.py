@@ -1,10 +1,13 @@
 """A stand-in training job for tests/test_tracking.py: logs one run the way the training loop will.
 
+`run_job` is the target of the test's worker processes; by hand:
+
     python tests/tracking_worker.py URI EXPERIMENT INDEX WORKDIR [--epochs N] [--go FILE]
 
-Writes WORKDIR/ready-INDEX, waits for the --go file (so all workers hit the store together), then
-opens a run, logs params, N epochs of metrics (value = expected_value(index, epoch, key)), one
-artifact, finishes, and prints the run id as its last stdout line.
+A job writes WORKDIR/ready-INDEX, waits for the `go` file (so all jobs hit the store together),
+opens a run, logs params, `epochs` epochs of metrics (value = expected_value(index, epoch, key)),
+one artifact, finishes, and writes its run id to WORKDIR/run-INDEX.txt. Its log goes to
+WORKDIR/job-INDEX.log. Exit code 3: tracking was disabled at open; 4: disabled mid-run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,35 @@ def expected_value(index: int, epoch: int, key: str) -> float:
     return index * 1000 + epoch + METRICS.index(key) / 10
 
 
+def run_job(uri: str, experiment: str, index: int, workdir: Path, epochs: int = 20,
+            go: Path | None = None) -> None:
+    workdir = Path(workdir)
+    logging.basicConfig(level=logging.INFO, filename=workdir / f"job-{index}.log", force=True,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    (workdir / f"ready-{index}").touch()
+    deadline = time.monotonic() + 120
+    while go is not None and not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    history = workdir / f"history-{index}.csv"
+    history.write_text("epoch," + ",".join(METRICS) + "\n")
+    tags = tracking.default_tags("synthetic", f"model{index}", index, rule="train")
+    name = tracking.run_name("synthetic", f"model{index}", index)
+    with tracking.RunTracker.open(uri, experiment, name, tags=tags) as tracker:
+        if not tracker.enabled:
+            sys.exit(3)
+        tracker.log_params({"index": index, "train": {"batch_size": 4, "lr": 0.001}})
+        for epoch in range(epochs):
+            values = {key: expected_value(index, epoch, key) for key in METRICS}
+            tracker.log_metrics(values, step=epoch)
+            with history.open("a") as out:
+                out.write(f"{epoch}," + ",".join(str(values[k]) for k in METRICS) + "\n")
+        tracker.log_artifact(history)
+        if not tracker.enabled:  # the store failed mid-run
+            sys.exit(4)
+    (workdir / f"run-{index}.txt").write_text(tracker.run_id)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("uri")
@@ -33,31 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--go", type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-
-    (args.workdir / f"ready-{args.index}").touch()
-    deadline = time.monotonic() + 120
-    while args.go and not args.go.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-    history = args.workdir / f"history-{args.index}.csv"
-    history.write_text("epoch," + ",".join(METRICS) + "\n")
-    tags = tracking.default_tags("synthetic", f"model{args.index}", args.index, rule="train")
-    name = tracking.run_name("synthetic", f"model{args.index}", args.index)
-    with tracking.RunTracker.open(args.uri, args.experiment, name, tags=tags) as tracker:
-        if not tracker.enabled:
-            sys.exit(3)
-        tracker.log_params({"index": args.index, "train": {"batch_size": 4, "lr": 0.001}})
-        for epoch in range(args.epochs):
-            values = {key: expected_value(args.index, epoch, key) for key in METRICS}
-            tracker.log_metrics(values, step=epoch)
-            with history.open("a") as out:
-                out.write(f"{epoch}," + ",".join(str(values[k]) for k in METRICS) + "\n")
-        tracker.log_artifact(history)
-        if not tracker.enabled:  # the store failed mid-run
-            sys.exit(4)
-    print(tracker.run_id)
+    run_job(args.uri, args.experiment, args.index, args.workdir, args.epochs, args.go)
 
 
 if __name__ == "__main__":

@@ -7,27 +7,34 @@ warning and training carries on.
 
 API
 ---
-``prepare_store(tracking_uri, experiment) -> experiment_id``
-    Called once by the workflow's setup rule, before any training job starts: creates the
-    SQLite schema and the experiment (idempotent; serialised by a lock file for SQLite so even
-    concurrent calls are safe). For SQLite the experiment's artifact location is
-    ``<db folder>/mlartifacts/<experiment>``; for an ``http(s)://`` server its own artifact store
-    is used. Raises `EffunetError` naming the URI if the store cannot be set up.
+``prepare_store(tracking_uri, experiment, *, strict=True) -> experiment_id | None``
+    Called once by the workflow's set-up rule, before any training job starts: creates the
+    SQLite schema and the experiment (idempotent; serialised by a lock file next to the database,
+    so even concurrent calls are safe). For SQLite the experiment's artifact location is
+    ``<db folder>/mlartifacts/<experiment>``; with an ``http(s)://`` server the server's artifact
+    store is used. Raises `EffunetError` naming the URI if the store cannot be set up; with
+    ``strict=False`` warns and returns None instead.
+
+``run_name(dataset, model, seed) -> "<dataset>/<model>/seed<seed>"``
 
 ``default_tags(dataset, model, seed, rule=None) -> dict``
-    dataset, model, seed, git commit, host, Snakemake rule and ``SLURM_JOB_ID`` when set.
+    dataset, model, seed, git_commit (also as mlflow.source.git.commit; "unknown" outside a
+    repository), host, snakemake_rule when given, slurm_job_id when ``SLURM_JOB_ID`` is set.
 
 ``RunTracker.open(tracking_uri, experiment, run_name, *, run_id=None, tags=None) -> RunTracker``
-    Starts a run (name ``<dataset>/<model>/seed<seed>``, see `run_name`), or with ``run_id``
-    (kept by the training code in its checkpoint) reopens that run and sets it RUNNING again, so
-    a restarted job continues the same run. An unknown ``run_id`` starts a new run with a
-    warning. If the store cannot be reached, returns a disabled tracker within a few seconds and
-    logs why (logger ``effunet.tracking``). Never raises for store problems.
+    Starts a run, or with ``run_id`` (kept by the training code in its checkpoint) reopens that
+    run and sets it RUNNING again, so a restarted job continues the same run; params already
+    logged are not logged again. An unknown ``run_id`` starts a new run with a warning. If the
+    store cannot be reached, returns a disabled tracker within seconds and logs why at WARNING
+    (logger ``effunet.tracking``: "MLflow tracking skipped: ..."). Never raises for store
+    problems. A missing SQLite database is created (under the lock) with a warning.
 
-``RunTracker``: ``enabled``, ``run_id``, ``log_params(dict)``, ``log_metrics(dict, step)``,
-``log_artifact(path, artifact_path=None)``, ``set_tags(dict)``, ``finish(status="FINISHED")``;
-a context manager that finishes FAILED (KILLED on Ctrl-C) when the block raises. On a disabled
-tracker every call is a no-op.
+``RunTracker``: ``enabled``, ``run_id``, ``log_params(dict)`` (nested dicts flattened with dots,
+values as text, at most 6000 characters), ``log_metrics(dict, step)`` (one batch, step = epoch),
+``log_artifact(path, artifact_path=None)`` (file or folder), ``set_tags(dict)``,
+``finish(status="FINISHED"|"FAILED"|"KILLED")``. Also a context manager that finishes FINISHED,
+or FAILED (KILLED on Ctrl-C) when the block raises, and lets the exception through. After
+`finish`, or on a disabled tracker, every call is a no-op.
 
 ``disabled(reason) -> RunTracker``
     A tracker that does nothing (tracking switched off, tests).
@@ -61,7 +68,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import socket
@@ -177,9 +183,23 @@ def _retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_REASONS = (  # what MLflow's long messages boil down to
+    ("connection refused", "connection refused"),
+    ("timeout", "timed out"),
+    ("timed out", "timed out"),
+    ("name or service not known", "unknown host"),
+    ("temporary failure in name resolution", "unknown host"),
+    ("database is locked", "database is locked"),
+)
+
+
 def _short(error: BaseException) -> str:
+    """One line: a plain reason where one is recognised, then MLflow's message, cut at 300 characters."""
     text = " ".join(str(error).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    lower = text.lower()
+    reason = next((plain for marker, plain in _REASONS if marker in lower), None)
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return f"{reason}: {text}" if reason and not text.startswith(reason) else text
 
 
 # --- store set-up --------------------------------------------------------------------------------
@@ -242,24 +262,28 @@ def _get_or_create_experiment(client, tracking_uri: str, experiment: str, probe:
         return found.experiment_id
 
 
-def prepare_store(tracking_uri: str, experiment: str) -> str:
+def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) -> str | None:
     """Create the tracking store's schema and `experiment` once; return the experiment id.
 
     Idempotent. For SQLite, creates the database's folder, and the experiment's artifact location
-    is ``<db folder>/mlartifacts/<experiment>``. Raises `EffunetError` naming the URI on failure.
+    is ``<db folder>/mlartifacts/<experiment>``. Raises `EffunetError` naming the URI on failure;
+    with ``strict=False`` logs a warning and returns None instead (a tracking server that is down
+    then does not stop the workflow: training jobs run with tracking disabled).
     """
-    db = _sqlite_path(tracking_uri)
+    db = _sqlite_path(tracking_uri)  # a malformed URI is a config error even when not strict
     try:
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         with _store_lock(db):
             client = _client(tracking_uri)
             experiment_id = _get_or_create_experiment(client, tracking_uri, experiment)
-    except EffunetError:
-        raise
     except Exception as error:
-        raise EffunetError(f"cannot set up the MLflow store {tracking_uri} "
-                           f"(experiment {experiment!r}): {_short(error)}") from error
+        failure = error if isinstance(error, EffunetError) else EffunetError(
+            f"cannot set up the MLflow store {tracking_uri} (experiment {experiment!r}): {_short(error)}")
+        if strict:
+            raise failure from error
+        log.warning("MLflow tracking will be skipped: %s", failure)
+        return None
     log.info("MLflow store %s ready: experiment %r has id %s", tracking_uri, experiment, experiment_id)
     return experiment_id
 
@@ -348,15 +372,16 @@ class RunTracker:
         """Start run `run_name` in `experiment`, or reopen `run_id`; disabled if the store fails."""
         try:
             db = _sqlite_path(tracking_uri)
-            if db is not None:
-                if not db.exists():
-                    log.warning("MLflow store %s does not exist yet; creating it (run the workflow's "
-                                "set-up rule first when jobs run in parallel)", tracking_uri)
-                db.parent.mkdir(parents=True, exist_ok=True)
-            with _store_lock(db):
-                client = _client(tracking_uri)
-                experiment_id = _get_or_create_experiment(client, tracking_uri, experiment,
-                                                          probe=_is_http(tracking_uri))
+            if db is not None and not db.exists():
+                log.warning("MLflow store %s does not exist yet; creating it (call prepare_store "
+                            "before starting parallel jobs)", tracking_uri)
+                prepare_store(tracking_uri, experiment)
+            elif db is not None:
+                with _store_lock(db):  # waits while another process is still creating the store
+                    pass
+            client = _client(tracking_uri)
+            experiment_id = _get_or_create_experiment(client, tracking_uri, experiment,
+                                                      probe=_is_http(tracking_uri))
             params: dict[str, str] = {}
             run = _reopen(client, run_id, experiment_id) if run_id else None
             if run is None:
@@ -434,8 +459,8 @@ class RunTracker:
         if not os.path.exists(path):
             log.warning("artifact %s does not exist; not logged", path)
             return
-        self._call(f"logging artifact {path}", self._client.log_artifact, self.run_id, os.fspath(path),
-                   artifact_path)
+        call = self._client.log_artifacts if os.path.isdir(path) else self._client.log_artifact
+        self._call(f"logging artifact {path}", call, self.run_id, os.fspath(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run with FINISHED, FAILED or KILLED; the tracker is disabled afterwards."""
