@@ -4,7 +4,8 @@
     python benchmarks/bench_models.py --sizes 128 --models effunet-b0 --repeats 7
 
 For each (model, size) both libraries build the same architecture (smp ``Unet`` with the same
-encoder, decoder widths and bilinear upsampling, random init), warm up, then run interleaved
+encoder, decoder widths and bilinear upsampling, random init), each in its own process (TF's and
+torch's thread pools in one process slow each other down), warm up, then run interleaved
 repeats: Keras train, torch train, Keras infer, torch infer. A repeat times `steps` steps of
 batch `--batch`; the table shows the median images/s and keras/smp ratios.
 
@@ -21,6 +22,7 @@ this process may use). torch and segmentation_models_pytorch come from the `benc
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import time
@@ -38,20 +40,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timed repeats (median)")
     parser.add_argument("--steps", type=int, default=None, help="steps per repeat (default by size)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed steps before timing")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--decoder-widths", type=int, nargs=5, default=[256, 128, 64, 32, 16])
-    parser.add_argument("--only", choices=["keras", "torch"], help="run one library only")
+    parser.add_argument("--only", choices=["keras", "smp"], help="run one library only")
     return parser.parse_args(argv)
 
 
-def set_threads(threads: int) -> None:
-    import tensorflow as tf
-    import torch
+def set_threads(threads: int, lib: str) -> None:
+    """The same thread count for both: TF's intra- and inter-op pools, torch's intra-op pool."""
+    if lib == "keras":
+        import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    torch.set_num_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def import_smp():
@@ -97,6 +103,8 @@ class KerasRunner:
         self.y = tf.constant((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
         self.predict = make_predict_fn(self.model)
         self.params = self.model.count_params()
+        gpus = tf.config.list_physical_devices("GPU")
+        self.device_name = gpus[0].name if gpus else "CPU"
 
     def train(self, steps: int) -> None:
         for _ in range(steps):
@@ -129,6 +137,7 @@ class TorchRunner:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.loss = torch.nn.BCEWithLogitsLoss()
         self.params = sum(p.numel() for p in self.model.parameters())
+        self.device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else "CPU"
 
     def train(self, steps: int) -> None:
         self.model.train()
@@ -147,30 +156,48 @@ class TorchRunner:
             out.sum().item()
 
 
-def images_per_second(fn, steps: int, batch: int) -> float:
-    start = time.perf_counter()
-    fn(steps)
-    return steps * batch / (time.perf_counter() - start)
+def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
+    """One library in its own process (no shared thread pools): build, then time on request."""
+    set_threads(args.threads, lib)
+    runner = (KerasRunner if lib == "keras" else TorchRunner)(model_name, size, args.batch, args.decoder_widths)
+    conn.send((runner.params, runner.device_name))
+    while (request := conn.recv()) is not None:
+        phase, steps = request
+        start = time.perf_counter()
+        getattr(runner, phase)(steps)
+        conn.send(steps * args.batch / (time.perf_counter() - start))
+
+
+def start_workers(model_name: str, size: int, args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    libs = [lib for lib in ("keras", "smp") if args.only in (None, lib)]
+    workers = {}
+    for lib in libs:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, lib, model_name, size, args), daemon=True)
+        process.start()
+        workers[lib] = (process, parent)
+    return workers
 
 
 def bench_pair(model_name: str, size: int, args) -> dict:
+    """Median images/s of both libraries, timed alternately in two processes, and the ratios."""
     steps = args.steps or DEFAULT_STEPS.get(size, 2)
-    runners = {}
-    if args.only != "torch":
-        runners["keras"] = KerasRunner(model_name, size, args.batch, args.decoder_widths)
-    if args.only != "keras":
-        runners["smp"] = TorchRunner(model_name, size, args.batch, args.decoder_widths)
-    for runner in runners.values():
-        runner.train(args.warmup)
-        runner.infer(args.warmup)
-    rates = {(lib, phase): [] for lib in runners for phase in ("train", "infer")}
-    for _ in range(args.repeats):
-        for phase in ("train", "infer"):
-            for lib, runner in runners.items():
-                rates[lib, phase].append(images_per_second(getattr(runner, phase), steps, args.batch))
+    workers = start_workers(model_name, size, args)
     row = {"model": model_name, "size": size, "steps": steps}
-    for lib, runner in runners.items():
-        row[f"{lib}_params"] = runner.params
+    for lib, (_, conn) in workers.items():
+        row[f"{lib}_params"], row[f"{lib}_device"] = conn.recv()
+    rates = {(lib, phase): [] for lib in workers for phase in ("train", "infer")}
+    for repeat in range(-1, args.repeats):  # repeat -1 is the warm-up
+        for phase in ("train", "infer"):
+            for lib, (_, conn) in workers.items():
+                conn.send((phase, steps if repeat >= 0 else max(args.warmup, 1)))
+                rate = conn.recv()
+                if repeat >= 0:
+                    rates[lib, phase].append(rate)
+    for process, conn in workers.values():
+        conn.send(None)
+        process.join()
     for (lib, phase), values in rates.items():
         row[f"{lib}_{phase}"] = statistics.median(values)
     for phase in ("train", "infer"):
@@ -179,15 +206,16 @@ def bench_pair(model_name: str, size: int, args) -> dict:
     return row
 
 
-def describe_device(threads: int) -> str:
-    import platform
+def describe_machine(threads: int) -> str:
+    """CPU model and library versions, without importing TF or torch in this (idle) process."""
+    from importlib.metadata import version
 
-    import tensorflow as tf
-    import torch
-
-    gpus = tf.config.list_physical_devices("GPU")
-    where = f"GPU {gpus[0].name}" if gpus else f"CPU ({platform.processor() or platform.machine()})"
-    return f"{where}, {threads} threads; TF {tf.__version__}, torch {torch.__version__}"
+    cpu = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    versions = ", ".join(f"{pkg} {version(pkg)}" for pkg in ("tensorflow", "keras", "torch", "segmentation-models-pytorch"))
+    return f"{cpu}, {os.cpu_count()} CPUs, {threads} threads; {versions}"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -206,8 +234,8 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    set_threads(args.threads)
-    print(describe_device(args.threads), f"batch {args.batch}, median of {args.repeats} repeats", flush=True)
+    print(describe_machine(args.threads), flush=True)
+    print(f"batch {args.batch}, median of {args.repeats} interleaved repeats", flush=True)
     rows = []
     for size in args.sizes:
         for model_name in args.models:

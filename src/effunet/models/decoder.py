@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from effunet.models.layers import FusedBatchNormalization
+
 # Widths of the five decoder steps (strides 16, 8, 4, 2, 1), as segmentation_models_pytorch's Unet.
 DEFAULT_DECODER_WIDTHS = (256, 128, 64, 32, 16)
 UPSAMPLING = ("bilinear", "nearest", "transpose")
@@ -14,7 +16,7 @@ def conv_block(x, width: int, name: str, convs: int = 2):
     """`convs` x (3x3 conv without bias -> batch norm -> ReLU)."""
     for i in range(1, convs + 1):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = FusedBatchNormalization(name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     return x
 

@@ -16,6 +16,7 @@ import keras
 from effunet.errors import EffunetError
 from effunet.models import encoders
 from effunet.models.decoder import DEFAULT_DECODER_WIDTHS, model_from_features
+from effunet.models.layers import fuse_batch_norms
 from effunet.models.unet import DEPTH, build_unet
 
 SIZE_MULTIPLE = 32  # every model downsamples 5 times (the U-Net 4 times; one rule for all)
@@ -41,6 +42,7 @@ def build_encoder_unet(
     if upsampling not in ("bilinear", "nearest", "transpose"):
         raise EffunetError(f"upsampling must be bilinear, nearest or transpose, got {upsampling!r}")
     encoder_model = encoders.build_encoder(encoder, tuple(inputs.shape[1:]), encoder_weights, encoder_head)
+    fuse_batch_norms(encoder_model)
     preprocess = encoders.preprocessing_layer(encoder)
     features = encoder_model(preprocess(inputs) if preprocess else inputs)
     widths = decoder_widths or DEFAULT_DECODER_WIDTHS
