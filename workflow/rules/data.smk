@@ -26,7 +26,7 @@ rule merge_masks:
         "logs/merge_masks/dsb2018.log",
     conda:
         "../../envs/effunet.yaml"
-    threads: config["threads"]
+    threads: config["threads"]["prepare"]
     script:
         "../scripts/merge_masks.py"
 
@@ -43,7 +43,7 @@ rule resize_dsb2018:
         "logs/resize/dsb2018.log",
     conda:
         "../../envs/effunet.yaml"
-    threads: config["threads"]
+    threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
@@ -63,7 +63,7 @@ rule convert_drive:
         "logs/resize/drive.log",
     conda:
         "../../envs/effunet.yaml"
-    threads: config["threads"]
+    threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),

@@ -13,7 +13,7 @@ rule train:
     params:
         settings=train_settings,
         checkpoint=run_dir("checkpoint"),
-    threads: 4
+    threads: config["threads"]["train"]
     resources:
         gpu=1,
         mem_mb=16000,
