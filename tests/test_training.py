@@ -159,3 +159,19 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     val = model.evaluate(dataset.make_dataset(*dataset.load_split(prepared, "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept
+
+
+@pytest.mark.slow
+def test_unreachable_tracking_server_still_trains_and_says_so(prepared, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = run_worker(prepared, tmp_path / "out", 1, f"http://127.0.0.1:{port}")
+    log, _ = worker.communicate(timeout=600)
+    assert worker.returncode == 0, log[-2000:]
+    assert "tracking skipped" in log
+    summary = json.loads((tmp_path / "out/run.json").read_text())
+    assert summary["run_id"] is None and summary["epochs_trained"] == 1
+    assert (tmp_path / "out/model.keras").exists() and (tmp_path / "out/history.csv").exists()

@@ -1,5 +1,6 @@
 """The Snakemake workflow itself: dry runs of both configs, a real demo run, failures that stop cleanly."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +39,12 @@ def test_bad_config_key_stops_at_start_up(tmp_path):
     assert "config key seedz: unknown key" in result.stdout + result.stderr
 
 
+DATA_TARGETS = ["resources/prepared/dsb2018/manifest.csv", "resources/prepared/drive/manifest.csv"]
+
+
 @pytest.mark.slow
 def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
-    result = snakemake(tmp_path, "--configfile", str(ROOT / "config/demo.yaml"))
+    result = snakemake(tmp_path, "--configfile", str(ROOT / "config/demo.yaml"), *DATA_TARGETS)
     assert result.returncode == 0, result.stderr[-3000:]
     dsb = pd.read_csv(tmp_path / "resources/prepared/dsb2018/manifest.csv")
     drive = pd.read_csv(tmp_path / "resources/prepared/drive/manifest.csv")
@@ -48,7 +52,7 @@ def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
     assert len(list((tmp_path / "resources/prepared/dsb2018/labels").glob("*.png"))) == 24
     assert len(list((tmp_path / "resources/prepared/drive/fov").glob("*.png"))) == 9
     assert "merge masks: 24 items" in (tmp_path / "logs/merge_masks/dsb2018.log").read_text()
-    again = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"))
+    again = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"), *DATA_TARGETS)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -60,3 +64,33 @@ def test_drive_without_source_fails_with_instructions_and_no_output(tmp_path):
     log = (tmp_path / "logs/download/drive.log").read_text()
     assert "datasets.drive.source" in log and "grand-challenge" in log
     assert not (tmp_path / "resources/raw/drive").exists()
+
+
+@pytest.mark.slow
+def test_training_jobs_run_side_by_side_and_each_is_tracked(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    config = write_config(tmp_path / "c.yaml", {
+        "seeds": [0, 1], "models": ["unet", "effunet-b0"],
+        "datasets": {"dsb2018": {"source": "synthetic", "synthetic": {"n_images": 10}, "image_size": [32, 32],
+                                 "split": {"test_fraction": 0.2, "val_fraction": 0.25},
+                                 "train": {"max_epochs": 2, "batch_size": 4}}},
+        "train": {"encoder_weights": "none"}, "threads": {"prepare": 2, "train": 1},
+        "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "wf-test"}})
+    result = snakemake(tmp_path, "--configfile", str(config), "--resources", "gpu=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/results/mlflow.db")
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("wf-test").experiment_id])}
+    expected = {f"dsb2018/{m}/seed{s}" for m in ("unet", "effunet-b0") for s in (0, 1)}
+    assert set(runs) == expected
+    for name in expected:
+        run_dir = tmp_path / "results" / name
+        summary = json.loads((run_dir / "run.json").read_text())
+        run = runs[name]
+        assert run.info.run_id == summary["run_id"] and run.info.status == "FINISHED"
+        assert run.data.tags["snakemake_rule"] == "train" and run.data.tags["seed"] == name[-1]
+        assert run.data.params["max_epochs"] == "2" and int(run.data.params["parameters"]) == summary["parameters"]
+        assert len(pd.read_csv(run_dir / "history.csv")) == 2
+        assert "epoch 2/2" in (tmp_path / "logs/train" / f"{name}.log").read_text()
+    again = snakemake(tmp_path, "-n", "--configfile", str(config))
+    assert "Nothing to be done" in again.stdout + again.stderr
