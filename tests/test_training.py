@@ -175,3 +175,24 @@ def test_unreachable_tracking_server_still_trains_and_says_so(prepared, tmp_path
     summary = json.loads((tmp_path / "out/run.json").read_text())
     assert summary["run_id"] is None and summary["epochs_trained"] == 1
     assert (tmp_path / "out/model.keras").exists() and (tmp_path / "out/history.csv").exists()
+
+
+@pytest.mark.slow
+def test_frozen_encoder_epochs_leave_the_encoder_untouched(prepared, tmp_path):
+    import keras
+
+    from effunet import models
+    from effunet.training import loop
+
+    settings = loop.Settings(max_epochs=1, batch_size=4, encoder_weights="none", freeze_encoder_epochs=1)
+    outputs = loop.Outputs(tmp_path / "m.keras", tmp_path / "h.csv", tmp_path / "r.json", tmp_path / "c")
+    summary = loop.train(prepared, "effunet-b0", 7, settings, outputs)
+    assert summary["flops"] > 0
+    trained = keras.models.load_model(outputs.model)
+    keras.utils.set_random_seed(7)
+    initial = models.build("effunet-b0", (32, 32, 3))
+    for before, after in zip(models.get_encoder(initial).weights, models.get_encoder(trained).weights):
+        np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=before.path)
+    decoder_changed = [not np.array_equal(b.numpy(), a.numpy()) for b, a in zip(initial.weights, trained.weights)
+                       if "encoder" not in b.path]
+    assert any(decoder_changed)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from effunet import models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.models.encoders import ENCODER_NAME
 from effunet.training import checkpoint, dataset, losses
 
 log = logging.getLogger(__name__)
@@ -173,13 +174,23 @@ def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None
                                     run_id=run_id, tags=tags)
 
 
+def _callbacks(model, settings: Settings) -> list:
+    if not settings.freeze_encoder_epochs:
+        return []
+    if not any(layer.name == ENCODER_NAME for layer in model.layers):
+        log.info("%s has no pretrained encoder: freeze_encoder_epochs does not apply", model.name)
+        return []
+    return [models.EncoderWarmup(settings.freeze_encoder_epochs)]
+
+
 def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
     """Train one epoch, validate, and return the history row."""
     start = time.monotonic()
     (train_images, train_masks), (val_images, val_masks) = data
     batches = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed, epoch=epoch,
                                    augment=settings.augment)
-    fit_logs = model.fit(batches, epochs=1, verbose=0, shuffle=False).history
+    fit_logs = model.fit(batches, initial_epoch=epoch - 1, epochs=epoch, verbose=0, shuffle=False,
+                         callbacks=_callbacks(model, settings)).history
     val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False),
                               verbose=0, return_dict=True)
     return {"epoch": epoch, **{k: float(fit_logs[k][-1]) for k in METRICS},
@@ -205,9 +216,11 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
     best_weights = checkpoint_dir / "best.weights.h5"
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
         if state["run_id"] is None:
+            state["flops"] = models.count_flops(model)
             tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
                                 "input_shape": list(data[0][0].shape[1:]), "parameters": model.count_params(),
-                                "train_images": len(data[0][0]), "val_images": len(data[1][0])})
+                                "flops": state["flops"], "train_images": len(data[0][0]),
+                                "val_images": len(data[1][0])})
         state["run_id"] = tracker.run_id
         elapsed_before = state["elapsed_s"]
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
@@ -239,7 +252,7 @@ def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_secon
             "best_val_loss": stopper.best_loss,
             "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
             "wall_seconds": wall_seconds, "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
-            "parameters": int(model.count_params()), "mixed_precision": mixed,
+            "parameters": int(model.count_params()), "flops": state.get("flops"), "mixed_precision": mixed,
             "resumed_after_epochs": state["resumed_after"]}
 
 
