@@ -65,20 +65,21 @@ def import_smp():
 
     PyPI's Linux torchvision wheels link CUDA torch; next to a CPU torch its ``_C`` fails to load
     and torchvision's import dies registering fakes for the undefined ``nms``/``qnms`` ops. smp's
-    Unet never calls them, so declaring their schemas lets timm and smp import.
+    Unet never calls them, so declaring their schemas first lets torchvision, timm and smp import.
     """
+    import importlib.util
+
     import torch
 
-    try:
-        import torchvision  # noqa: F401
-    except RuntimeError:
-        import sys
-
-        for name in [m for m in sys.modules if m.startswith("torchvision")]:
-            del sys.modules[name]
-        import_smp.lib = torch.library.Library("torchvision", "DEF")
-        for op in ("nms", "qnms"):
-            import_smp.lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None and spec.submodule_search_locations:
+        library = os.path.join(spec.submodule_search_locations[0], "_C.so")
+        try:
+            torch.ops.load_library(library)
+        except OSError:
+            import_smp.library = torch.library.Library("torchvision", "DEF")
+            for op in ("nms", "qnms"):
+                import_smp.library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     import segmentation_models_pytorch as smp
 
     return smp

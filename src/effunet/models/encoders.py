@@ -235,6 +235,7 @@ def _set_imagenet_normalization(backbone: keras.Model) -> None:
     mean, variance, count = layer.get_weights()
     variance = np.square(IMAGENET_STD_RGB).astype(variance.dtype)
     layer.set_weights([np.array(IMAGENET_MEAN_RGB, mean.dtype), variance, count])
+    layer.finalize_state()  # the layer normalises with constants made from its variables
 
 
 def _undo_keras_variance_quirk(backbone: keras.Model) -> None:
@@ -244,3 +245,4 @@ def _undo_keras_variance_quirk(backbone: keras.Model) -> None:
     mean, variance, count = layer.get_weights()
     if np.allclose(variance, IMAGENET_STD_RGB, atol=1e-6):
         layer.set_weights([mean, np.square(variance).astype(variance.dtype), count])
+    layer.finalize_state()
