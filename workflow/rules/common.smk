@@ -54,17 +54,34 @@ def train_settings(wildcards):
     return effunet.config.train_settings(config, wildcards.dataset)
 
 
+def native_truth(wildcards):
+    """Native-resolution ground truth: DSB2018's instance labels, DRIVE's original files."""
+    if wildcards.dataset == "dsb2018":
+        return prepared("dsb2018", "labels")
+    return raw_dir(wildcards.dataset)
+
+
 def all_targets():
-    return expand(
-        "results/{dataset}/{model}/seed{seed}/run.json",
+    plots = expand(
+        "results/{dataset}/{model}/seed{seed}/plots/{plot}.png",
         dataset=DATASETS,
         model=config["models"],
         seed=config["seeds"],
+        plot=["learning_curves", "examples"],
     )
+    return plots + [
+        "results/comparison.md",
+        "results/plots/comparison.png",
+        "results/plots/training_speed.png",
+    ]
 
 
 def prepare_tracking():
     """Create the MLflow store and experiment once, before training jobs log to it concurrently."""
-    from effunet.tracking import prepare_store  # imported here: MLflow is slow to import
+    from effunet.tracking import (
+        prepare_store,
+    )  # imported here: MLflow is slow to import
 
-    prepare_store(config["mlflow"]["tracking_uri"], config["mlflow"]["experiment"], strict=False)
+    prepare_store(
+        config["mlflow"]["tracking_uri"], config["mlflow"]["experiment"], strict=False
+    )

@@ -10,17 +10,17 @@ rule train:
         model=run_dir("model.keras"),
         history=run_dir("history.csv"),
         run=run_dir("run.json"),
-    params:
-        settings=train_settings,
-        checkpoint=run_dir("checkpoint"),
+    log:
+        "logs/train/{dataset}/{model}/seed{seed}.log",
+    conda:
+        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=720,
-    log:
-        "logs/train/{dataset}/{model}/seed{seed}.log",
-    conda:
-        "../../envs/effunet.yaml"
+    params:
+        settings=train_settings,
+        checkpoint=run_dir("checkpoint"),
     script:
         "../scripts/train.py"

@@ -1,0 +1,233 @@
+"""Evaluate a trained model on every split, at native resolution and at the training size.
+
+Protocol (what reviewers ask for, and what the study's accuracy numbers leave open):
+- Predictions are made at the training size; for native scores the probabilities are resized back
+  to each image's original height x width (recorded in the manifest) and thresholded there.
+- The threshold is 0.5, or the one maximising pooled Dice on the validation split ("val"), never
+  chosen on the test split.
+- DRIVE: only pixels inside the field-of-view mask are scored, against `1st_manual`; the number of
+  pixels scored is reported; `2nd_manual`, where present, is scored the same way as a human reference.
+- DSB2018: ground truth is the merged instance label image (foreground = labels > 0); the
+  instance metric is the DSB2018 competition score of the predicted mask's connected components,
+  with and without a distance-transform watershed that splits touching nuclei.
+- "per_image_mean"/"per_image_std" are over images; "pooled" counts every scored pixel of the split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from effunet import metrics
+from effunet.data import images
+from effunet.data.manifest import SPLITS, read_manifest
+from effunet.errors import EffunetError
+from effunet.files import atomic_path, write_text_atomic
+from effunet.predict import Predictor, resize_probability
+
+log = logging.getLogger(__name__)
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+EXAMPLES_PER_SPLIT = 2
+
+
+@dataclass
+class Case:
+    """One image with what scoring needs, at the training size and at native size."""
+
+    id: str
+    split: str
+    image: np.ndarray  # training size, uint8 RGB
+    truth: np.ndarray  # training size, bool
+    region: np.ndarray | None  # training size FOV, bool
+    native_truth: np.ndarray
+    native_region: np.ndarray | None
+    native_labels: np.ndarray | None  # DSB2018 instance ids
+    second_observer: np.ndarray | None  # DRIVE 2nd_manual
+    probability: np.ndarray | None = None  # training size
+
+
+def load_cases(prepared_dir: str | os.PathLike, dataset_kind: str) -> list[Case]:
+    prepared_dir = Path(prepared_dir)
+    table = read_manifest(prepared_dir / "manifest.csv")
+    return [_case(prepared_dir, dataset_kind, row) for row in table.itertuples()]
+
+
+def _case(prepared_dir: Path, kind: str, row) -> Case:
+    name = images.png_name(row.id)
+    image = images.read_rgb(prepared_dir / "images" / name)
+    truth = images.read_mask(prepared_dir / "masks" / name)
+    if kind == "drive":
+        manual2 = images.read_mask(row.manual2) if row.manual2 else None
+        return Case(row.id, row.split, image, truth, images.read_mask(prepared_dir / "fov" / name),
+                    images.read_mask(row.manual1), images.read_mask(row.fov), None, manual2)
+    labels = images.read_labels(prepared_dir / "labels" / name)
+    return Case(row.id, row.split, image, truth, None, labels > 0, None, labels, None)
+
+
+def choose_threshold(cases: list[Case], setting: str | float) -> tuple[float, str]:
+    """0.5 (or a given value), or the grid value with the best pooled native Dice on validation."""
+    if setting != "val":
+        return float(setting), "fixed"
+    validation = [c for c in cases if c.split == "val"]
+    if not validation:
+        raise EffunetError("threshold 'val' needs validation images, and the manifest has none")
+    best = max(THRESHOLD_GRID, key=lambda t: metrics.scores(sum(
+        (metrics.confusion(c.native_truth, _native_probability(c) >= t, c.native_region) for c in validation),
+        metrics.Counts()))["dice"])
+    return float(best), "validation"
+
+
+def _native_probability(case: Case) -> np.ndarray:
+    return resize_probability(case.probability, case.native_truth.shape)
+
+
+def _score(truth, probability, region, threshold) -> dict:
+    row = metrics.scores(metrics.confusion(truth, probability >= threshold, region))
+    row["roc_auc"] = metrics.roc_auc(truth, probability, region)
+    row["pr_auc"] = metrics.pr_auc(truth, probability, region)
+    return row
+
+
+def _instance_scores(case: Case, predicted: np.ndarray) -> dict:
+    components = metrics.label_components(predicted)
+    split = metrics.split_touching(predicted)
+    return {"instance_ap": metrics.instance_ap(case.native_labels, components),
+            "instance_ap_split": metrics.instance_ap(case.native_labels, split),
+            "true_objects": int(case.native_labels.max()), "predicted_objects": int(components.max()),
+            "predicted_objects_split": int(split.max())}
+
+
+class _Pool:
+    """Pixel counts and probabilities of one split x resolution, for pooled values."""
+
+    def __init__(self):
+        self.counts, self.auc, self.rows = metrics.Counts(), metrics.PooledAuc(), []
+
+    def add(self, row: dict, truth, probability, region, threshold) -> None:
+        self.counts = self.counts + metrics.confusion(truth, probability >= threshold, region)
+        self.auc.add(truth, probability, region)
+        self.rows.append(row)
+
+    def summary(self) -> dict:
+        return metrics.summarize(self.rows, self.counts, self.auc.values())
+
+
+def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
+    """Per-image rows and, per split and resolution, summaries (per-image mean/std and pooled)."""
+    pools: dict[tuple[str, str], _Pool] = {}
+    for case in cases:
+        native = _native_probability(case)
+        for resolution, truth, probability, region in (
+                ("native", case.native_truth, native, case.native_region),
+                ("training_size", case.truth, case.probability, case.region)):
+            row = {"id": case.id, "split": case.split, "resolution": resolution,
+                   **_score(truth, probability, region, threshold)}
+            if resolution == "native" and case.native_labels is not None:
+                row.update(_instance_scores(case, native >= threshold))
+            pools.setdefault((case.split, resolution), _Pool()).add(row, truth, probability, region, threshold)
+    summaries: dict = {}
+    for (split, resolution), pool in pools.items():
+        summaries.setdefault(split, {})[resolution] = pool.summary()
+    rows = [row for pool in pools.values() for row in pool.rows]
+    return rows, summaries
+
+
+def second_observer(cases: list[Case]) -> dict | None:
+    """DRIVE's 2nd_manual scored against 1st_manual inside the FOV, like a model at native size."""
+    observed = [c for c in cases if c.second_observer is not None]
+    if not observed:
+        return None
+    rows, counts = [], metrics.Counts()
+    for case in observed:
+        pair = metrics.confusion(case.native_truth, case.second_observer, case.native_region)
+        counts = counts + pair
+        rows.append({"id": case.id, "split": case.split, **metrics.scores(pair)})
+    return metrics.summarize(rows, counts)
+
+
+def evaluate(model_path: str | os.PathLike, prepared_dir: str | os.PathLike, dataset_kind: str,
+             metrics_path: str | os.PathLike, per_image_path: str | os.PathLike,
+             examples_path: str | os.PathLike, threshold: str | float = 0.5) -> dict:
+    """Score the model on train, val and test; write metrics.json, per_image.csv and examples.npz."""
+    predictor = Predictor(model_path)
+    cases = load_cases(prepared_dir, dataset_kind)
+    if not cases:
+        raise EffunetError(f"no images to evaluate in {prepared_dir}")
+    batch = np.stack([c.image for c in cases])
+    for case, probability in zip(cases, predictor.probabilities(batch)):
+        case.probability = probability
+    value, source = choose_threshold(cases, threshold)
+    log.info("threshold %.2f (%s)", value, source)
+    rows, summaries = score_cases(cases, value)
+    test_images = np.stack([c.image for c in cases if c.split == "test"] or [batch[0]])
+    result = {"threshold": {"value": value, "chosen_on": source}, "splits": summaries,
+              "inference_images_per_s": predictor.images_per_second(test_images),
+              "second_observer": second_observer(cases), "protocol": __doc__.split("Protocol")[1].strip()}
+    _write(result, rows, cases, Path(metrics_path), Path(per_image_path), Path(examples_path))
+    for split in SPLITS:
+        if split in summaries:
+            pooled = summaries[split]["native"]["pooled"]
+            log.info("%s (native, pooled): dice %.4f iou %.4f accuracy %.4f", split, pooled["dice"],
+                     pooled["iou"], pooled["accuracy"])
+    return result
+
+
+def example_cases(cases: list[Case]) -> list[Case]:
+    """The same images for every model: the first few ids of each split."""
+    chosen = []
+    for split in SPLITS:
+        chosen += sorted((c for c in cases if c.split == split), key=lambda c: c.id)[:EXAMPLES_PER_SPLIT]
+    return chosen
+
+
+def _write(result, rows, cases, metrics_path: Path, per_image_path: Path, examples_path: Path) -> None:
+    with atomic_path(per_image_path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    chosen = example_cases(cases)
+    with atomic_path(examples_path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, ids=np.array([c.id for c in chosen]), splits=np.array([c.split for c in chosen]),
+                            images=np.stack([c.image for c in chosen]), truths=np.stack([c.truth for c in chosen]),
+                            probabilities=np.stack([c.probability for c in chosen]),
+                            regions=np.stack([c.region if c.region is not None else np.ones_like(c.truth)
+                                              for c in chosen]))
+    write_text_atomic(metrics_path, json.dumps(result, indent=2, default=float) + "\n")
+
+
+def tracked_metrics(result: dict) -> dict[str, float]:
+    """Flat MLflow metric names: <split>_<resolution>_<metric> (pooled) and ..._image_mean."""
+    flat = {"threshold": result["threshold"]["value"], "inference_images_per_s": result["inference_images_per_s"]}
+    for split, resolutions in result["splits"].items():
+        for resolution, summary in resolutions.items():
+            for name, value in summary["pooled"].items():
+                flat[f"{split}_{resolution}_{name}"] = value
+            for name, value in summary["per_image_mean"].items():
+                flat[f"{split}_{resolution}_{name}_image_mean"] = value
+    return {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
+
+
+def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path: str | os.PathLike,
+                        tracking_uri: str | None, experiment: str) -> None:
+    """Add the evaluation to the model's MLflow run (the run id is in run.json); skipped if untracked."""
+    from effunet import tracking
+
+    run = json.loads(Path(run_json).read_text())
+    if not tracking_uri or not run.get("run_id"):
+        log.info("the training run was not tracked: evaluation metrics are only in %s", metrics_path)
+        return
+    with tracking.RunTracker.open(tracking_uri, experiment, "evaluation", run_id=run["run_id"]) as tracker:
+        tracker.log_metrics(tracked_metrics(result), step=run.get("epochs_trained", 0))
+        tracker.log_artifact(metrics_path, artifact_path="eval")
+
+
+def load_examples(path: str | os.PathLike) -> list[dict]:
+    """The example images written by `evaluate`, as dicts for `effunet.plots.qualitative_panel`."""
+    with np.load(path) as data:
+        return [{"id": str(i), "split": str(s), "image": im, "truth": t, "probability": p, "region": r}
+                for i, s, im, t, p, r in zip(data["ids"], data["splits"], data["images"], data["truths"],
+                                             data["probabilities"], data["regions"])]

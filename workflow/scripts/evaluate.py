@@ -1,0 +1,21 @@
+"""Score one trained model on every split (native and training size) and add it to its MLflow run."""
+
+from pathlib import Path
+
+from effunet.logs import run_logged
+
+
+def main(smk):
+    from effunet.evaluate import evaluate, log_to_training_run  # after logging is set up
+
+    result = evaluate(model_path=smk.input.model, prepared_dir=Path(smk.input.manifest).parent,
+                      dataset_kind=smk.wildcards.dataset, metrics_path=smk.output.metrics,
+                      per_image_path=smk.output.per_image, examples_path=smk.output.examples,
+                      threshold=smk.params.threshold)
+    # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
+    mlflow = smk.config["mlflow"]
+    log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"])
+
+
+if __name__ == "__main__":
+    run_logged(snakemake.log[0], main, snakemake)  # noqa: F821 (injected by Snakemake)
