@@ -120,8 +120,12 @@ def _save(fig: Figure, out_png: PathLike) -> Path:
 def learning_curves(history_csv: PathLike, run_json: PathLike, out_png: PathLike, title: str) -> Path:
     """Accuracy and loss per epoch, train vs validation, with the best and early-stop epochs marked."""
     history = read_history(history_csv)
-    run = read_run(run_json)
-    marks = curve_markers(history, run, source=str(run_json))
+    marks = curve_markers(history, read_run(run_json), source=str(run_json))
+    return _save(learning_curves_figure(history, marks, title), out_png)
+
+
+def learning_curves_figure(history: pd.DataFrame, marks: dict, title: str) -> Figure:
+    """The learning-curves figure for a validated history and its `curve_markers`."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     few = len(history) <= 30
@@ -144,7 +148,7 @@ def learning_curves(history_csv: PathLike, run_json: PathLike, out_png: PathLike
         ax.legend(fontsize=8, loc="best")
     stop = "early stopping" if marks["early_stop_epoch"] is not None else "max epochs"
     fig.suptitle(f"{title}  ({len(history)} epochs, stopped by {stop})")
-    return _save(fig, out_png)
+    return fig
 
 
 # -------------------------------------------------------------------------- qualitative panels
@@ -223,6 +227,12 @@ def qualitative_panel(examples: Sequence[dict], out_png: PathLike, title: str, t
     """
     if not examples:
         raise EffunetError(f"{out_png}: no examples to show")
+    return _save(qualitative_figure(examples, title, threshold, cell_inches), out_png)
+
+
+def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 0.5,
+                       cell_inches: float = 2.4) -> Figure:
+    """The qualitative panel as a figure (see `qualitative_panel`); raises EffunetError on bad examples."""
     checked = [_check_example(example, i) for i, example in enumerate(examples)]
     rows = len(checked)
     fig = Figure(figsize=(4 * cell_inches, rows * cell_inches + 0.9), layout="constrained")
@@ -249,7 +259,7 @@ def qualitative_panel(examples: Sequence[dict], out_png: PathLike, title: str, t
                                     (FN_COLOUR, "false negative"))]
     fig.legend(handles=legend, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle(title)
-    return _save(fig, out_png)
+    return fig
 
 
 # ---------------------------------------------------------------------------------- charts
@@ -271,6 +281,10 @@ def _require(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:
         raise EffunetError(f"{source}: missing column(s) {', '.join(missing)}")
     if table.empty:
         raise EffunetError(f"{source}: no rows")
+    duplicated = table[table.duplicated(["dataset", "model"])]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        raise EffunetError(f"{source}: more than one row for {first['dataset']} / {first['model']}")
 
 
 def model_order(table: pd.DataFrame, models: Sequence[str] | None = None) -> list[str]:
@@ -287,15 +301,20 @@ def _grouped_bars(ax, groups: Sequence[str], models: Sequence[str], means: np.nd
     x = np.arange(len(groups))
     for j, model in enumerate(models):
         offset = x + (j - (len(models) - 1) / 2) * width
-        err = np.where(np.isfinite(stds[:, j]), stds[:, j], 0.0)
-        bars = ax.bar(offset, np.nan_to_num(means[:, j]), width, yerr=err, capsize=3,
+        bars = ax.bar(offset, np.nan_to_num(means[:, j]), width, yerr=stds[:, j], capsize=3,
                       color=MODEL_COLOURS[j % len(MODEL_COLOURS)], label=model,
                       error_kw={"elinewidth": 1, "ecolor": "black"})
-        labels = ["" if not np.isfinite(m) else format(m, fmt) for m in means[:, j]]
+        labels = ["n/a" if not np.isfinite(m) else format(m, fmt) for m in means[:, j]]
         ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
     ax.set_xticks(x, groups)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
+
+
+def _top(means: np.ndarray, stds: np.ndarray) -> float:
+    """Highest bar plus its error bar; 0 when there is no finite value."""
+    tops = means + np.nan_to_num(stds)
+    return float(np.max(tops[np.isfinite(tops)], initial=0.0))
 
 
 def _values(table: pd.DataFrame, dataset: str, models: Sequence[str], metrics: Sequence[str]):
@@ -316,10 +335,20 @@ def _values(table: pd.DataFrame, dataset: str, models: Sequence[str], metrics: S
 
 def comparison_chart(table: pd.DataFrame | PathLike, metrics: Sequence[str], out_png: PathLike,
                      title: str, models: Sequence[str] | None = None) -> Path:
-    """One panel per data set: a group of bars per metric, one bar per model, error bars = std over seeds."""
-    table, source = _load_table(table)
+    """One panel per data set: a group of bars per metric, one bar per model, error bars = std over seeds.
+
+    `table` (DataFrame or CSV path) has columns dataset, model, <metric>_mean and optionally
+    <metric>_std; models are drawn in `model_order(table, models)`, each in its MODEL_COLOURS colour.
+    """
     if not metrics:
         raise EffunetError(f"{out_png}: no metrics to chart")
+    return _save(comparison_figure(table, metrics, title, models), out_png)
+
+
+def comparison_figure(table: pd.DataFrame | PathLike, metrics: Sequence[str], title: str,
+                      models: Sequence[str] | None = None) -> Figure:
+    """The comparison chart as a figure (see `comparison_chart`)."""
+    table, source = _load_table(table)
     _require(table, ["dataset", "model", *(f"{m}_mean" for m in metrics)], source)
     order = model_order(table, models)
     datasets = list(dict.fromkeys(table["dataset"]))
@@ -329,19 +358,25 @@ def comparison_chart(table: pd.DataFrame | PathLike, metrics: Sequence[str], out
     for ax, dataset in zip(axes, datasets):
         means, stds = _values(table, dataset, order, metrics)
         _grouped_bars(ax, list(metrics), order, means, stds, ".3f")
-        top = np.nanmax(means + np.nan_to_num(stds))
+        top = _top(means, stds)
         ax.set_ylim(0, 1.12 if top <= 1 else top * 1.15)
         ax.set_title(dataset)
         ax.set_ylabel("mean over seeds (± std)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(order), frameon=False)
     fig.suptitle(title)
-    return _save(fig, out_png)
+    return fig
 
 
 def training_speed_chart(table: pd.DataFrame | PathLike, out_png: PathLike, title: str = "Training effort",
                          models: Sequence[str] | None = None) -> Path:
     """Epochs trained (early stopping) and seconds per epoch, per data set and model (mean ± std over seeds)."""
+    return _save(training_speed_figure(table, title, models), out_png)
+
+
+def training_speed_figure(table: pd.DataFrame | PathLike, title: str = "Training effort",
+                          models: Sequence[str] | None = None) -> Figure:
+    """The training-effort chart as a figure (see `training_speed_chart`)."""
     table, source = _load_table(table)
     _require(table, ["dataset", "model", "epochs_trained_mean", "seconds_per_epoch_mean"], source)
     order = model_order(table, models)
@@ -354,10 +389,10 @@ def training_speed_chart(table: pd.DataFrame | PathLike, out_png: PathLike, titl
         means = np.vstack([m for m, _ in per_dataset])
         stds = np.vstack([s for _, s in per_dataset])
         _grouped_bars(ax, datasets, order, means, stds, fmt)
-        ax.set_ylim(0, np.nanmax(means + np.nan_to_num(stds)) * 1.15 or 1)
+        ax.set_ylim(0, _top(means, stds) * 1.15 or 1)
         ax.set_title(label)
         ax.set_ylabel("mean over seeds (± std)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(order), frameon=False)
     fig.suptitle(title)
-    return _save(fig, out_png)
+    return fig
