@@ -217,13 +217,15 @@ def _check_example(example: dict, index: int) -> dict:
 
 
 def qualitative_panel(examples: Sequence[dict], out_png: PathLike, title: str, threshold: float = 0.5,
-                      cell_inches: float = 2.4) -> Path:
+                      cell_inches: float | None = None) -> Path:
     """One row per example: image | ground truth | prediction | error overlay (TP/FP/FN legend).
 
     Each example is a dict with `id`, `split`, `image` (H, W, 3 uint8), `truth` (H, W bool),
     `probability` (H, W float in [0, 1]) and optionally `region` (H, W bool; errors outside are not
     shown). A pixel is predicted foreground when probability > threshold, as in training. Rows keep
     the order given: pass the same examples to every model's panel to compare them side by side.
+    By default each cell is large enough to show the images at native resolution (up to 5 inches),
+    so one-pixel error rims on DRIVE vessels stay visible.
     """
     if not examples:
         raise EffunetError(f"{out_png}: no examples to show")
@@ -231,10 +233,13 @@ def qualitative_panel(examples: Sequence[dict], out_png: PathLike, title: str, t
 
 
 def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 0.5,
-                       cell_inches: float = 2.4) -> Figure:
+                       cell_inches: float | None = None) -> Figure:
     """The qualitative panel as a figure (see `qualitative_panel`); raises EffunetError on bad examples."""
     checked = [_check_example(example, i) for i, example in enumerate(examples)]
     rows = len(checked)
+    if cell_inches is None:
+        largest = max(max(arrays["image"].shape[:2]) for arrays in checked)
+        cell_inches = min(max(2.4, largest / DPI), 5.0)
     fig = Figure(figsize=(4 * cell_inches, rows * cell_inches + 0.9), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, 4, squeeze=False))
     headers = ("image", "ground truth", f"prediction (p > {threshold:g})", "errors")
@@ -243,10 +248,12 @@ def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 
         overlay = error_overlay(arrays["image"], arrays["truth"], predicted, arrays["region"])
         panels = (arrays["image"], arrays["truth"], predicted, overlay)
         for col, (ax, panel) in enumerate(zip(axes[row], panels)):
+            # antialiased: large images shrunk to the cell keep thin vessels and error rims visible
+            style = {"interpolation": "antialiased", "interpolation_stage": "rgba"}
             if panel.ndim == 2:
-                ax.imshow(panel, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.imshow(panel, cmap="gray", vmin=0, vmax=1, **style)
             else:
-                ax.imshow(panel, interpolation="nearest")
+                ax.imshow(panel, **style)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
