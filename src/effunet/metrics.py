@@ -105,8 +105,12 @@ def roc_auc(truth, probability, region=None) -> float | None:
 
     None when the scored truth holds a single class (the area is undefined there).
     """
-    truth, probability = _scored(truth, probability, region)
-    return _roc_from_counts(*_counts_by_score(truth, probability))
+    positive, negative = _sorted_scores(*_scored(truth, probability, region))
+    if positive.size == 0 or negative.size == 0:
+        return None
+    below = np.searchsorted(negative, positive, side="left").sum(dtype=np.float64)
+    not_above = np.searchsorted(negative, positive, side="right").sum(dtype=np.float64)
+    return float((below + not_above) / 2 / (positive.size * float(negative.size)))
 
 
 def pr_auc(truth, probability, region=None) -> float | None:
@@ -115,8 +119,14 @@ def pr_auc(truth, probability, region=None) -> float | None:
     AP = sum over distinct score thresholds (descending) of (R_k - R_{k-1}) * P_k, ties grouped,
     no interpolation (sklearn's `average_precision_score`). None when the truth has no positives.
     """
-    truth, probability = _scored(truth, probability, region)
-    return _ap_from_counts(*_counts_by_score(truth, probability))
+    positive, negative = _sorted_scores(*_scored(truth, probability, region))
+    if positive.size == 0:
+        return None
+    starts = np.flatnonzero(np.r_[True, positive[1:] != positive[:-1]])
+    values, ties = positive[starts], np.diff(np.r_[starts, positive.size])
+    tp = positive.size - starts  # positives scoring >= each distinct positive value
+    fp = negative.size - np.searchsorted(negative, values, side="left")
+    return float(np.dot(ties, tp / (tp + fp)) / positive.size)
 
 
 class PooledAuc:
@@ -205,10 +215,10 @@ def label_components(binary) -> np.ndarray:
 def split_touching(binary, min_distance: int = 3, h: float = 1.0) -> np.ndarray:
     """Labels of a binary mask with touching nuclei split by a distance-transform watershed.
 
-    Per connected component (full connectivity): the Euclidean distance to the background; markers
-    are its local maxima within a (2 * min_distance + 1)-wide window that are also h-maxima, i.e.
-    one must descend more than `h` pixels of distance from the peak to reach a higher point (peaks
-    joined above that level form one marker). The component is then flooded from its markers down
+    Per connected component (full connectivity): the Euclidean distance to the nearest pixel outside
+    the component; markers are its local maxima within a (2 * min_distance + 1)-wide window that
+    are also h-maxima, i.e. one must descend more than `h` pixels of distance from the peak to
+    reach a higher point (peaks joined above that level form one marker). The component is then flooded from its markers down
     the distance map in steps of 0.5 px, each label growing geodesically inside the component, so
     cuts fall on the necks between nuclei. (`scipy.ndimage.watershed_ift` is not used: its path
     cost is the largest step |f(p) - f(q)| between neighbours, which on a distance map is at most
@@ -220,12 +230,14 @@ def split_touching(binary, min_distance: int = 3, h: float = 1.0) -> np.ndarray:
     mask = _binary(binary, "binary")
     structure = _full(mask)
     components, _ = ndimage.label(mask, structure=structure)
-    distance = ndimage.distance_transform_edt(mask)
     labels = np.zeros(mask.shape, dtype=np.int32)
+    inner = (slice(1, -1),) * mask.ndim
     used = 0
     for index, box in enumerate(ndimage.find_objects(components), start=1):
-        own = components[box] == index
-        local = _split_component(np.where(own, distance[box], 0.0), own, min_distance, h, structure)
+        own = np.pad(components[box] == index, 1)  # the margin makes the box edge background
+        distance = ndimage.distance_transform_edt(own)
+        local = _split_component(distance, own, min_distance, h, structure)[inner]
+        own = own[inner]
         labels[box][own] = local[own] + used
         used += int(local[own].max())
     return labels
@@ -303,11 +315,9 @@ def _is_number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def _counts_by_score(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positive and negative pixel counts per distinct score, in ascending score order."""
-    _, inverse, total = np.unique(score, return_inverse=True, return_counts=True)
-    positive = np.bincount(inverse[truth], minlength=total.size)
-    return positive, total - positive
+def _sorted_scores(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the positive and of the negative pixels, each sorted ascending."""
+    return np.sort(score[truth]), np.sort(score[~truth])
 
 
 def _roc_from_counts(positive: np.ndarray, negative: np.ndarray) -> float | None:
