@@ -115,7 +115,10 @@ class _Pool:
         self.rows.append(row)
 
     def summary(self) -> dict:
-        return metrics.summarize(self.rows, self.counts, self.auc.values())
+        summary = metrics.summarize(self.rows, self.counts, {"roc_auc": self.auc.roc_auc(),
+                                                              "pr_auc": self.auc.pr_auc()})
+        summary.pop("per_image")  # per_image.csv has them
+        return summary
 
 
 def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
@@ -148,7 +151,7 @@ def second_observer(cases: list[Case]) -> dict | None:
         pair = metrics.confusion(case.native_truth, case.second_observer, case.native_region)
         counts = counts + pair
         rows.append({"id": case.id, "split": case.split, **metrics.scores(pair)})
-    return metrics.summarize(rows, counts)
+    return metrics.summarize(rows, counts)  # few images: keeps its per-image rows
 
 
 def evaluate(model_path: str | os.PathLike, prepared_dir: str | os.PathLike, dataset_kind: str,
