@@ -377,7 +377,7 @@ DSB_ZIP = os.environ.get("EFFUNET_DSB2018_ZIP")
 )
 def test_split_touching_raises_the_ap_of_true_masks_on_real_images():
     """On the union of the true nuclei of 20 BBBC038 images, splitting must beat plain components
-    (with the defaults: 0.838 -> 0.918 on these 20, 0.747 -> 0.819 on 40 others)."""
+    (with the defaults: 0.838 -> 0.918 on these 20, 0.747 -> 0.819 on a 40-image sample)."""
     masks = defaultdict(list)
     with zipfile.ZipFile(DSB_ZIP) as archive:
         for name in archive.namelist():
