@@ -92,5 +92,16 @@ def test_training_jobs_run_side_by_side_and_each_is_tracked(tmp_path):
         assert run.data.params["max_epochs"] == "2" and int(run.data.params["parameters"]) == summary["parameters"]
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
         assert "epoch 2/2" in (tmp_path / "logs/train" / f"{name}.log").read_text()
+        assert "test_native_dice" in run.data.metrics and "val_native_iou_image_mean" in run.data.metrics
+        for plot in ("learning_curves", "examples"):
+            assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "results/comparison.csv")
+    assert list(table.model) == ["unet", "effunet-b0"] and (table.seeds == 2).all()
+    assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean"} <= set(table.columns)
+    assert len(pd.read_csv(tmp_path / "results/paired_tests.csv")) == 1
     again = snakemake(tmp_path, "-n", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake(tmp_path, "--configfile", str(config), "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (tmp_path / "report.html").read_text()
+    assert "Learning curves" in text and "Comparison" in text
