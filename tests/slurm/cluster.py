@@ -238,6 +238,7 @@ class Cluster:
 if __name__ == "__main__":
     import sys
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the daemons on `kill` too
     reason = missing_requirements()
     if reason:
         sys.exit(f"cannot start a cluster: {reason}")
