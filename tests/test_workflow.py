@@ -66,42 +66,117 @@ def test_drive_without_source_fails_with_instructions_and_no_output(tmp_path):
     assert not (tmp_path / "resources/raw/drive").exists()
 
 
+SMALL = {
+    "seeds": [0], "models": ["unet", "effunet-b0"], "model_options": {"unet": {"base_filters": 8}},
+    "datasets": {
+        "dsb2018": {"source": "synthetic", "synthetic": {"n_images": 10}, "image_size": [32, 32],
+                    "split": {"test_fraction": 0.2, "val_fraction": 0.25}, "train": {"max_epochs": 2, "batch_size": 4}},
+        "drive": {"source": "synthetic", "synthetic": {"n_train": 3, "n_test": 2}, "image_size": [64, 64],
+                  "split": {"val_count": 1}, "train": {"max_epochs": 2, "batch_size": 2}}},
+    "train": {"encoder_weights": "none"}, "threads": {"prepare": 2, "train": 1},
+    "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "wf-test"}}
+RUNS = {f"{d}/{m}/seed0" for d in ("dsb2018", "drive") for m in ("unet", "effunet-b0")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A small two-data-set, two-model workflow run to the end; training jobs run side by side."""
+    workdir = tmp_path_factory.mktemp("finished")
+    config = write_config(workdir / "c.yaml", SMALL)
+    result = snakemake(workdir, "--configfile", str(config), "--resources", "gpu=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+def planned_jobs(workdir: Path, config: Path, env: dict | None = None) -> list[str]:
+    """`rule` or `rule:dataset/model` for every job a dry run plans."""
+    result = subprocess.run([*SNAKEMAKE, "-d", str(workdir), "-n", "--configfile", str(config)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs, rule = [], None
+    for line in result.stdout.splitlines():
+        if line.startswith("rule ") and line.endswith(":"):
+            rule = line[5:-1]
+            jobs.append(rule)
+        elif line.strip().startswith("wildcards:") and rule and jobs[-1] == rule:
+            values = dict(part.split("=") for part in line.split(":", 1)[1].strip().split(", "))
+            if "model" in values:
+                jobs[-1] = f"{rule}:{values['dataset']}/{values['model']}"
+            elif "dataset" in values:
+                jobs[-1] = f"{rule}:{values['dataset']}"
+    return sorted(jobs)
+
+
 @pytest.mark.slow
-def test_training_jobs_run_side_by_side_and_each_is_tracked(tmp_path):
+def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
     from mlflow.tracking import MlflowClient
 
-    config = write_config(tmp_path / "c.yaml", {
-        "seeds": [0, 1], "models": ["unet", "effunet-b0"],
-        "datasets": {"dsb2018": {"source": "synthetic", "synthetic": {"n_images": 10}, "image_size": [32, 32],
-                                 "split": {"test_fraction": 0.2, "val_fraction": 0.25},
-                                 "train": {"max_epochs": 2, "batch_size": 4}}},
-        "train": {"encoder_weights": "none"}, "threads": {"prepare": 2, "train": 1},
-        "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "wf-test"}})
-    result = snakemake(tmp_path, "--configfile", str(config), "--resources", "gpu=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/results/mlflow.db")
+    workdir, config = finished
+    client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
     runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("wf-test").experiment_id])}
-    expected = {f"dsb2018/{m}/seed{s}" for m in ("unet", "effunet-b0") for s in (0, 1)}
-    assert set(runs) == expected
-    for name in expected:
-        run_dir = tmp_path / "results" / name
+    assert set(runs) == RUNS
+    for name in RUNS:
+        run_dir = workdir / "results" / name
         summary = json.loads((run_dir / "run.json").read_text())
         run = runs[name]
         assert run.info.run_id == summary["run_id"] and run.info.status == "FINISHED"
-        assert run.data.tags["snakemake_rule"] == "train" and run.data.tags["seed"] == name[-1]
+        assert run.data.tags["snakemake_rule"] == "train" and run.data.tags["seed"] == "0"
         assert run.data.params["max_epochs"] == "2" and int(run.data.params["parameters"]) == summary["parameters"]
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
-        assert "epoch 2/2" in (tmp_path / "logs/train" / f"{name}.log").read_text()
+        assert "epoch 2/2" in (workdir / "logs/train" / f"{name}.log").read_text()
         assert "test_native_dice" in run.data.metrics and "val_native_iou_image_mean" in run.data.metrics
         for plot in ("learning_curves", "examples"):
             assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
-    table = pd.read_csv(tmp_path / "results/comparison.csv")
-    assert list(table.model) == ["unet", "effunet-b0"] and (table.seeds == 2).all()
+    table = pd.read_csv(workdir / "results/comparison.csv")
+    assert sorted(zip(table.dataset, table.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
     assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean"} <= set(table.columns)
-    assert len(pd.read_csv(tmp_path / "results/paired_tests.csv")) == 1
-    again = snakemake(tmp_path, "-n", "--configfile", str(config))
-    assert "Nothing to be done" in again.stdout + again.stderr
-    report = snakemake(tmp_path, "--configfile", str(config), "--report", "report.html")
+    assert len(pd.read_csv(workdir / "results/paired_tests.csv")) == 2
+    report = snakemake(workdir, "--configfile", str(config), "--report", "report.html")
     assert report.returncode == 0, report.stderr[-2000:]
-    text = (tmp_path / "report.html").read_text()
+    text = (workdir / "report.html").read_text()
     assert "Learning curves" in text and "Comparison" in text
+
+
+@pytest.mark.slow
+def test_a_finished_run_plans_nothing(finished):
+    assert planned_jobs(*finished) == []
+
+
+AFTER_TRAINING = ["aggregate", "all", "plot_comparison"]
+
+
+@pytest.mark.slow
+def test_changing_one_models_option_reruns_only_that_model(finished):
+    workdir, _ = finished
+    changed = json.loads(json.dumps(SMALL))
+    changed["model_options"]["unet"]["base_filters"] = 16
+    jobs = planned_jobs(workdir, write_config(workdir / "unet16.yaml", changed))
+    expected = [f"{rule}:{d}/unet" for rule in ("evaluate", "plot_run", "train") for d in ("dsb2018", "drive")]
+    assert jobs == sorted(expected + AFTER_TRAINING)
+
+
+@pytest.mark.slow
+def test_changing_dsb2018_image_size_reruns_dsb2018_and_nothing_of_drive(finished):
+    workdir, _ = finished
+    changed = json.loads(json.dumps(SMALL))
+    changed["datasets"]["dsb2018"]["image_size"] = [64, 64]
+    jobs = planned_jobs(workdir, write_config(workdir / "dsb64.yaml", changed))
+    expected = ["resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
+                                               for m in ("unet", "effunet-b0")]
+    assert jobs == sorted(expected + AFTER_TRAINING)
+
+
+@pytest.mark.slow
+def test_editing_a_models_code_reruns_its_training(finished, tmp_path):
+    """A copy of the package, edited, shadows the installed one through PYTHONPATH."""
+    import os
+    import shutil
+
+    workdir, config = finished
+    shutil.copytree(ROOT / "src", tmp_path / "src")
+    with open(tmp_path / "src/effunet/models/unet.py", "a") as handle:
+        handle.write("\n# an edit to the U-Net's code\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    jobs = planned_jobs(workdir, config, env)
+    expected = [f"{rule}:{d}/unet" for rule in ("evaluate", "plot_run", "train") for d in ("dsb2018", "drive")]
+    assert jobs == sorted(expected + AFTER_TRAINING)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Any
 
 import jsonschema
 import yaml
@@ -19,14 +19,10 @@ def _fill_defaults(validator_class):
         if isinstance(instance, dict):
             for name, subschema in properties.items():
                 if "default" in subschema and name not in instance:
-                    instance[name] = _copy(subschema["default"])
+                    instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults})
-
-
-def _copy(value: Any) -> Any:
-    return yaml.safe_load(yaml.safe_dump(value))
 
 
 def key_name(path) -> str:
@@ -48,7 +44,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     """Validate `config` in place (filling defaults) and return it; raise ConfigError naming the key."""
     with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+        schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     validator_class = _fill_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints, paths and input/param functions shared by all rules.
 
 import effunet.config
+import effunet.provenance
 
 effunet.config.validate(
     config, f"{workflow.current_basedir}/../schemas/config.schema.yaml"
@@ -50,8 +51,17 @@ def run_dir(name):
 
 
 def train_settings(wildcards):
-    """The global train block with the data set's overrides: everything that shapes a run."""
-    return effunet.config.train_settings(config, wildcards.dataset)
+    """The global train block with the data set's overrides and the model's options."""
+    settings = effunet.config.train_settings(config, wildcards.dataset)
+    return {
+        **settings,
+        "model_options": config["model_options"].get(wildcards.model, {}),
+    }
+
+
+def training_code(wildcards):
+    """A hash of the package code that defines and trains this model (Snakemake tracks no imports)."""
+    return effunet.provenance.training_code_version(wildcards.model)
 
 
 def native_truth(wildcards):

@@ -21,6 +21,7 @@ rule train:
         runtime=720,
     params:
         settings=train_settings,
+        code=training_code,
         checkpoint=run_dir("checkpoint"),
     script:
         "../scripts/train.py"
