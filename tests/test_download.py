@@ -1,9 +1,9 @@
 import hashlib
-import socket
 import zipfile
 
 import pytest
 
+from conftest import free_port
 from effunet.data import download
 from effunet.errors import EffunetError
 
@@ -13,11 +13,6 @@ PAYLOAD = bytes(range(256)) * 8000  # 2 MB: several 1 MiB chunks
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_download_verifies_checksum_and_logs_progress(file_server, tmp_path, caplog):

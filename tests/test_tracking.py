@@ -6,12 +6,10 @@ import logging
 import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from effunet.errors import EffunetError
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import conftest  # noqa: E402
 import tracking_worker  # noqa: E402
 
 EXPERIMENT = "effunet-test"
@@ -68,11 +67,6 @@ def runs_of(uri: str, experiment: str = EXPERIMENT):
 def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- store set-up ------------------------------------------------------------------------------
@@ -257,7 +251,7 @@ def test_store_failing_mid_run_disables_the_tracker(store, fast_retries, caplog,
 
 
 def test_unreachable_server_gives_a_disabled_tracker_quickly(tmp_path, caplog):
-    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    uri = f"http://127.0.0.1:{conftest.free_port()}"  # nothing listens there
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
         tracker = tracking.RunTracker.open(uri, EXPERIMENT, "drive/unet/seed0",
@@ -298,7 +292,7 @@ def test_silent_server_is_bounded_by_the_request_timeout(monkeypatch, caplog):
 
 
 def test_prepare_store_not_strict_only_warns(fast_retries, caplog):
-    uri = f"http://127.0.0.1:{free_port()}"
+    uri = f"http://127.0.0.1:{conftest.free_port()}"
     with pytest.raises(EffunetError, match=uri):
         tracking.prepare_store(uri, EXPERIMENT)
     with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
@@ -363,36 +357,8 @@ def test_six_concurrent_jobs_on_one_sqlite_store(store, tmp_path):
 @pytest.fixture
 def mlflow_server(tmp_path, default_store):
     shutil.copy(default_store[0] / "results" / "mlflow.db", tmp_path / "db.sqlite")  # skips migrations
-    port = free_port()
-    log_file = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/db.sqlite",
-         "--artifacts-destination", str(tmp_path / "served-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.25)
+    with conftest.mlflow_server(tmp_path, f"sqlite:///{tmp_path}/db.sqlite") as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log_file.close()
 
 
 @pytest.mark.slow
