@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = ["munged", "mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "slurmctld", "slurmd",
+PROGRAMS = ["munged", "srun", "mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "slurmctld", "slurmd",
             "sbatch", "squeue", "sacct", "sacctmgr", "scontrol", "scancel", "sinfo"]
 PACKAGES = "slurmctld slurmd slurmdbd slurm-client munge mariadb-server"
 
@@ -76,7 +76,12 @@ class Cluster:
         self.cpus = os.cpu_count() or 1
         self.memory_mb = node_memory_mb()
         self.conf = self.root / "etc" / "slurm.conf"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        # Inside a job, the executor plugin's jobstep drops every SLURM_* variable (SLURM_CONF
+        # too) before it calls srun; production clusters keep slurm.conf where srun looks by
+        # itself (/etc/slurm) or serve it (configless). An srun first on PATH stands in for that.
+        self.bin = self.root / "bin"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf),
+                    "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.timings: dict[str, float] = {}
 
@@ -132,6 +137,10 @@ class Cluster:
                       slurmd_port=slurmd_port, dbd_port=dbd_port, db_port=db_port,
                       db_password=db_password, cpus=self.cpus, memory_mb=self.memory_mb,
                       cpu_partition=self.cpu_partition, gpu_partition=self.gpu_partition)
+        self.bin.mkdir(parents=True, exist_ok=True)
+        srun = self.bin / "srun"
+        srun.write_text(f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec {shutil.which("srun")} "$@"\n')
+        srun.chmod(0o755)
         for name in ("slurm.conf", "slurmdbd.conf", "gres.conf"):
             path = self.root / "etc" / name
             path.write_text((HERE / f"{name}.in").read_text().format(**values))
