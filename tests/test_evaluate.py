@@ -101,7 +101,7 @@ def test_threshold_is_chosen_on_validation_never_on_test():
 
     cases = [case("val", [0.35, 0.25]), case("test", [0.9, 0.7])]
     value, source = evaluate.choose_threshold(cases, "val")
-    assert source == "validation" and 0.25 < value <= 0.35
+    assert source == "validation" and 0.25 <= value < 0.35
     assert evaluate.choose_threshold(cases, 0.5) == (0.5, "fixed")
     with pytest.raises(EffunetError, match="validation"):
         evaluate.choose_threshold([cases[1]], "val")

@@ -71,14 +71,17 @@ def _case(prepared_dir: Path, kind: str, row) -> Case:
 
 
 def choose_threshold(cases: list[Case], setting: str | float) -> tuple[float, str]:
-    """0.5 (or a given value), or the grid value with the best pooled native Dice on validation."""
+    """0.5 (or a given value), or the grid value with the best pooled native Dice on validation.
+
+    A pixel is foreground where its probability is above the threshold, as in training and plots.
+    """
     if setting != "val":
         return float(setting), "fixed"
     validation = [c for c in cases if c.split == "val"]
     if not validation:
         raise EffunetError("threshold 'val' needs validation images, and the manifest has none")
     best = max(THRESHOLD_GRID, key=lambda t: metrics.scores(sum(
-        (metrics.confusion(c.native_truth, _native_probability(c) >= t, c.native_region) for c in validation),
+        (metrics.confusion(c.native_truth, _native_probability(c) > t, c.native_region) for c in validation),
         metrics.Counts()))["dice"])
     return float(best), "validation"
 
@@ -88,7 +91,7 @@ def _native_probability(case: Case) -> np.ndarray:
 
 
 def _score(truth, probability, region, threshold) -> dict:
-    row = metrics.scores(metrics.confusion(truth, probability >= threshold, region))
+    row = metrics.scores(metrics.confusion(truth, probability > threshold, region))
     row["roc_auc"] = metrics.roc_auc(truth, probability, region)
     row["pr_auc"] = metrics.pr_auc(truth, probability, region)
     return row
@@ -110,7 +113,7 @@ class _Pool:
         self.counts, self.auc, self.rows = metrics.Counts(), metrics.PooledAuc(), []
 
     def add(self, row: dict, truth, probability, region, threshold) -> None:
-        self.counts = self.counts + metrics.confusion(truth, probability >= threshold, region)
+        self.counts = self.counts + metrics.confusion(truth, probability > threshold, region)
         self.auc.add(truth, probability, region)
         self.rows.append(row)
 
@@ -132,7 +135,7 @@ def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
             row = {"id": case.id, "split": case.split, "resolution": resolution,
                    **_score(truth, probability, region, threshold)}
             if resolution == "native" and case.native_labels is not None:
-                row.update(_instance_scores(case, native >= threshold))
+                row.update(_instance_scores(case, native > threshold))
             pools.setdefault((case.split, resolution), _Pool()).add(row, truth, probability, region, threshold)
     summaries: dict = {}
     for (split, resolution), pool in pools.items():

@@ -85,7 +85,7 @@ def predict_files(model_path: str | os.PathLike, source: str | os.PathLike, out_
     for path in files:
         probability = predictor.native(images.read_rgb(path))
         mask_path = out_dir / f"{path.stem}_mask.png"
-        images.write_png(mask_path, probability >= threshold)
+        images.write_png(mask_path, probability > threshold)
         written.append(mask_path)
         if save_probabilities:
             images.write_png(out_dir / f"{path.stem}_prob.png", np.rint(probability * 65535).astype(np.uint16))
