@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, mlflow_server
+
+ARTIFACTS = ROOT / "test-artifacts"  # kept after the run (CI can publish it); ignored by git
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
 
@@ -80,12 +82,14 @@ RUNS = {f"{d}/{m}/seed0" for d in ("dsb2018", "drive") for m in ("unet", "effune
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A small two-data-set, two-model workflow run to the end; training jobs run side by side."""
+    """A small two-data-set, two-model workflow run to the end against a real `mlflow server`, as
+    on a cluster; training jobs run side by side. Yields (workdir, config, server URL)."""
     workdir = tmp_path_factory.mktemp("finished")
-    config = write_config(workdir / "c.yaml", SMALL)
-    result = snakemake(workdir, "--configfile", str(config), "--resources", "gpu=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, config
+    with mlflow_server(workdir) as url:
+        config = write_config(workdir / "c.yaml", {**SMALL, "mlflow": {"tracking_uri": url, "experiment": "wf-test"}})
+        result = snakemake(workdir, "--configfile", str(config), "--resources", "gpu=2")
+        assert result.returncode == 0, result.stderr[-3000:]
+        yield workdir, config, url
 
 
 def planned_jobs(workdir: Path, config: Path, env: dict | None = None) -> list[str]:
@@ -107,24 +111,46 @@ def planned_jobs(workdir: Path, config: Path, env: dict | None = None) -> list[s
     return sorted(jobs)
 
 
+def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
+    """One call of MLflow's REST API (GET with a query string, or POST with a JSON body)."""
+    import urllib.parse
+    import urllib.request
+
+    if body is None:
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}")
+    else:
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def server_runs(url: str, experiment: str) -> tuple[str, dict]:
+    experiment_id = rest(url, f"experiments/get-by-name?experiment_name={experiment}")["experiment"]["experiment_id"]
+    runs = rest(url, "runs/search", {"experiment_ids": [experiment_id], "max_results": 100})["runs"]
+    return experiment_id, {run["info"]["run_name"]: run for run in runs}
+
+
 @pytest.mark.slow
 def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
-    from mlflow.tracking import MlflowClient
-
-    workdir, config = finished
-    client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
-    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("wf-test").experiment_id])}
-    assert set(runs) == RUNS
+    workdir, config, url = finished
+    _, runs = server_runs(url, "wf-test")
+    assert set(runs) == RUNS  # one run per data set x model x seed, no duplicates
     for name in RUNS:
         run_dir = workdir / "results" / name
         summary = json.loads((run_dir / "run.json").read_text())
         run = runs[name]
-        assert run.info.run_id == summary["run_id"] and run.info.status == "FINISHED"
-        assert run.data.tags["snakemake_rule"] == "train" and run.data.tags["seed"] == "0"
-        assert run.data.params["max_epochs"] == "2" and int(run.data.params["parameters"]) == summary["parameters"]
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+        params = {p["key"]: p["value"] for p in run["data"]["params"]}
+        metrics = {m["key"] for m in run["data"]["metrics"]}
+        assert run["info"]["run_id"] == summary["run_id"] and run["info"]["status"] == "FINISHED"
+        assert tags["snakemake_rule"] == "train" and tags["seed"] == "0"
+        assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
+        epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
+        assert sorted(m["step"] for m in epochs) == [1, 2]
+        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy"} <= metrics
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
         assert "epoch 2/2" in (workdir / "logs/train" / f"{name}.log").read_text()
-        assert "test_native_dice" in run.data.metrics and "val_native_iou_image_mean" in run.data.metrics
         for plot in ("learning_curves", "examples"):
             assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
     table = pd.read_csv(workdir / "results/comparison.csv")
@@ -138,8 +164,35 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
 
 
 @pytest.mark.slow
+def test_mlflow_ui_lists_the_runs_in_headless_chromium(finished):
+    """What users see: the experiment's run list, rendered by Debian's Chromium; kept as a PNG."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    _, _, url = finished
+    experiment_id, _ = server_runs(url, "wf-test")
+    page = f"{url}/#/experiments/{experiment_id}/runs"
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={finished[0] / 'chromium-profile'}", "--virtual-time-budget=20000"]
+    dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=180).stdout
+    for name in RUNS:
+        assert name in dom  # the run list shows every run by name
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "mlflow-ui-runs.png"
+    subprocess.run([*flags, "--window-size=1600,900", f"--screenshot={shot}", page], capture_output=True,
+                   timeout=180, check=True)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size == (1600, 900) and len(image.getcolors(1 << 20) or range(10_000)) > 50
+
+
+@pytest.mark.slow
 def test_a_finished_run_plans_nothing(finished):
-    assert planned_jobs(*finished) == []
+    assert planned_jobs(*finished[:2]) == []
 
 
 AFTER_TRAINING = ["aggregate", "all", "plot_comparison"]
@@ -147,7 +200,7 @@ AFTER_TRAINING = ["aggregate", "all", "plot_comparison"]
 
 @pytest.mark.slow
 def test_changing_one_models_option_reruns_only_that_model(finished):
-    workdir, _ = finished
+    workdir = finished[0]
     changed = json.loads(json.dumps(SMALL))
     changed["model_options"]["unet"]["base_filters"] = 16
     jobs = planned_jobs(workdir, write_config(workdir / "unet16.yaml", changed))
@@ -157,7 +210,7 @@ def test_changing_one_models_option_reruns_only_that_model(finished):
 
 @pytest.mark.slow
 def test_changing_dsb2018_image_size_reruns_dsb2018_and_nothing_of_drive(finished):
-    workdir, _ = finished
+    workdir = finished[0]
     changed = json.loads(json.dumps(SMALL))
     changed["datasets"]["dsb2018"]["image_size"] = [64, 64]
     jobs = planned_jobs(workdir, write_config(workdir / "dsb64.yaml", changed))
@@ -172,7 +225,7 @@ def test_editing_a_models_code_reruns_its_training(finished, tmp_path):
     import os
     import shutil
 
-    workdir, config = finished
+    workdir, config, _ = finished
     shutil.copytree(ROOT / "src", tmp_path / "src")
     with open(tmp_path / "src/effunet/models/unet.py", "a") as handle:
         handle.write("\n# an edit to the U-Net's code\n")
