@@ -126,7 +126,7 @@ class Cluster:
 
     # -- start ----------------------------------------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         t0 = time.monotonic()
         for sub in ("etc", "munge", "db", "state", "spool", "run", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ class Cluster:
                     proc.wait(timeout=10)
         self.procs.clear()
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         try:
             return self.start()
         except BaseException:
