@@ -183,7 +183,7 @@ def test_workflow_runs_on_slurm_with_a_gpu_per_training_job(cluster, tmp_path):
     profile = cluster_profile(cluster, tmp_path / "profile")
     started = time.monotonic()
     result = snakemake(tmp_path / "work", "--configfile", str(config), "--workflow-profile", str(profile),
-                       env=cluster.env, timeout=540)
+                       env=cluster.env, timeout=450)  # the whole test stays under 10 min
     output = result.stdout + result.stderr
     elapsed = time.monotonic() - started
     (tmp_path / "snakemake.out").write_text(output)  # kept for a look after a failure
