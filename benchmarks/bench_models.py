@@ -14,6 +14,8 @@ batch `--batch`; the table shows the median images/s and keras/smp ratios.
 - Keras inference: ``effunet.models.make_predict_fn(model)`` (a traced ``tf.function``).
 - torch training: ``model.train()``, Adam, ``BCEWithLogitsLoss``, ``zero_grad/backward/step``.
 - torch inference: ``model.eval()`` under ``torch.inference_mode()``.
+- ``--precision mixed``: Keras ``mixed_float16`` (GPU) / ``mixed_bfloat16`` (CPU) against torch
+  autocast to the same dtype (with a GradScaler for float16). Default fp32 for both.
 
 Both run on the same device with the same number of threads (`--threads`, default: the CPUs
 this process may use). torch and segmentation_models_pytorch come from the `bench` extra.
@@ -45,6 +47,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--decoder-widths", type=int, nargs=5, default=[256, 128, 64, 32, 16])
     parser.add_argument("--only", choices=["keras", "smp"], help="run one library only")
+    parser.add_argument("--upsampling", choices=["bilinear", "nearest"], default="bilinear")
+    parser.add_argument(
+        "--smp-upsampling",
+        choices=["bilinear", "nearest"],
+        help="smp's decoder_interpolation if not --upsampling (smp's own default is nearest)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "mixed"],
+        default="fp32",
+        help="mixed: float16 on GPU (Keras mixed_float16 / torch autocast + GradScaler), bfloat16 on CPU",
+    )
     return parser.parse_args(argv)
 
 
@@ -91,14 +105,18 @@ def import_smp():
 
 
 class KerasRunner:
-    def __init__(self, model_name: str, size: int, batch: int, widths):
+    def __init__(self, model_name: str, size: int, batch: int, args):
         import keras
         import numpy as np
         import tensorflow as tf
 
         from effunet.models import build, jit_compile_default, make_predict_fn
 
-        self.model = build(model_name, (size, size, 3), decoder_widths=tuple(widths))
+        gpus = tf.config.list_physical_devices("GPU")
+        if args.precision == "mixed":  # compile() adds loss scaling for mixed_float16
+            keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "mixed_bfloat16")
+        widths = tuple(args.decoder_widths)
+        self.model = build(model_name, (size, size, 3), decoder_widths=widths, upsampling=args.upsampling)
         self.model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.BinaryCrossentropy(),
@@ -109,7 +127,6 @@ class KerasRunner:
         self.y = tf.constant((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
         self.predict = make_predict_fn(self.model)
         self.params = self.model.count_params()
-        gpus = tf.config.list_physical_devices("GPU")
         self.device_name = gpus[0].name if gpus else "CPU"
 
     def train(self, steps: int) -> None:
@@ -124,17 +141,21 @@ class KerasRunner:
 
 
 class TorchRunner:
-    def __init__(self, model_name: str, size: int, batch: int, widths):
+    def __init__(self, model_name: str, size: int, batch: int, args):
         import torch
 
         smp = import_smp()
         self.torch = torch
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.backends.cudnn.benchmark = True
+        half = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.autocast_dtype = half if args.precision == "mixed" else None
+        self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
         self.model = smp.Unet(
             SMP_ENCODERS[model_name],
             encoder_weights=None,
-            decoder_channels=tuple(widths),
-            decoder_interpolation="bilinear",
+            decoder_channels=tuple(args.decoder_widths),
+            decoder_interpolation=args.smp_upsampling or args.upsampling,
             classes=1,
         ).to(self.device)
         gen = torch.Generator().manual_seed(0)
@@ -145,27 +166,34 @@ class TorchRunner:
         self.params = sum(p.numel() for p in self.model.parameters())
         self.device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else "CPU"
 
+    def _autocast(self):
+        enabled = self.autocast_dtype is not None
+        return self.torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled)
+
     def train(self, steps: int) -> None:
         self.model.train()
         for _ in range(steps):
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(self.x), self.y)
-            loss.backward()
-            self.optimizer.step()
+            with self._autocast():
+                loss = self.loss(self.model(self.x).float(), self.y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         loss.item()
 
     def infer(self, steps: int) -> None:
         self.model.eval()
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), self._autocast():
             for _ in range(steps):
                 out = self.model(self.x)
-            out.sum().item()
+            out.float().sum().item()
 
 
 def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
     """One library in its own process (no shared thread pools): build, then time on request."""
     set_threads(args.threads, lib)
-    runner = (KerasRunner if lib == "keras" else TorchRunner)(model_name, size, args.batch, args.decoder_widths)
+    runner_class = KerasRunner if lib == "keras" else TorchRunner
+    runner = runner_class(model_name, size, args.batch, args)
     conn.send((runner.params, runner.device_name))
     while (request := conn.recv()) is not None:
         phase, steps = request
@@ -241,7 +269,8 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     print(describe_machine(args.threads), flush=True)
-    print(f"batch {args.batch}, median of {args.repeats} interleaved repeats", flush=True)
+    upsampling = f"keras {args.upsampling}, smp {args.smp_upsampling or args.upsampling} upsampling"
+    print(f"batch {args.batch}, {args.precision}, {upsampling}, median of {args.repeats} interleaved repeats", flush=True)
     rows = []
     for size in args.sizes:
         for model_name in args.models:

@@ -15,18 +15,22 @@ feature is ``top_activation`` (the 1x1 head conv, 1280 channels for B0) instead,
 holds every weight of the Keras no-top backbone.
 
 Input contract: float images in 0..255, RGB, channels-last. Each encoder normalises inside the
-graph: Keras' EfficientNet has its own rescaling and normalisation layers; ResNet50 gets
-`CaffePreprocess` (RGB->BGR, ImageNet mean subtraction), exactly `resnet50.preprocess_input`.
+graph: Keras' EfficientNet has its own rescaling and normalisation layers, set here to
+(x/255 - ImageNet mean) / ImageNet std for every weights option; ResNet50 gets `CaffePreprocess`
+(RGB->BGR, ImageNet mean subtraction), exactly `keras.applications.resnet50.preprocess_input`.
 
 Encoder weights (`encoder_weights`):
 
 - ``None`` / ``"none"``: random initialisation;
-- ``"imagenet"``: the no-top file Keras downloads (`weights_file_name`), cached under
-  ``$KERAS_HOME/models`` (default ``~/.keras/models``);
+- ``"imagenet"``: the no-top file Keras downloads (`EncoderSpec.weights_file` from
+  `EncoderSpec.weights_url`, md5-checked), cached under ``$KERAS_HOME/models`` (default
+  ``~/.keras/models``); offline without it: EffunetError saying what to fetch and where to put it;
 - a path: a weights file of the *no-top backbone*, either the file Keras downloads (legacy
   ``.h5``, e.g. ``efficientnetb0_notop.h5``; copy it from an online machine's ``~/.keras/models``)
   or a Keras 3 ``.weights.h5`` written by ``keras.applications.EfficientNetB0(include_top=False,
   weights=None).save_weights(...)`` or `build_backbone(...).save_weights(...)`.
+  Keras' ImageNet EfficientNet files store the std where the normalisation variance belongs
+  (Keras compensates with an extra layer); loading such a file squares it back.
 """
 
 from __future__ import annotations
@@ -67,9 +71,13 @@ _NOTOP_MD5 = {
 
 @keras.saving.register_keras_serializable(package="effunet")
 class CaffePreprocess(keras.layers.Layer):
-    """RGB 0..255 -> BGR minus the ImageNet mean: `keras.applications.resnet50.preprocess_input`."""
+    """RGB 0..255 -> BGR minus the ImageNet mean: `keras.applications.resnet50.preprocess_input`.
+
+    Computed in float32 whatever the global dtype policy (bfloat16 would round the centred values).
+    """
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.mean_bgr = CAFFE_MEAN_BGR
 
