@@ -40,7 +40,7 @@ def masks_by_image(archive: zipfile.ZipFile) -> dict[str, list[str]]:
 
 def test_real_dsb2018_data_half(tmp_path):
     config = write_config(tmp_path / "real.yaml", {"datasets": {"dsb2018": {"source": ZIP, "sha256": SHA256}}})
-    result = snakemake(tmp_path, "--configfile", str(config))
+    result = snakemake(tmp_path, "resources/prepared/dsb2018/manifest.csv", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     prepared = tmp_path / "resources/prepared/dsb2018"
     table = pd.read_csv(prepared / "manifest.csv", dtype={"id": str})

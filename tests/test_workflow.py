@@ -41,12 +41,13 @@ def test_bad_config_key_stops_at_start_up(tmp_path):
     assert "config key seedz: unknown key" in result.stdout + result.stderr
 
 
+# Targets go before --configfile, which takes several values.
 DATA_TARGETS = ["resources/prepared/dsb2018/manifest.csv", "resources/prepared/drive/manifest.csv"]
 
 
 @pytest.mark.slow
 def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
-    result = snakemake(tmp_path, "--configfile", str(ROOT / "config/demo.yaml"), *DATA_TARGETS)
+    result = snakemake(tmp_path, *DATA_TARGETS, "--configfile", str(ROOT / "config/demo.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     dsb = pd.read_csv(tmp_path / "resources/prepared/dsb2018/manifest.csv")
     drive = pd.read_csv(tmp_path / "resources/prepared/drive/manifest.csv")
@@ -54,7 +55,7 @@ def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
     assert len(list((tmp_path / "resources/prepared/dsb2018/labels").glob("*.png"))) == 24
     assert len(list((tmp_path / "resources/prepared/drive/fov").glob("*.png"))) == 9
     assert "merge masks: 24 items" in (tmp_path / "logs/merge_masks/dsb2018.log").read_text()
-    again = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"), *DATA_TARGETS)
+    again = snakemake(tmp_path, "-n", *DATA_TARGETS, "--configfile", str(ROOT / "config/demo.yaml"))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
