@@ -218,7 +218,7 @@ def bench_pair(model_name: str, size: int, args) -> dict:
     """Median images/s of both libraries, timed alternately in two processes, and the ratios."""
     steps = args.steps or DEFAULT_STEPS.get(size, 2)
     workers = start_workers(model_name, size, args)
-    row = {"model": model_name, "size": size, "steps": steps}
+    row = {"model": model_name, "size": size, "steps": steps, "load_before": os.getloadavg()[0]}
     for lib, (_, conn) in workers.items():
         row[f"{lib}_params"], row[f"{lib}_device"] = conn.recv()
     rates = {(lib, phase): [] for lib in workers for phase in ("train", "infer")}
@@ -229,6 +229,7 @@ def bench_pair(model_name: str, size: int, args) -> dict:
                 rate = conn.recv()
                 if repeat >= 0:
                     rates[lib, phase].append(rate)
+    row["load_after"] = os.getloadavg()[0]  # 1-min load average: > threads means others competed
     for process, conn in workers.values():
         conn.send(None)
         process.join()
@@ -254,14 +255,15 @@ def describe_machine(threads: int) -> str:
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["model"], f"{r['size']}x{r['size']}"]
         for phase in ("train", "infer"):
             cells += [f"{r.get(f'keras_{phase}', float('nan')):.1f}", f"{r.get(f'smp_{phase}', float('nan')):.1f}"]
             cells.append(f"{r[f'ratio_{phase}']:.2f}x" if f"ratio_{phase}" in r else "-")
+        cells.append(f"{r['load_before']:.1f}-{r['load_after']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -277,7 +279,7 @@ def main(argv=None) -> None:
             row = bench_pair(model_name, size, args)
             print(row, flush=True)
             rows.append(row)
-    print("\nimages/s (higher is better); ratio = keras / smp\n")
+    print("\nimages/s (higher is better); ratio = keras / smp; load = 1-min load average before-after\n")
     print(format_table(rows))
 
 

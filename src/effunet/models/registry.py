@@ -15,7 +15,7 @@ import keras
 
 from effunet.errors import EffunetError
 from effunet.models import encoders
-from effunet.models.decoder import DEFAULT_DECODER_WIDTHS, model_from_features
+from effunet.models.decoder import DEFAULT_DECODER_WIDTHS, UPSAMPLING, model_from_features
 from effunet.models.layers import fuse_batch_norms
 from effunet.models.unet import DEPTH, build_unet
 
@@ -39,8 +39,8 @@ def build_encoder_unet(
     `encoder_head=True` decodes from EfficientNet's 1x1 head conv (``top_activation``) instead of
     the last block; `upsampling` is "bilinear" (Eff-UNet, default), "nearest" or "transpose".
     """
-    if upsampling not in ("bilinear", "nearest", "transpose"):
-        raise EffunetError(f"upsampling must be bilinear, nearest or transpose, got {upsampling!r}")
+    if upsampling not in UPSAMPLING:
+        raise EffunetError(f"upsampling must be one of {', '.join(UPSAMPLING)}, got {upsampling!r}")
     encoder_model = encoders.build_encoder(encoder, tuple(inputs.shape[1:]), encoder_weights, encoder_head)
     fuse_batch_norms(encoder_model)
     preprocess = encoders.preprocessing_layer(encoder)
