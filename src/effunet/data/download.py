@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -155,8 +156,11 @@ def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
     if not source:
         raise EffunetError(DRIVE_HELP if dataset == "drive" else f"config key {key} is not set")
     if source == "synthetic":
-        archive = downloads_dir / f"{dataset}-synthetic.zip"
-        synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / f"{dataset}-synthetic.zip"
+            synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
+            archives.extract(archive, raw_dir)
+        return raw_dir
     else:
         archive = _local_or_downloaded(source, key, downloads_dir, sha256)
         if archive.is_dir():
@@ -184,3 +188,35 @@ def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str
         if not archives.is_archive(path):
             raise EffunetError(f"config key {key}: {path} is neither a folder nor a zip/tar archive")
     return path
+
+
+def local_path(source: str | None) -> Path | None:
+    """The local file or folder a source names, or None for URLs, 'synthetic' and unset sources."""
+    if not source or source == "synthetic":
+        return None
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.path))
+    if "://" in source:
+        return None
+    return Path(source).expanduser()
+
+
+def local_source_state(source: str | None) -> str | None:
+    """A digest of the size and mtime of a local source's files (every file of a folder).
+
+    The workflow passes it as a param of `download`, so changing, adding or removing a file of the
+    user's source reruns `download` and everything after it. None for URLs and synthetic sources.
+    """
+    path = local_path(source)
+    if path is None:
+        return None
+    if not path.exists():
+        return "missing"
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        status = file.stat()
+        digest.update(f"{file.relative_to(path) if file != path else ''}\0{status.st_size}\0"
+                      f"{status.st_mtime_ns}\n".encode())
+    return f"{len(files)} files, {digest.hexdigest()[:16]}"
