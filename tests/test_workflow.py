@@ -291,3 +291,33 @@ def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(tmp_pat
     assert planned_jobs(tmp_path, first) == [] and planned_jobs(tmp_path, second) == []
     both = [pd.read_csv(tmp_path / layout.comparison("csv")) for layout in (first_layout, second_layout)]
     assert both[0]["parameters_mean"][0] < both[1]["parameters_mean"][0]  # 4 vs 8 base filters
+
+
+@pytest.mark.slow
+def test_a_fixed_folder_source_reruns_download_and_its_errors_name_the_users_file(tmp_path, dsb_zip):
+    from effunet.data import archives
+
+    user = tmp_path / "my images"
+    archives.extract(dsb_zip, user)
+    broken = sorted(user.glob("*/masks/*.png"))[0]
+    good = broken.read_bytes()
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    config = write_config(tmp_path / "c.yaml", {
+        "datasets": {"dsb2018": {"source": str(user), "image_size": [32, 32]}},
+        "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "local"}})
+    target = str(configured_paths(config)[1]("dsb2018").manifest)
+    work = tmp_path / "work"
+
+    failed = snakemake(work, target, "--configfile", str(config))
+    assert failed.returncode != 0
+    (log,) = (work / "logs/data/merge_masks/dsb2018").glob("*.log")
+    assert str(broken) in log.read_text().splitlines()[-1]  # the user's file, not the copy in resources/
+
+    broken.write_bytes(good)  # the user fixes their file: download reruns, without --forcerun
+    plan = snakemake(work, "-n", target, "--configfile", str(config))
+    assert plan.returncode == 0 and "rule download:" in plan.stdout, plan.stdout[-2000:]
+    fixed = snakemake(work, target, "--configfile", str(config))
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert len(pd.read_csv(work / target)) == 8
+    again = snakemake(work, "-n", target, "--configfile", str(config))
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from effunet.data import archives, synthetic
+from effunet.data import archives, origin, synthetic
 from effunet.errors import EffunetError
 from effunet.files import atomic_dir
 
@@ -161,13 +161,30 @@ def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
             synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
             archives.extract(archive, raw_dir)
         return raw_dir
-    else:
-        archive = _local_or_downloaded(source, key, downloads_dir, sha256)
-        if archive.is_dir():
-            _copy_folder(archive, raw_dir)
-            return raw_dir
-    archives.extract(archive, raw_dir)
+    archive = _local_or_downloaded(source, key, downloads_dir, sha256)
+    if archive.is_dir():
+        _copy_folder(archive, raw_dir)
+        origin.write_note(raw_dir, str(archive.resolve()), "folder", key)
+        return raw_dir
+    if not _is_url(source):
+        archives.extract(archive, raw_dir)
+        origin.write_note(raw_dir, str(archive.resolve()), "archive", key)
+        return raw_dir
+    try:
+        archives.extract(archive, raw_dir)
+    except EffunetError as error:
+        # A cached download that cannot be extracted would otherwise be reused forever.
+        archive.unlink(missing_ok=True)
+        hint = "" if sha256 else f"; set datasets.{dataset}.sha256 to catch a wrong file before extracting"
+        raise EffunetError(f"config key {key}: the file downloaded from {source} cannot be extracted ({error}); "
+                           f"it was removed from the download cache, so the next run downloads it again"
+                           f"{hint}") from error
+    origin.write_note(raw_dir, source, "url", key)
     return raw_dir
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https")
 
 
 def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str | None) -> Path:
@@ -184,9 +201,12 @@ def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str
     if not path.exists():
         raise EffunetError(f"config key {key}: {path} does not exist")
     if path.is_file():
-        verify_sha256(path, sha256)
+        try:
+            verify_sha256(path, sha256)
+        except EffunetError as error:
+            raise EffunetError(f"config key {key}: {error}") from None
         if not archives.is_archive(path):
-            raise EffunetError(f"config key {key}: {path} is neither a folder nor a zip/tar archive")
+            raise EffunetError(f"config key {key}: {path} is {archives.not_an_archive(path)}")
     return path
 
 
