@@ -11,6 +11,7 @@ from PIL import Image
 from effunet import cli, compare, evaluate, metrics
 from effunet.data import archives, drive, dsb2018, images, synthetic
 from effunet.errors import EffunetError
+from effunet.layout import PreparedData, RunId
 
 
 def constant_model(path, size, probability_logit: float):
@@ -44,7 +45,7 @@ def drive_prepared(tmp_path_factory):
 def run_evaluation(prepared, kind, model, tmp_path, threshold=0.5):
     out = {"metrics_path": tmp_path / "metrics.json", "per_image_path": tmp_path / "per_image.csv",
            "examples_path": tmp_path / "examples.npz"}
-    result = evaluate.evaluate(model, prepared, kind, threshold=threshold, **out)
+    result = evaluate.evaluate(model, PreparedData.in_folder(prepared), kind, threshold=threshold, **out)
     assert json.loads(out["metrics_path"].read_text())["threshold"]["value"] == result["threshold"]["value"]
     return result, pd.read_csv(out["per_image_path"], dtype={"id": str})
 
@@ -126,7 +127,8 @@ def test_predict_command_writes_native_size_masks(tmp_path, capsys):
 
 
 def write_run(root, dataset, model, seed, dice_by_image, epochs):
-    run_dir = root / dataset / model / f"seed{seed}"
+    """A run's files in a folder whose name says nothing: its identity travels with the paths."""
+    run_dir = root / f"run{len(list(root.glob('run*')))}"
     (run_dir / "eval").mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({
         "epochs_trained": epochs, "best_epoch": epochs - 2, "wall_seconds": 10.0 * epochs,
@@ -138,7 +140,8 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs):
         "splits": splits, "inference_images_per_s": 50.0, "threshold": {"value": 0.5}}))
     pd.DataFrame({"id": [f"i{k}" for k in range(len(dice_by_image))], "split": "test", "resolution": "native",
                   "dice": dice_by_image}).to_csv(run_dir / "eval/per_image.csv", index=False)
-    return run_dir
+    return compare.RunResult(RunId(dataset, model, seed), run_dir / "run.json", run_dir / "eval/metrics.json",
+                             run_dir / "eval/per_image.csv")
 
 
 def test_aggregate_table_and_paired_comparison(tmp_path):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from effunet.data import archives, dsb2018, synthetic
+from effunet.layout import PreparedData
 
 HERE = Path(__file__).parent
 
@@ -40,7 +41,7 @@ def prepared64(prepared) -> Path:
 def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
     from effunet.training import dataset
 
-    images, masks = dataset.load_split(prepared, "train")
+    images, masks = dataset.load_split(PreparedData.in_folder(prepared), "train")
     assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and masks.shape[1:] == (32, 32, 1)
 
     def first_batch(**kwargs):
@@ -108,7 +109,7 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
     from effunet.training import dataset
 
     model = keras.models.load_model(model_path, compile=True)
-    splits = {split: dataset.load_split(prepared, split) for split in ("train", "val", "test")}
+    splits = {split: dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val", "test")}
     probabilities = np.concatenate([model.predict(images.astype(np.float32), verbose=0)
                                     for images, _ in splits.values()])
     scores = {split: model.evaluate(dataset.make_dataset(*arrays, 4, shuffle=False), verbose=0, return_dict=True)
@@ -174,7 +175,7 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
                              encoder_weights="none", model_options={"base_filters": 4})
     outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json",
                            tmp_path / "ckpt")
-    summary = loop.train(prepared, "unet", 0, settings, outputs, threads=1)
+    summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings, outputs, threads=1)
     history = pd.read_csv(outputs.history)
     expected = ["epoch", "loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice",
                 "learning_rate", "seconds"]
@@ -186,7 +187,7 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     from effunet.training import dataset
 
     model = keras.models.load_model(outputs.model, compile=True)
-    val = model.evaluate(dataset.make_dataset(*dataset.load_split(prepared, "val"), 4, shuffle=False),
+    val = model.evaluate(dataset.make_dataset(*dataset.load_split(PreparedData.in_folder(prepared), "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept
 
@@ -216,7 +217,7 @@ def test_frozen_encoder_epochs_leave_the_encoder_untouched(prepared, tmp_path):
 
     settings = loop.Settings(max_epochs=1, batch_size=4, encoder_weights="none", freeze_encoder_epochs=1)
     outputs = loop.Outputs(tmp_path / "m.keras", tmp_path / "h.csv", tmp_path / "r.json", tmp_path / "c")
-    summary = loop.train(prepared, "effunet-b0", 7, settings, outputs)
+    summary = loop.train(PreparedData.in_folder(prepared), "effunet-b0", 7, settings, outputs)
     assert summary["flops"] > 0
     trained = keras.models.load_model(outputs.model)
     keras.utils.set_random_seed(7)
@@ -259,7 +260,7 @@ def test_a_checkpoint_of_other_code_or_image_size_starts_afresh_and_says_why(pre
     def attempt(data: Path, code: str) -> str:
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="effunet"), pytest.raises(RuntimeError, match="killed"):
-            loop.train(data, "unet", 0, settings, outputs, code_version=code)
+            loop.train(PreparedData.in_folder(data), "unet", 0, settings, outputs, code_version=code)
         return caplog.text
 
     attempt(prepared, "code-a")
@@ -271,7 +272,7 @@ def test_a_checkpoint_of_other_code_or_image_size_starts_afresh_and_says_why(pre
     monkeypatch.setattr(checkpoint, "save", save)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="effunet"):
-        summary = loop.train(prepared64, "unet", 0, settings, outputs, code_version="code-b")
+        summary = loop.train(PreparedData.in_folder(prepared64), "unet", 0, settings, outputs, code_version="code-b")
     assert summary["resumed_after_epochs"] == [1] and summary["epochs_trained"] == 2
     attempts = (caplog.text.count("training unet, seed 0"), caplog.text.count("resuming from"))
     assert attempts == (1, 1)

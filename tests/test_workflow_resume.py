@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from effunet.layout import Layout
+
 from test_workflow import SNAKEMAKE
 
 TINY = {
@@ -20,12 +22,11 @@ TINY = {
                              "train": {"max_epochs": 1, "batch_size": 4}}},
     "train": {"encoder_weights": "none"}, "threads": {"prepare": 1, "train": 1},
     "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "stale-test"}}
-RUN = Path("results/dsb2018/unet/seed0")
-MADE_FROM_MODEL = [RUN / "eval/metrics.json", RUN / "eval/per_image.csv", RUN / "eval/examples.npz",
-                   RUN / "plots/learning_curves.png", RUN / "plots/examples.png", Path("results/comparison.csv"),
-                   Path("results/comparison.md"), Path("results/paired_tests.csv"),
-                   Path("results/plots/comparison.png"), Path("results/plots/training_speed.png")]
-
+LAYOUT = Layout("stale-test")
+RUN = LAYOUT.run("dsb2018", "unet", 0)
+MADE_FROM_MODEL = [RUN.metrics, RUN.per_image, RUN.examples, RUN.plot("learning_curves"), RUN.plot("examples"),
+                   LAYOUT.comparison("csv"), LAYOUT.comparison("md"), LAYOUT.paired_tests,
+                   LAYOUT.comparison_plot("comparison"), LAYOUT.comparison_plot("training_speed")]
 
 def run(workdir: Path, config: Path, **kwargs):
     return subprocess.Popen([*SNAKEMAKE, "-d", str(workdir), "--configfile", str(config)], text=True,
@@ -45,7 +46,8 @@ def test_a_killed_retrain_resumes_and_redoes_everything_made_from_the_model(tmp_
     settings["datasets"]["dsb2018"]["train"]["max_epochs"] = 2
     config.write_text(yaml.safe_dump(settings))
     second = run(tmp_path, config)
-    pointer, train_log = tmp_path / RUN / "checkpoint/latest", tmp_path / "logs/train/dsb2018/unet/seed0.log"
+    pointer = tmp_path / RUN.checkpoint / "latest"
+    train_log = tmp_path / LAYOUT.run_log("train", "dsb2018", "unet", 0)
     deadline = time.monotonic() + 300
     while not pointer.exists():
         assert second.poll() is None and time.monotonic() < deadline, second.stdout.read()[-3000:]
@@ -62,9 +64,9 @@ def test_a_killed_retrain_resumes_and_redoes_everything_made_from_the_model(tmp_
     assert third.returncode == 0, out[-3000:]
     log = train_log.read_text()
     assert "resuming from" in log and log.count("training unet, seed 0") == 2  # the log keeps both attempts
-    summary = json.loads((tmp_path / RUN / "run.json").read_text())
+    summary = json.loads((tmp_path / RUN.run).read_text())
     assert summary["epochs_trained"] == 2 and summary["resumed_after_epochs"] == [1]
-    model_time = (tmp_path / RUN / "model.keras").stat().st_mtime_ns
+    model_time = (tmp_path / RUN.model).stat().st_mtime_ns
     for path in MADE_FROM_MODEL:
         assert (tmp_path / path).stat().st_mtime_ns > max(old[path], model_time), path
     dry = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "-n", "--configfile", str(config)], capture_output=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 
+from effunet.layout import PreparedData
 from effunet.training import checkpoint, loop
 
 # tiny variants of each model (the options their builders accept)
@@ -68,7 +69,7 @@ def main(prepared_dir: str, out_dir: str, max_epochs: str, tracking_uri: str, mo
     out = Path(out_dir)
     settings = loop.Settings(max_epochs=int(max_epochs), patience=50, batch_size=4, encoder_weights="none",
                              model_options=OPTIONS[model])
-    summary = loop.train(prepared_dir, model, 3, settings,
+    summary = loop.train(PreparedData.in_folder(prepared_dir), model, 3, settings,
                          loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "checkpoint"),
                          loop.Tracking(tracking_uri or None, "resume-test", "dsb2018", "train"), threads=1)
     print(json.dumps(summary))

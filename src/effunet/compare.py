@@ -9,7 +9,7 @@ The paired comparison uses per-image test Dice (native), averaged over seeds per
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from scipy import stats
 
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import RunId
 
 QUALITY = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "mcc", "roc_auc", "pr_auc")
 TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "seconds_per_epoch", "parameters", "flops")
@@ -25,17 +26,27 @@ BASELINES = ("resnet50-unet", "unet")
 BOOTSTRAP_SAMPLES = 10_000
 
 
-def run_record(run_dir: str | os.PathLike) -> dict:
+@dataclass(frozen=True)
+class RunResult:
+    """One run's identity and the files aggregation reads (paths given by the caller)."""
+
+    id: RunId
+    run: Path  # run.json
+    metrics: Path  # eval/metrics.json
+    per_image: Path  # eval/per_image.csv
+
+
+def run_record(result_files: RunResult) -> dict:
     """One training run's figures: its run.json and eval/metrics.json flattened into one row."""
-    run_dir = Path(run_dir)
-    dataset, model, seed = run_dir.parts[-3], run_dir.parts[-2], int(run_dir.parts[-1].removeprefix("seed"))
     try:
-        run = json.loads((run_dir / "run.json").read_text())
-        result = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        run = json.loads(Path(result_files.run).read_text())
+        result = json.loads(Path(result_files.metrics).read_text())
     except (OSError, ValueError) as error:
-        raise EffunetError(f"cannot read the results of {run_dir}: {error}") from error
+        raise EffunetError(f"cannot read the results of {result_files.id}: {error}") from error
     splits = result["splits"]
-    record = {"dataset": dataset, "model": model, "seed": seed, **{k: run.get(k) for k in TRAINING},
+    identity = result_files.id
+    record = {"dataset": identity.dataset, "model": identity.model, "seed": int(identity.seed),
+              **{k: run.get(k) for k in TRAINING},
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
     record.update({name: splits["test"]["native"]["pooled"][name] for name in QUALITY})
@@ -129,11 +140,11 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
 
 
-def aggregate(run_dirs: list[str | os.PathLike], table_csv, table_md, table_html, paired_csv) -> pd.DataFrame:
+def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv) -> pd.DataFrame:
     """Read every run's files and write the comparison table (CSV, Markdown) and the paired tests."""
-    records = [run_record(d) for d in run_dirs]
-    per_image = pd.concat([pd.read_csv(Path(d) / "eval" / "per_image.csv", dtype={"id": str}).assign(
-        dataset=r["dataset"], model=r["model"], seed=r["seed"]) for d, r in zip(run_dirs, records)])
+    records = [run_record(r) for r in runs]
+    per_image = pd.concat([pd.read_csv(run.per_image, dtype={"id": str}).assign(
+        dataset=r["dataset"], model=r["model"], seed=r["seed"]) for run, r in zip(runs, records)])
     table, paired = comparison_table(records), paired_tests(per_image)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)

@@ -3,16 +3,15 @@
 
 rule evaluate:
     input:
-        model=run_dir("model.keras"),
-        run=run_dir("run.json"),
-        manifest=prepared("{dataset}", "manifest.csv"),
-        native=native_truth,
+        unpack(evaluation_inputs),
+        model=run_file("model"),
+        run=run_file("run"),
     output:
-        metrics=run_dir("eval/metrics.json"),
-        per_image=run_dir("eval/per_image.csv"),
-        examples=run_dir("eval/examples.npz"),
+        metrics=run_file("metrics"),
+        per_image=run_file("per_image"),
+        examples=run_file("examples"),
     log:
-        "logs/evaluate/{dataset}/{model}/seed{seed}.log",
+        run_log("evaluate"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
@@ -27,26 +26,26 @@ rule evaluate:
 
 rule plot_run:
     input:
-        history=run_dir("history.csv"),
-        run=run_dir("run.json"),
-        examples=run_dir("eval/examples.npz"),
+        history=run_file("history"),
+        run=run_file("run"),
+        examples=run_file("examples"),
     output:
         curves=report(
-            run_dir("plots/learning_curves.png"),
+            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
             caption="../report/learning_curves.rst",
             category="Learning curves",
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
         examples=report(
-            run_dir("plots/examples.png"),
+            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
             caption="../report/examples.rst",
             category="Predictions",
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
     log:
-        "logs/plot/{dataset}/{model}/seed{seed}.log",
+        run_log("plot"),
     conda:
         "../../envs/effunet.yaml"
     params:
@@ -57,31 +56,25 @@ rule plot_run:
 
 rule aggregate:
     input:
-        runs=expand(
-            "results/{dataset}/{model}/seed{seed}/run.json",
-            dataset=DATASETS,
-            model=config["models"],
-            seed=config["seeds"],
-        ),
-        metrics=expand(
-            "results/{dataset}/{model}/seed{seed}/eval/metrics.json",
-            dataset=DATASETS,
-            model=config["models"],
-            seed=config["seeds"],
-        ),
+        runs=run_outputs("run"),
+        metrics=run_outputs("metrics"),
+        per_image=run_outputs("per_image"),
     output:
-        table="results/comparison.csv",
-        markdown="results/comparison.md",
+        table=str(LAYOUT.comparison("csv")),
+        markdown=str(LAYOUT.comparison("md")),
         html=report(
-            "results/comparison.html",
+            str(LAYOUT.comparison("html")),
             caption="../report/comparison.rst",
             category="Comparison",
         ),
-        paired="results/paired_tests.csv",
+        paired=str(LAYOUT.paired_tests),
     log:
-        "logs/aggregate.log",
+        str(LAYOUT.log("aggregate")),
     conda:
         "../../envs/effunet.yaml"
+    params:
+        # Who each run is, in the order of the inputs: nothing parses it out of the paths.
+        runs=[vars(run) for run in RUNS],
     script:
         "../scripts/aggregate.py"
 
@@ -91,17 +84,17 @@ rule plot_comparison:
         table=rules.aggregate.output.table,
     output:
         quality=report(
-            "results/plots/comparison.png",
+            str(LAYOUT.comparison_plot("comparison")),
             caption="../report/comparison_chart.rst",
             category="Comparison",
         ),
         speed=report(
-            "results/plots/training_speed.png",
+            str(LAYOUT.comparison_plot("training_speed")),
             caption="../report/training_speed.rst",
             category="Comparison",
         ),
     log:
-        "logs/plot_comparison.log",
+        str(LAYOUT.log("plot_comparison")),
     conda:
         "../../envs/effunet.yaml"
     script:

@@ -24,6 +24,7 @@ import tensorflow as tf
 from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
+from effunet.layout import PreparedData
 from effunet.models.encoders import ENCODER_NAME
 from effunet.training import checkpoint, dataset, losses, rng
 
@@ -114,14 +115,14 @@ def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Mo
     return model
 
 
-def run_identity(model_name: str, seed: int, settings: Settings, prepared_dir: Path, data,
+def run_identity(model_name: str, seed: int, settings: Settings, prepared: PreparedData, data,
                  code_version: str | None) -> dict:
     """What a checkpoint was trained with; a checkpoint that differs in any entry is not resumed."""
     arrays = hashlib.sha256()
     for array in (*data[0], *data[1]):
         arrays.update(np.ascontiguousarray(array).tobytes())
     return {"model": model_name, "seed": seed, **{f"train.{key}": value for key, value in asdict(settings).items()},
-            "manifest": hashlib.sha256((prepared_dir / "manifest.csv").read_bytes()).hexdigest(),
+            "manifest": hashlib.sha256(Path(prepared.manifest).read_bytes()).hexdigest(),
             "data": arrays.hexdigest(), "input_shape": list(data[0][0].shape[1:]), "code": code_version}
 
 
@@ -206,25 +207,25 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
             "seconds": time.monotonic() - start}
 
 
-def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings: Settings, outputs: Outputs,
+def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
           tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None) -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
     """
     start = time.monotonic()
-    prepared_dir, checkpoint_dir = Path(prepared_dir), Path(outputs.checkpoint_dir)
+    limit_threads(threads)
+    checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
     log.info("training %s, seed %d (process %d)", model_name, seed, os.getpid())
     for path in remove_paths(outputs.stale):
         log.info("removed %s (made from an earlier model)", path)
-    limit_threads(threads)
     keras.utils.set_random_seed(seed)
-    data = dataset.load_split(prepared_dir, "train"), dataset.load_split(prepared_dir, "val")
+    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    identity = run_identity(model_name, seed, settings, prepared_dir, data, code_version)
+    identity = run_identity(model_name, seed, settings, prepared, data, code_version)
     model, state = _model_and_state(model_name, data[0][0].shape[1:3] + (3,), settings, identity, checkpoint_dir)
     stopper = EarlyStopping(**state["early_stopping"])
     best_weights = checkpoint_dir / "best.weights.h5"
@@ -249,7 +250,7 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
             checkpoint.save(checkpoint_dir, model, best_weights, state)
             tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])  # after the checkpoint: logged once
         if not best_weights.exists():
-            raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
+            raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start)
