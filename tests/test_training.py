@@ -105,7 +105,7 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
     import keras
 
     from effunet import models  # noqa: F401 (registers the custom layers the saved model uses)
-    from effunet.training import dataset
+    from effunet.training import dataset, losses  # noqa: F401 (and the custom metrics)
 
     model = keras.models.load_model(model_path, compile=True)
     splits = {split: dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val", "test")}
