@@ -50,6 +50,25 @@ def run_dir(name):
     return f"results/{{dataset}}/{{model}}/seed{{seed}}/{name}"
 
 
+def dataset_runs(name):
+    """An input function: one file of every model x seed run of the wildcard data set."""
+
+    def files(wildcards):
+        return expand(
+            run_dir(name),
+            dataset=wildcards.dataset,
+            model=config["models"],
+            seed=config["seeds"],
+        )
+
+    return files
+
+
+def reference_file(dataset):
+    """The reference rows (protocol ceiling, second observer) of a data set."""
+    return f"results/{dataset}/reference.json"
+
+
 def train_settings(wildcards):
     """The global train block with the data set's overrides and the model's options."""
     settings = effunet.config.train_settings(config, wildcards.dataset)
@@ -79,11 +98,16 @@ def all_targets():
         seed=config["seeds"],
         plot=["learning_curves", "examples"],
     )
-    return plots + [
-        "results/comparison.md",
-        "results/plots/comparison.png",
-        "results/plots/training_speed.png",
-    ]
+    overlays = expand("results/plots/learning_curves_{dataset}.png", dataset=DATASETS)
+    return (
+        plots
+        + overlays
+        + [
+            "results/comparison.md",
+            "results/plots/comparison.png",
+            "results/plots/training_speed.png",
+        ]
+    )
 
 
 def prepare_tracking():

@@ -1,4 +1,5 @@
-# Evaluate each run, plot it, then aggregate all runs into the comparison table and charts.
+# Evaluate each run, plot it, score the reference rows, then aggregate all runs into the comparison
+# table, statistics, claims and charts.
 
 
 rule evaluate:
@@ -45,6 +46,8 @@ rule plot_run:
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        curves_svg=run_dir("plots/learning_curves.svg"),
+        examples_svg=run_dir("plots/examples.svg"),
     log:
         "logs/plot/{dataset}/{model}/seed{seed}.log",
     conda:
@@ -53,6 +56,44 @@ rule plot_run:
         threshold=config["evaluate"]["threshold"],
     script:
         "../scripts/plot_run.py"
+
+
+rule reference:
+    input:
+        manifest=prepared("{dataset}", "manifest.csv"),
+        native=native_truth,
+    output:
+        reference=reference_file("{dataset}"),
+    log:
+        "logs/reference/{dataset}.log",
+    conda:
+        "../../envs/effunet.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/reference.py"
+
+
+rule plot_curves:
+    input:
+        histories=dataset_runs("history.csv"),
+        runs=dataset_runs("run.json"),
+    output:
+        curves=report(
+            "results/plots/learning_curves_{dataset}.png",
+            caption="../report/curves_overlay.rst",
+            category="Learning curves",
+            subcategory="{dataset}",
+            labels={"model": "all models", "seed": "mean and range over seeds"},
+        ),
+        svg="results/plots/learning_curves_{dataset}.svg",
+    log:
+        "logs/plot_curves/{dataset}.log",
+    conda:
+        "../../envs/effunet.yaml"
+    script:
+        "../scripts/plot_curves.py"
 
 
 rule aggregate:
@@ -69,6 +110,7 @@ rule aggregate:
             model=config["models"],
             seed=config["seeds"],
         ),
+        references=expand(reference_file("{dataset}"), dataset=DATASETS),
     output:
         table="results/comparison.csv",
         markdown="results/comparison.md",
@@ -76,8 +118,10 @@ rule aggregate:
             "results/comparison.html",
             caption="../report/comparison.rst",
             category="Comparison",
+            labels={"figure": "tables: comparison, statistics, claims"},
         ),
         paired="results/paired_tests.csv",
+        claims="results/claims.csv",
     log:
         "logs/aggregate.log",
     conda:
@@ -94,12 +138,16 @@ rule plot_comparison:
             "results/plots/comparison.png",
             caption="../report/comparison_chart.rst",
             category="Comparison",
+            labels={"figure": "test quality"},
         ),
         speed=report(
             "results/plots/training_speed.png",
             caption="../report/training_speed.rst",
             category="Comparison",
+            labels={"figure": "training speed"},
         ),
+        quality_svg="results/plots/comparison.svg",
+        speed_svg="results/plots/training_speed.svg",
     log:
         "logs/plot_comparison.log",
     conda:

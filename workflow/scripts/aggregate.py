@@ -9,7 +9,8 @@ def main(smk):
     from effunet.compare import aggregate
 
     aggregate([Path(path).parent for path in smk.input.runs], table_csv=smk.output.table,
-              table_md=smk.output.markdown, table_html=smk.output.html, paired_csv=smk.output.paired)
+              table_md=smk.output.markdown, table_html=smk.output.html, paired_csv=smk.output.paired,
+              references=smk.input.references, claims_csv=smk.output.claims)
 
 
 if __name__ == "__main__":

@@ -237,7 +237,8 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
             raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
-        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start)
+        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
+                           loss=settings.loss, train_images=len(data[0][0]))
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     checkpoint.remove(checkpoint_dir)
@@ -246,19 +247,41 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
     return summary
 
 
-def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float) -> dict:
+def epoch_timing(history: list[dict], best_epoch: int, train_images: int) -> dict:
+    """Fair training-speed figures from the per-epoch `seconds` (training plus validation).
+
+    Epoch 1 includes graph building and tracing, so it is reported apart (`first_epoch_seconds`);
+    `seconds_per_epoch` is the median of epochs 2.. (epoch 1's time if it is the only one),
+    `seconds_to_best` the summed epoch time up to and including the best epoch, and
+    `train_images_per_s` the training images over `seconds_per_epoch`.
+    """
+    seconds = [float(row["seconds"]) for row in history]
+    steady = sorted(seconds[1:] or seconds)
+    middle = len(steady) // 2
+    median = steady[middle] if len(steady) % 2 else (steady[middle - 1] + steady[middle]) / 2
+    to_best = sum(s for row, s in zip(history, seconds) if row["epoch"] <= best_epoch)
+    return {"first_epoch_seconds": seconds[0], "seconds_per_epoch": median, "seconds_to_best": to_best,
+            "train_images_per_s": train_images / median if median > 0 else float("nan")}
+
+
+TIMING = ("first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s")
+
+
+def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float, loss: str = "bce",
+             train_images: int = 0) -> dict:
     history = state["history"]
     return {"run_id": state["run_id"], "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
             "best_val_loss": stopper.best_loss,
             "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
-            "wall_seconds": wall_seconds, "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+            "wall_seconds": wall_seconds, **epoch_timing(history, stopper.best_epoch, train_images),
+            "loss": loss, "train_images": train_images,
             "parameters": int(model.count_params()), "flops": state.get("flops"), "mixed_precision": mixed,
             "resumed_after_epochs": state["resumed_after"]}
 
 
 def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
     tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
-                                                       "wall_seconds", "seconds_per_epoch")},
+                                                       "wall_seconds", *TIMING)},
                         step=summary["epochs_trained"])
     tracker.set_tags({"stop_reason": summary["stop_reason"]})
     tracker.log_artifact(outputs.history)
