@@ -170,14 +170,18 @@ def _seed_values(records: pd.DataFrame, dataset: str, model: str, column: str) -
     return pd.to_numeric(rows[column], errors="coerce").dropna().to_numpy() if column in rows else np.array([])
 
 
+def _signed(value: float, decimals: int) -> str:
+    return f"{value + 0.0:+.{decimals}f}".replace("-0." + "0" * decimals, "+0." + "0" * decimals)
+
+
 def _claim_from_test(paired, dataset, quantity, eff, base, expect_better: bool) -> tuple[str, str, str]:
     rows = paired[(paired["dataset"] == dataset) & (paired["quantity"] == quantity) & (paired["model"] == eff)
                   & (paired["baseline"] == base)] if len(paired) else paired
     if rows is None or not len(rows):
         return "not run", "–", "inconclusive"
     row = rows.iloc[0]
-    measured = f"{eff} {row['mean_model']:.4f} vs {base} {row['mean_baseline']:.4f}"
-    ci = f"{row['difference']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] (Holm)"
+    measured = f"{row['mean_model']:.4f} vs {row['mean_baseline']:.4f}"
+    ci = f"{_signed(row['difference'], 4)} [{_signed(row['ci_low'], 4)}, {_signed(row['ci_high'], 4)}] (Holm)"
     if row["verdict"].endswith("better"):
         word = "agrees" if expect_better else "disagrees"
     elif row["verdict"].endswith("worse"):
@@ -192,11 +196,12 @@ def _claim_from_seeds(a: np.ndarray, b: np.ndarray, names: tuple[str, str], expe
     """Seed-level Welch comparison; expect "lower", "higher" or "same" (within +-margin) for a - b."""
     if not len(a) or not len(b):
         return "not run", "–", "inconclusive"
-    measured = f"{names[0]} {a.mean():.{decimals}f} vs {names[1]} {b.mean():.{decimals}f}"
+    measured = f"{a.mean():.{decimals}f} vs {b.mean():.{decimals}f}"
     test = statistics.welch(a, b)
     if not np.isfinite(test["ci95_low"]):
         return measured, "–", "inconclusive"
-    ci = f"{test['difference']:+.{decimals}f} [{test['ci95_low']:+.{decimals}f}, {test['ci95_high']:+.{decimals}f}]"
+    ci = (f"{_signed(test['difference'], decimals)} [{_signed(test['ci95_low'], decimals)}, "
+          f"{_signed(test['ci95_high'], decimals)}]")
     if min(len(a), len(b)) < statistics.MIN_SEEDS:
         return measured, ci, "inconclusive"
     low, high = test["ci95_low"], test["ci95_high"]
@@ -221,35 +226,35 @@ def claims_table(records: list[dict], paired: pd.DataFrame) -> pd.DataFrame:
     def add(dataset, finding, study, measured_ci_word):
         measured, ci, word = measured_ci_word
         rows.append({"data set": dataset, "finding of the study": finding, "study": study,
-                     "measured here": measured, "difference, 95% CI": ci, "verdict": word})
+                     "measured here": measured, "difference [95% CI]": ci, "verdict": word})
 
     def seeds(dataset, column, model):
         return _seed_values(frame, dataset, model, column)
 
-    add("dsb2018", "Eff-UNet segments nuclei more accurately than U-Net", "accuracy higher",
+    add("dsb2018", "Eff-UNet more accurate (test Dice)", "higher accuracy",
         _claim_from_test(paired, "dsb2018", "test dice", eff, base, expect_better=True))
-    add("dsb2018", "Eff-UNet reaches its best epoch sooner", "best epoch 36 vs 69",
+    add("dsb2018", "Eff-UNet's best epoch earlier", "36 vs 69",
         _claim_from_seeds(seeds("dsb2018", "best_epoch", eff), seeds("dsb2018", "best_epoch", base), names,
                           "lower"))
-    add("dsb2018", "Test loss: Eff-UNet higher than U-Net", "0.0912 vs 0.0638",
+    add("dsb2018", "test loss: Eff-UNet higher", "0.0912 vs 0.0638",
         _claim_from_test(paired, "dsb2018", "test loss", eff, base, expect_better=False))
     gap = {m: seeds("drive", "train_dice", m) - seeds("drive", "dice", m)
            if len(seeds("drive", "train_dice", m)) == len(seeds("drive", "dice", m)) else np.array([])
            for m in names}
-    add("drive", "Eff-UNet generalises better (smaller train - test Dice gap)", "generalises better",
+    add("drive", "Eff-UNet generalises better (train − test Dice gap)", "better",
         _claim_from_seeds(gap[eff], gap[base], names, "lower", decimals=4))
-    add("drive", "Test loss: Eff-UNet higher than U-Net", "0.3011 vs 0.2552",
+    add("drive", "test loss: Eff-UNet higher", "0.3011 vs 0.2552",
         _claim_from_test(paired, "drive", "test loss", eff, base, expect_better=False))
     base_epochs = seeds("drive", "best_epoch", base)
     margin = 0.2 * base_epochs.mean() if len(base_epochs) else None
-    add("drive", "Both reach their best epoch after about the same number of epochs (within 20%)",
-        "about the same", _claim_from_seeds(seeds("drive", "best_epoch", eff), base_epochs, names, "same", margin))
+    add("drive", "best epoch about the same (within 20%)", "about the same", _claim_from_seeds(seeds("drive", "best_epoch", eff), base_epochs, names, "same", margin))
     split_gain = {m: seeds("dsb2018", "instance_ap_split", m) - seeds("dsb2018", "instance_ap", m)
                   if len(seeds("dsb2018", "instance_ap_split", m)) == len(seeds("dsb2018", "instance_ap", m))
                   else np.array([]) for m in names}
-    add("dsb2018", "U-Net merges touching nuclei: its instance AP gains more from splitting",
-        "U-Net merges nuclei", _claim_from_seeds(split_gain[eff], split_gain[base], names, "lower", decimals=4))
-    return pd.DataFrame(rows)
+    add("dsb2018", "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", _claim_from_seeds(split_gain[eff], split_gain[base], names, "lower", decimals=4))
+    claims = pd.DataFrame(rows)
+    claims.attrs["models"] = names
+    return claims
 
 
 # ------------------------------------------------------------------------------------ display
@@ -304,8 +309,8 @@ def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
                           "seeds": [f"{a} vs {b}" for a, b in zip(paired["seeds_model"], paired["seeds_baseline"])],
                           "images": paired["images"]})
     decimals = [4] * len(paired)
-    shown["difference"] = [f"{d:+.{k}f}" for d, k in zip(paired["difference"], decimals)]
-    shown["95% CI (Holm)"] = [f"[{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) else "–"
+    shown["difference"] = [_signed(d, k) for d, k in zip(paired["difference"], decimals)]
+    shown["95% CI (Holm)"] = [f"[{_signed(lo, 4)}, {_signed(hi, 4)}]" if np.isfinite(lo) else "–"
                               for lo, hi in zip(paired["ci_low"], paired["ci_high"])]
     shown["p (Holm)"] = [f"{p:.3g}" if np.isfinite(p) else "–" for p in paired["p_holm"]]
     shown["verdict"] = paired["verdict"]
@@ -322,17 +327,25 @@ STATISTICS_CAPTION = (
     "standard errors and degrees of freedom: `paired_tests.csv`.")
 
 
+def _md(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
 def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str:
-    text = (f"## Comparison\n\n{headline_table(table).to_markdown(index=False)}\n\n{headline_caption(table)}\n")
+    text = f"## Comparison\n\n{_md(headline_table(table))}\n\n{headline_caption(table)}\n"
     if len(paired):
-        text += (f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{statistics_table(paired).to_markdown(index=False)}"
-                 f"\n\n{STATISTICS_CAPTION}\n")
-    text += f"\n## The study's claims\n\n{claims.to_markdown(index=False)}\n\n{CLAIMS_CAPTION}\n"
+        text += f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{_md(statistics_table(paired))}\n\n{STATISTICS_CAPTION}\n"
+    text += f"\n## The study's claims\n\n{_md(claims)}\n\n{claims_caption(claims)}\n"
     return text
 
 
+def claims_caption(claims: pd.DataFrame) -> str:
+    eff, base = claims.attrs.get("models", ("effunet-b0", "resnet50-unet"))
+    return f"Eff-UNet is {eff} here, U-Net {base} (the study's U-Net has a ResNet50 encoder). " + CLAIMS_CAPTION
+
+
 CLAIMS_CAPTION = (
-    "Study: the published values (Eff-UNet vs U-Net). Test Dice and loss rows use the statistics above "
+    "Study and measured here: Eff-UNet vs U-Net. Test Dice and loss rows use the statistics above "
     "(Holm-corrected); epoch, generalisation-gap and splitting-gain rows compare seed-level values with "
     "Welch's t (95% CI). `agrees` / `disagrees` need at least 3 seeds per model and a CI that excludes 0 "
     "(for 'about the same': a CI inside ±20% of the U-Net's mean), otherwise `inconclusive`. "
@@ -347,7 +360,7 @@ def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str
     if len(paired):
         body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
                  f"<p>{_plain(STATISTICS_CAPTION)}</p>")
-    body += f"<h2>The study's claims</h2>{claims.to_html(index=False)}<p>{_plain(CLAIMS_CAPTION)}</p>"
+    body += f"<h2>The study's claims</h2>{claims.to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>"
 
 
