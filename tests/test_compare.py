@@ -108,6 +108,9 @@ def test_paired_statistics_rows_verdicts_and_holm(study, tmp_path):
     assert (dsb.model, dsb.baseline, dsb.seeds_model, dsb.seeds_baseline, dsb.images) == (
         "effunet-b0", "resnet50-unet", 3, 3, 12)
     assert dsb.difference == pytest.approx(0.1) and dsb.verdict == "effunet-b0 better"
+    table = pd.read_csv(tmp_path / "c.csv").set_index(["dataset", "model"])  # the headline and the test agree
+    assert dsb.mean_model == pytest.approx(table.loc[("dsb2018", "effunet-b0"), "dice_mean"])
+    assert paired.iloc[2].mean_model == pytest.approx(table.loc[("drive", "effunet-b0"), "dice_image_mean_mean"])
     assert paired.iloc[1].difference == pytest.approx(-0.1) and paired.iloc[1].verdict == "effunet-b0 better"
     assert paired.iloc[2].difference == pytest.approx(0, abs=1e-12)
     assert paired.iloc[2].verdict == "no evidence of a difference"
