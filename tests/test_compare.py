@@ -8,12 +8,14 @@ import pytest
 
 from effunet import compare, statistics
 from effunet.errors import EffunetError
+from effunet.layout import RunId
 
 
 def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, loss_by_image=None, pooled_dice=None,
               ap=(0.5, 0.6), train_dice=0.9):
-    """A run's run.json, eval/metrics.json and per_image.csv with the given per-image values."""
-    run_dir = root / dataset / model / f"seed{seed}"
+    """A run's run.json, eval/metrics.json and per_image.csv with the given per-image values, in a folder
+    whose name says nothing (the identity travels with the paths)."""
+    run_dir = root / f"run{len(list(root.glob('run*')))}"
     (run_dir / "eval").mkdir(parents=True)
     dice_by_image = np.asarray(dice_by_image, dtype=float)
     loss_by_image = 1 - dice_by_image if loss_by_image is None else np.asarray(loss_by_image, dtype=float)
@@ -24,7 +26,7 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
     mean = {name: float(dice_by_image.mean()) for name in compare.QUALITY}
     mean.update(instance_ap=ap[0], instance_ap_split=ap[1])
     pooled = {name: pooled_dice if pooled_dice is not None else float(dice_by_image.mean()) for name in compare.QUALITY}
-    summary = lambda d: {"pooled": {**pooled, "dice": d}, "per_image_mean": {**mean, "dice": d}}  # noqa: E731
+    summary = lambda d: {"pooled": {**pooled, "dice": d}, "per_image_mean": {**mean, "dice": d}}
     splits = {"test": {"native": {"pooled": pooled, "per_image_mean": mean}},
               "train": {"native": summary(train_dice)}, "val": {"native": summary(0.8)}}
     (run_dir / "eval/metrics.json").write_text(json.dumps({
@@ -35,11 +37,12 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
     small = pd.DataFrame({"id": ids, "split": "test", "resolution": "training_size", "dice": dice_by_image,
                           "loss": loss_by_image})
     pd.concat([native, small]).to_csv(run_dir / "eval/per_image.csv", index=False)
-    return run_dir
+    return compare.RunResult(RunId(dataset, model, seed), run_dir / "run.json", run_dir / "eval/metrics.json",
+                             run_dir / "eval/per_image.csv")
 
 
 def write_reference(path, dataset, dice, observer=None):
-    summary = lambda d: {"pooled": {"dice": d, "iou": d}, "per_image_mean": {"dice": d, "iou": d}}  # noqa: E731
+    summary = lambda d: {"pooled": {"dice": d, "iou": d}, "per_image_mean": {"dice": d, "iou": d}}
     path.write_text(json.dumps({"dataset": dataset, "protocol_ceiling": summary(dice),
                                 "second_observer": summary(observer) if observer else None}))
     return path
@@ -143,7 +146,7 @@ def test_images_are_paired_by_id_whatever_the_row_order(study, tmp_path):
     compare.aggregate(runs, **outputs(tmp_path))
     first = pd.read_csv(tmp_path / "p.csv")
     for run in runs:  # shuffle every per-image file and drop one image from one run
-        path = run / "eval/per_image.csv"
+        path = run.per_image
         frame = pd.read_csv(path).sample(frac=1, random_state=1)
         path.write_text(frame.to_csv(index=False))
     compare.aggregate(runs[::-1], **outputs(tmp_path))
@@ -151,7 +154,7 @@ def test_images_are_paired_by_id_whatever_the_row_order(study, tmp_path):
     pd.testing.assert_frame_equal(first.sort_values(["dataset", "quantity"]).reset_index(drop=True),
                                   again.sort_values(["dataset", "quantity"]).reset_index(drop=True),
                                   check_exact=False, rtol=1e-9)
-    path = runs[0] / "eval/per_image.csv"
+    path = runs[0].per_image
     frame = pd.read_csv(path)
     path.write_text(frame[frame.id != "i3"].to_csv(index=False))
     compare.aggregate(runs, **outputs(tmp_path))

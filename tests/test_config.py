@@ -45,6 +45,7 @@ def test_train_settings_apply_data_set_overrides():
     (lambda c: c.update(models=["unet", "vgg-unet"]), "models[1]", "not one of"),
     (lambda c: c["datasets"]["drive"]["train"].update(max_epochs=0), "datasets.drive.train.max_epochs",
      "minimum"),
+    (lambda c: c["mlflow"].update(experiment="my study/1"), "mlflow.experiment", "does not match"),
 ])
 def test_bad_config_names_the_key(edit, key, reason):
     config = copy.deepcopy(load("config.yaml"))

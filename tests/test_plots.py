@@ -30,7 +30,7 @@ def write_run(folder, epochs=12, best=7, stop="early_stopping"):
 def check_png(path, min_width=400, min_height=200):
     """A complete PNG of reasonable size, with its SVG twin, alone in its folder apart from the inputs
     (no temporaries)."""
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     assert ElementTree.parse(path.with_suffix(".svg")).getroot().tag.endswith("svg")
     with Image.open(path) as image:
@@ -351,10 +351,11 @@ def test_learning_curves_overlay_one_curve_per_model_best_epochs_marked(tmp_path
             history, run = write_run(folder, epochs=10 + seed, best=best + seed)
             histories.append(history)
             runs.append(run)
-    out = plots.learning_curves_overlay(histories, runs, tmp_path / "overlay.png", "drive")
+    models = [h.parent.parent.name for h in histories]
+    out = plots.learning_curves_overlay(histories, runs, models, tmp_path / "overlay.png", "drive")
     check_png(out, 800, 300)
-    with pytest.raises(EffunetError, match="one run.json per history"):
-        plots.learning_curves_overlay(histories, runs[:1], tmp_path / "x.png", "drive")
+    with pytest.raises(EffunetError, match="one run.json and model per history"):
+        plots.learning_curves_overlay(histories, runs[:1], models, tmp_path / "x.png", "drive")
     per_model = {}
     for history, run in zip(histories, runs):
         frame = plots.read_history(history)

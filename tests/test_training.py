@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from effunet.data import archives, dsb2018, synthetic
+from effunet.layout import PreparedData
 
 HERE = Path(__file__).parent
 
@@ -31,7 +32,7 @@ def prepared(tmp_path_factory) -> Path:
 def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
     from effunet.training import dataset
 
-    images, masks = dataset.load_split(prepared, "train")
+    images, masks = dataset.load_split(PreparedData.in_folder(prepared), "train")
     assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and masks.shape[1:] == (32, 32, 1)
 
     def first_batch(**kwargs):
@@ -144,7 +145,7 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
                              encoder_weights="none", model_options={"base_filters": 4})
     outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json",
                            tmp_path / "ckpt")
-    summary = loop.train(prepared, "unet", 0, settings, outputs, threads=1)
+    summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings, outputs, threads=1)
     history = pd.read_csv(outputs.history)
     expected = ["epoch", "loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice",
                 "learning_rate", "seconds"]
@@ -158,7 +159,7 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     from effunet.training import dataset
 
     model = keras.models.load_model(outputs.model, compile=True)
-    val = model.evaluate(dataset.make_dataset(*dataset.load_split(prepared, "val"), 4, shuffle=False),
+    val = model.evaluate(dataset.make_dataset(*dataset.load_split(PreparedData.in_folder(prepared), "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept
 
@@ -188,7 +189,7 @@ def test_frozen_encoder_epochs_leave_the_encoder_untouched(prepared, tmp_path):
 
     settings = loop.Settings(max_epochs=1, batch_size=4, encoder_weights="none", freeze_encoder_epochs=1)
     outputs = loop.Outputs(tmp_path / "m.keras", tmp_path / "h.csv", tmp_path / "r.json", tmp_path / "c")
-    summary = loop.train(prepared, "effunet-b0", 7, settings, outputs)
+    summary = loop.train(PreparedData.in_folder(prepared), "effunet-b0", 7, settings, outputs)
     assert summary["flops"] > 0
     trained = keras.models.load_model(outputs.model)
     keras.utils.set_random_seed(7)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 from effunet import statistics
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import RunId
 
 QUALITY = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "mcc", "roc_auc", "pr_auc")
 TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "first_epoch_seconds", "seconds_per_epoch",
@@ -55,17 +57,27 @@ def _quality(summary: dict, dataset: str, prefix: str = "") -> dict:
     return row
 
 
-def run_record(run_dir: str | os.PathLike) -> dict:
+@dataclass(frozen=True)
+class RunResult:
+    """One run's identity and the files aggregation reads (paths given by the caller)."""
+
+    id: RunId
+    run: Path  # run.json
+    metrics: Path  # eval/metrics.json
+    per_image: Path  # eval/per_image.csv
+
+
+def run_record(result_files: RunResult) -> dict:
     """One training run's figures: its run.json and eval/metrics.json flattened into one row."""
-    run_dir = Path(run_dir)
-    dataset, model, seed = run_dir.parts[-3], run_dir.parts[-2], int(run_dir.parts[-1].removeprefix("seed"))
     try:
-        run = json.loads((run_dir / "run.json").read_text())
-        result = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        run = json.loads(Path(result_files.run).read_text())
+        result = json.loads(Path(result_files.metrics).read_text())
     except (OSError, ValueError) as error:
-        raise EffunetError(f"cannot read the results of {run_dir}: {error}") from error
+        raise EffunetError(f"cannot read the results of {result_files.id}: {error}") from error
     splits = result["splits"]
-    record = {"dataset": dataset, "model": model, "seed": seed, "kind": "model",
+    identity = result_files.id
+    dataset = identity.dataset
+    record = {"dataset": dataset, "model": identity.model, "seed": int(identity.seed), "kind": "model",
               **{k: run.get(k) for k in TRAINING},
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
@@ -263,10 +275,10 @@ COMPACT = (  # column, header, decimals, meaning
     ("dice", "Dice", 3, "test Dice (headline weighting, see above)"),
     ("iou", "IoU", 3, "test IoU (same weighting)"),
     ("accuracy", "accuracy", 3, "test pixel accuracy, the study's metric (same weighting)"),
-    ("instance_ap_split", "inst. AP", 3, "DSB2018 competition score (mean precision over IoU 0.5..0.95) "
-                                         "per image, touching nuclei split by watershed"),
-    ("test_loss", "test loss", 4, "training loss (run.json's loss, BCE by default) on the test split at "
-                                  "the training size, mean over images"),
+    ("instance_ap_split", "inst. AP", 3, ("DSB2018 competition score (mean precision over IoU 0.5..0.95) "
+                                          "per image, touching nuclei split by watershed")),
+    ("test_loss", "test loss", 4, ("training loss (run.json's loss, BCE by default) on the test split at "
+                                   "the training size, mean over images")),
     ("best_epoch", "best epoch", 1, "epoch of the lowest validation loss (the weights kept)"),
     ("seconds_per_epoch", "s/epoch", 2, "median seconds per epoch over epochs 2.. (epoch 1 builds the graph)"),
 )
@@ -373,25 +385,24 @@ def _plain(markdown_text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def read_per_image(run_dirs, records) -> pd.DataFrame:
+def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
     frames = []
-    for run_dir, record in zip(run_dirs, records):
-        path = Path(run_dir) / "eval" / "per_image.csv"
+    for run, record in zip(runs, records):
         try:
-            frame = pd.read_csv(path, dtype={"id": str})
+            frame = pd.read_csv(run.per_image, dtype={"id": str})
         except (OSError, ValueError) as error:
-            raise EffunetError(f"cannot read {path}: {error}") from error
+            raise EffunetError(f"cannot read {run.per_image}: {error}") from error
         frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"]))
     return pd.concat(frames, ignore_index=True)
 
 
-def aggregate(run_dirs: list[str | os.PathLike], table_csv, table_md, table_html, paired_csv,
+def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv,
               references: list[str | os.PathLike] = (), claims_csv=None) -> pd.DataFrame:
     """Read every run's files (and the reference scores); write the tables, paired tests and claims."""
-    records = [run_record(d) for d in run_dirs]
+    records = [run_record(r) for r in runs]
     reference_rows = [row for path in references for row in reference_records(path)]
     table = comparison_table(records, reference_rows)
-    paired = paired_tests(read_per_image(run_dirs, records))
+    paired = paired_tests(read_per_image(runs, records))
     claims = claims_table(records, paired)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)

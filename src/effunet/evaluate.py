@@ -31,6 +31,7 @@ from effunet.data import images
 from effunet.data.manifest import SPLITS, read_manifest
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import PreparedData
 from effunet.predict import Predictor, resize_probability
 
 log = logging.getLogger(__name__)
@@ -55,21 +56,19 @@ class Case:
     loss: float | None = None  # the training loss at the training size
 
 
-def load_cases(prepared_dir: str | os.PathLike, dataset_kind: str) -> list[Case]:
-    prepared_dir = Path(prepared_dir)
-    table = read_manifest(prepared_dir / "manifest.csv")
-    return [_case(prepared_dir, dataset_kind, row) for row in table.itertuples()]
+def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
+    table = read_manifest(prepared.manifest)
+    return [_case(prepared, dataset_kind, row) for row in table.itertuples()]
 
 
-def _case(prepared_dir: Path, kind: str, row) -> Case:
-    name = images.png_name(row.id)
-    image = images.read_rgb(prepared_dir / "images" / name)
-    truth = images.read_mask(prepared_dir / "masks" / name)
+def _case(prepared: PreparedData, kind: str, row) -> Case:
+    image = images.read_rgb(prepared.image(row.id))
+    truth = images.read_mask(prepared.mask(row.id))
     if kind == "drive":
         manual2 = images.read_mask(row.manual2) if row.manual2 else None
-        return Case(row.id, row.split, image, truth, images.read_mask(prepared_dir / "fov" / name),
+        return Case(row.id, row.split, image, truth, images.read_mask(prepared.region(row.id)),
                     images.read_mask(row.manual1), images.read_mask(row.fov), None, manual2)
-    labels = images.read_labels(prepared_dir / "labels" / name)
+    labels = images.read_labels(prepared.label(row.id))
     return Case(row.id, row.split, image, truth, None, labels > 0, None, labels, None)
 
 
@@ -181,7 +180,7 @@ def second_observer(cases: list[Case]) -> dict | None:
     return metrics.summarize(rows, counts)  # few images: keeps its per-image rows
 
 
-def evaluate(model_path: str | os.PathLike, prepared_dir: str | os.PathLike, dataset_kind: str,
+def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind: str,
              metrics_path: str | os.PathLike, per_image_path: str | os.PathLike,
              examples_path: str | os.PathLike, threshold: str | float = 0.5,
              run_json: str | os.PathLike | None = None) -> dict:
@@ -191,9 +190,9 @@ def evaluate(model_path: str | os.PathLike, prepared_dir: str | os.PathLike, dat
     """
     loss_name = training_loss_name(run_json)
     predictor = Predictor(model_path)
-    cases = load_cases(prepared_dir, dataset_kind)
+    cases = load_cases(prepared, dataset_kind)
     if not cases:
-        raise EffunetError(f"no images to evaluate in {prepared_dir}")
+        raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])
     for case, probability in zip(cases, predictor.probabilities(batch)):
         case.probability = probability

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -462,24 +462,21 @@ def seed_curves(histories: Sequence[pd.DataFrame], metric: str) -> pd.DataFrame:
                          "seeds": grouped.count()}).reset_index()
 
 
-def _run_model(path: Path) -> str:
-    return path.parent.parent.name  # .../<model>/seed<seed>/history.csv
-
-
-def learning_curves_overlay(histories: Sequence[PathLike], runs: Sequence[PathLike], out_png: PathLike,
-                            title: str) -> Path:
+def learning_curves_overlay(histories: Sequence[PathLike], runs: Sequence[PathLike], models: Sequence[str],
+                            out_png: PathLike, title: str) -> Path:
     """Validation loss and accuracy of every model (one data set) on shared axes, mean and range over seeds.
 
-    `histories` and `runs` are the runs' history.csv and run.json in the same order; the model is the
-    name of the folder above `seed<seed>`. Each seed's best epoch is marked on the mean curve.
+    `histories`, `runs` and `models` are the runs' history.csv, run.json and model name, in the same
+    order (one entry per seed). Each seed's best epoch is marked on the mean curve.
     """
-    if len(histories) != len(runs) or not histories:
-        raise EffunetError(f"{out_png}: need one run.json per history.csv (got {len(histories)} and {len(runs)})")
+    if not histories or not len(histories) == len(runs) == len(models):
+        raise EffunetError(f"{out_png}: need one run.json and model per history.csv (got {len(histories)}, "
+                           f"{len(runs)} and {len(models)})")
     per_model: dict[str, list[tuple[pd.DataFrame, int]]] = {}
-    for history_path, run_path in zip(map(Path, histories), map(Path, runs)):
+    for history_path, run_path, model in zip(histories, runs, models):
         history = read_history(history_path)
         marks = curve_markers(history, read_run(run_path), source=str(run_path))
-        per_model.setdefault(_run_model(history_path), []).append((history, marks["best_epoch"]))
+        per_model.setdefault(model, []).append((history, marks["best_epoch"]))
     return _save(overlay_figure(per_model, title), out_png)
 
 

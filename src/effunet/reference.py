@@ -20,6 +20,7 @@ import numpy as np
 from effunet import evaluate
 from effunet.errors import EffunetError
 from effunet.files import write_text_atomic
+from effunet.layout import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ def protocol_ceiling(cases: list[evaluate.Case], threshold: float = 0.5) -> dict
     return summaries["test"]["native"]
 
 
-def reference(prepared_dir: str | os.PathLike, dataset_kind: str, dataset: str, out_json: str | os.PathLike) -> dict:
+def reference(prepared: PreparedData, dataset_kind: str, dataset: str, out_json: str | os.PathLike) -> dict:
     """Write `reference.json`: the protocol ceiling and (DRIVE) the second observer, on the test split."""
-    cases = evaluate.load_cases(prepared_dir, dataset_kind)
+    cases = evaluate.load_cases(prepared, dataset_kind)
     observer = evaluate.second_observer([c for c in cases if c.split == "test"])
     result = {"dataset": dataset, "protocol_ceiling": protocol_ceiling(cases), "second_observer": observer}
     write_text_atomic(out_json, json.dumps(result, indent=2, default=float) + "\n")

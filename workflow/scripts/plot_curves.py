@@ -6,7 +6,7 @@ from effunet.logs import run_logged
 def main(smk):
     from effunet.plots import learning_curves_overlay
 
-    learning_curves_overlay(smk.input.histories, smk.input.runs, smk.output.curves,
+    learning_curves_overlay(smk.input.histories, smk.input.runs, smk.params.models, smk.output.curves,
                             f"Validation curves on {smk.wildcards.dataset}")
 
 

@@ -6,10 +6,16 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    from effunet.layout import PreparedData
     from effunet.reference import reference
 
-    reference(prepared_dir=Path(smk.input.manifest).parent, dataset_kind=smk.wildcards.dataset,
-              dataset=smk.wildcards.dataset, out_json=smk.output.reference)
+    def optional(name):
+        return Path(getattr(smk.input, name)) if hasattr(smk.input, name) else None
+
+    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks),
+                            fov=optional("fov"), labels=optional("labels"))
+    reference(prepared=prepared, dataset_kind=smk.wildcards.dataset, dataset=smk.wildcards.dataset,
+              out_json=smk.output.reference)
 
 
 if __name__ == "__main__":

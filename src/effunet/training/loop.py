@@ -23,6 +23,7 @@ import tensorflow as tf
 from effunet import models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import PreparedData
 from effunet.models.encoders import ENCODER_NAME
 from effunet.training import checkpoint, dataset, losses
 
@@ -113,9 +114,9 @@ def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Mo
     return model
 
 
-def fingerprint(model_name: str, seed: int, settings: Settings, prepared_dir: Path) -> str:
+def fingerprint(model_name: str, seed: int, settings: Settings, manifest_path: Path) -> str:
     """Identifies what a checkpoint was trained with; a checkpoint of anything else is not resumed."""
-    manifest = (prepared_dir / "manifest.csv").read_bytes()
+    manifest = Path(manifest_path).read_bytes()
     identity = json.dumps([model_name, seed, asdict(settings), hashlib.sha256(manifest).hexdigest()],
                           sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()
@@ -199,18 +200,18 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
             "seconds": time.monotonic() - start}
 
 
-def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings: Settings, outputs: Outputs,
+def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
           tracking_info: Tracking | None = None, threads: int | None = None) -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed."""
     start = time.monotonic()
     limit_threads(threads)
-    prepared_dir, checkpoint_dir = Path(prepared_dir), Path(outputs.checkpoint_dir)
+    checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    data = dataset.load_split(prepared_dir, "train"), dataset.load_split(prepared_dir, "val")
+    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    identity = fingerprint(model_name, seed, settings, prepared_dir)
+    identity = fingerprint(model_name, seed, settings, prepared.manifest)
     model, state = _model_and_state(model_name, data[0][0].shape[1:3] + (3,), settings, identity, checkpoint_dir)
     stopper = EarlyStopping(**state["early_stopping"])
     best_weights = checkpoint_dir / "best.weights.h5"
@@ -234,7 +235,7 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
                          elapsed_s=elapsed_before + time.monotonic() - start)
             checkpoint.save(checkpoint_dir, model, best_weights, state)
         if not best_weights.exists():
-            raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
+            raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
