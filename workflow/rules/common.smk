@@ -100,6 +100,14 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
+def made_from_model(wildcards):
+    """Outputs made from a run's model: its training job removes them when it starts, so that a failed
+    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
+    per_run = [*rules.evaluate.output, *rules.plot_run.output]
+    shared = [*rules.aggregate.output, *rules.plot_comparison.output]
+    return [str(path).format(**wildcards) for path in per_run] + [str(path) for path in shared]
+
+
 def evaluation_inputs(wildcards):
     """Prepared files at the training size and native-resolution truth: DSB2018's instance
     labels, DRIVE's original files (the manifest points into the raw folder)."""
