@@ -1,11 +1,9 @@
 """Training: pipeline determinism, losses and metrics, early stopping, outputs, kill-and-resume."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
