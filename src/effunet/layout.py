@@ -10,7 +10,8 @@ workflow paths. On disk, relative to the working directory:
     resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (DRIVE), manifest.csv
     results/{experiment}/{dataset}/{model}/seed{seed}/      model.keras, history.csv, run.json,
                                                             checkpoint/, eval/, plots/
-    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, plots/
+    results/{experiment}/{dataset}/reference.json           reference rows (protocol ceiling, 2nd observer)
+    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, plots/
     logs/{experiment}/{rule}/...                            per-run logs; data logs under logs/data/
 
 `{source}` names the data source (a hash of the config's `source`, `sha256` and synthetic
@@ -193,6 +194,14 @@ class Layout:
 
     def comparison_plot(self, name: str) -> Path:
         return self.results / "plots" / f"{name}.png"
+
+    def reference(self, dataset: str) -> Path:
+        """The reference rows of a data set (protocol ceiling, second observer)."""
+        return self.results / dataset / "reference.json"
+
+    @property
+    def claims(self) -> Path:
+        return self.results / "claims.csv"
 
     def log(self, rule: str) -> Path:
         return self.logs / f"{rule}.log"

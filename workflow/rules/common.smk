@@ -100,6 +100,14 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
+def made_from_model(wildcards):
+    """Outputs made from a run's model: its training job removes them when it starts, so that a failed
+    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
+    per_run = [*rules.evaluate.output, *rules.plot_run.output]
+    shared = [*rules.aggregate.output, *rules.plot_comparison.output]
+    return [str(path).format(**wildcards) for path in per_run] + [str(path) for path in shared]
+
+
 def evaluation_inputs(wildcards):
     """Prepared files at the training size and native-resolution truth: DSB2018's instance
     labels, DRIVE's original files (the manifest points into the raw folder)."""
@@ -131,17 +139,55 @@ def run_outputs(name):
     return [str(getattr(LAYOUT.files(run), name)) for run in RUNS]
 
 
+def dataset_runs(name):
+    """An input function: one file of every model x seed run of the wildcard data set (RUNS order)."""
+
+    def files(wildcards):
+        return [
+            str(getattr(LAYOUT.files(run), name))
+            for run in RUNS
+            if run.dataset == wildcards.dataset
+        ]
+
+    return files
+
+
+def dataset_run_models(wildcards):
+    """The model of each run of the wildcard data set, in the order of `dataset_runs`."""
+    return [run.model for run in RUNS if run.dataset == wildcards.dataset]
+
+
+def reference_file(dataset):
+    """The reference rows (protocol ceiling, second observer) of a data set."""
+    return str(LAYOUT.reference(dataset))
+
+
+def svg(png):
+    """The SVG written beside every PNG figure (effunet.plots)."""
+    return str(png.with_suffix(".svg"))
+
+
+def curves_overlay(dataset):
+    """All models' learning curves of a data set on shared axes."""
+    return LAYOUT.comparison_plot(f"learning_curves_{dataset}")
+
+
 def all_targets():
     plots = [
         str(LAYOUT.files(run).plot(plot))
         for run in RUNS
         for plot in ("learning_curves", "examples")
     ]
-    return plots + [
-        str(LAYOUT.comparison("md")),
-        str(LAYOUT.comparison_plot("comparison")),
-        str(LAYOUT.comparison_plot("training_speed")),
-    ]
+    overlays = [str(curves_overlay(dataset)) for dataset in DATASETS]
+    return (
+        plots
+        + overlays
+        + [
+            str(LAYOUT.comparison("md")),
+            str(LAYOUT.comparison_plot("comparison")),
+            str(LAYOUT.comparison_plot("training_speed")),
+        ]
+    )
 
 
 def prepare_tracking():

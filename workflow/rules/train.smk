@@ -23,5 +23,6 @@ rule train:
         settings=train_settings,
         code=training_code,
         checkpoint=run_file("checkpoint"),
+        stale=made_from_model,
     script:
         "../scripts/train.py"
