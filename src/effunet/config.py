@@ -35,8 +35,10 @@ def key_name(path) -> str:
 def _message(error: jsonschema.ValidationError) -> str:
     key = key_name(error.absolute_path)
     if error.absolute_path and error.absolute_path[-1] == "sha256" and isinstance(error.instance, (int, float)):
-        return (f"config key {key}: YAML read the checksum as a number because it has only digits; "
-                f"quote it, e.g. sha256: \"0123...\" (a number may also have lost leading zeros)")
+        return (
+            f"config key {key}: YAML read the checksum as a number because it has only digits; "
+            f'quote it, e.g. sha256: "0123..." (a number may also have lost leading zeros)'
+        )
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -70,21 +72,27 @@ def check_splits(config: dict) -> None:
     datasets = config.get("datasets", {})
     if "dsb2018" in datasets:
         dsb = datasets["dsb2018"]
-        n = dsb["synthetic"]["n_images"] if dsb.get("source") == "synthetic" else KNOWN_SOURCES.get(
-            (dsb.get("sha256") or "").lower())
+        n = (
+            dsb["synthetic"]["n_images"]
+            if dsb.get("source") == "synthetic"
+            else KNOWN_SOURCES.get((dsb.get("sha256") or "").lower())
+        )
         if n is not None:
             split = dsb["split"]
             try:
-                check_split_counts(split_counts(n, split["test_fraction"], split["val_fraction"]),
-                                   "datasets.dsb2018.split")
+                check_split_counts(
+                    split_counts(n, split["test_fraction"], split["val_fraction"]), "datasets.dsb2018.split"
+                )
             except EffunetError as error:
                 raise ConfigError(str(error)) from None
     if "drive" in datasets:
         drive = datasets["drive"]
         n = drive["synthetic"]["n_train"] if drive.get("source") == "synthetic" else DRIVE_TRAINING_IMAGES
         if drive["split"]["val_count"] >= n:
-            raise ConfigError(f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
-                              f"validation images leave none of the {n} training images for training")
+            raise ConfigError(
+                f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
+                f"validation images leave none of the {n} training images for training"
+            )
 
 
 def load_yaml(config_path: str | os.PathLike) -> dict:
@@ -101,8 +109,9 @@ def load_yaml(config_path: str | os.PathLike) -> dict:
     except OSError as error:
         raise ConfigError(f"cannot read the config file {config_path}: {error.strerror}") from None
     if config is not None and not isinstance(config, dict):
-        raise ConfigError(f"{config_path}: a config is a mapping of keys (see config.yaml), "
-                          f"not a {type(config).__name__}")
+        raise ConfigError(
+            f"{config_path}: a config is a mapping of keys (see config.yaml), not a {type(config).__name__}"
+        )
     return config or {}
 
 

@@ -167,9 +167,13 @@ class Layout:
     @staticmethod
     def prepared(dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False) -> PreparedData:
         root = RESOURCES / "prepared" / dataset / source / variant
-        return PreparedData(root / "manifest.csv", root / "images", root / "masks",
-                            fov=root / "fov" if fov else None,
-                            labels=Layout.labels(dataset, source) if labels else None)
+        return PreparedData(
+            root / "manifest.csv",
+            root / "images",
+            root / "masks",
+            fov=root / "fov" if fov else None,
+            labels=Layout.labels(dataset, source) if labels else None,
+        )
 
     @staticmethod
     def data_log(step: str, dataset: str, *tags: str) -> Path:

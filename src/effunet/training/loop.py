@@ -25,7 +25,6 @@ from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
-from effunet.models.encoders import ENCODER_NAME
 from effunet.training import checkpoint, dataset, losses, rng
 
 log = logging.getLogger(__name__)
@@ -100,12 +99,8 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def _encoder_weights(value: str):
-    return None if value in (None, "none") else value
-
-
 def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Model:
-    model = models.build(model_name, input_shape, encoder_weights=_encoder_weights(settings.encoder_weights),
+    model = models.build(model_name, input_shape, encoder_weights=settings.encoder_weights,
                          **settings.model_options)
     if settings.optimizer not in OPTIMIZERS:
         raise ConfigError(f"config key train.optimizer: unknown optimizer {settings.optimizer!r}")
@@ -184,7 +179,7 @@ def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None
 def _callbacks(model, settings: Settings) -> list:
     if not settings.freeze_encoder_epochs:
         return []
-    if not any(layer.name == ENCODER_NAME for layer in model.layers):
+    if models.find_encoder(model) is None:
         log.info("%s has no pretrained encoder: freeze_encoder_epochs does not apply", model.name)
         return []
     return [models.EncoderWarmup(settings.freeze_encoder_epochs)]
