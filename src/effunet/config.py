@@ -69,13 +69,13 @@ def check_splits(config: dict) -> None:
     checks the rest when it counts the images."""
     from effunet.data.manifest import check_split_counts, split_counts  # pandas: only when needed
 
-    datasets = config.get("datasets", {})
+    datasets = config["datasets"]
     if "dsb2018" in datasets:
         dsb = datasets["dsb2018"]
         n = (
             dsb["synthetic"]["n_images"]
-            if dsb.get("source") == "synthetic"
-            else KNOWN_SOURCES.get((dsb.get("sha256") or "").lower())
+            if dsb["source"] == "synthetic"
+            else KNOWN_SOURCES.get((dsb["sha256"] or "").lower())
         )
         if n is not None:
             split = dsb["split"]
@@ -87,7 +87,7 @@ def check_splits(config: dict) -> None:
                 raise ConfigError(str(error)) from None
     if "drive" in datasets:
         drive = datasets["drive"]
-        n = drive["synthetic"]["n_train"] if drive.get("source") == "synthetic" else DRIVE_TRAINING_IMAGES
+        n = drive["synthetic"]["n_train"] if drive["source"] == "synthetic" else DRIVE_TRAINING_IMAGES
         if drive["split"]["val_count"] >= n:
             raise ConfigError(
                 f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
@@ -121,4 +121,4 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
 
 def train_settings(config: dict, dataset: str) -> dict:
     """The global train block with the data set's own overrides applied."""
-    return {**config["train"], **config["datasets"][dataset].get("train", {})}
+    return {**config["train"], **config["datasets"][dataset]["train"]}
