@@ -35,7 +35,27 @@ def _parser() -> argparse.ArgumentParser:
                          help="also write <name>_prob.png (16-bit, probability x 65535)")
     predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
     predict.add_argument("--tf-logs", action="store_true", help="show TensorFlow's C++ log lines (hidden by default)")
+    check = commands.add_parser("check-config", help="check config files: YAML syntax (file and line), "
+                                "then every key against the schema")
+    check.add_argument("configs", nargs="+", help="config files, e.g. config.yaml config/demo.yaml")
+    check.add_argument("--schema", default="workflow/schemas/config.schema.yaml",
+                       help="the workflow's schema (default: %(default)s, from the repository root)")
     return parser
+
+
+def check_config(args) -> int:
+    from effunet.config import load
+
+    status = 0
+    for path in args.configs:
+        try:
+            load(path, args.schema)
+            print(f"{path}: ok")
+        except EffunetError as error:
+            print(f"effunet: error: {path}: {error}" if not str(error).startswith(path) else f"effunet: error: {error}",
+                  file=sys.stderr)
+            status = 2
+    return status
 
 
 # TensorFlow's C++ log lines: absl's "I0000 00:00:17.. 123 file.cc:31] ..." and the older
@@ -79,6 +99,8 @@ def quiet_tensorflow():
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args)
     if args.tf_logs:
         return _main(args)
     with quiet_tensorflow():
