@@ -104,6 +104,7 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
     """Probabilities for every prepared image, and loss and metrics on each split."""
     import keras
 
+    from effunet import models  # noqa: F401 (registers the custom layers the saved model uses)
     from effunet.training import dataset
 
     model = keras.models.load_model(model_path, compile=True)
