@@ -183,6 +183,8 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert summary["stop_reason"] == "early_stopping" and len(history) < 30
     assert summary["best_epoch"] == int(history.loc[history.val_loss.idxmin(), "epoch"])
     assert len(history) == summary["best_epoch"] + 2  # patience 2
+    assert summary["first_epoch_seconds"] == history.seconds[0] and summary["loss"] == "bce"
+    assert summary["seconds_per_epoch"] == history.seconds[1:].median()
     from effunet.training import dataset
 
     model = keras.models.load_model(outputs.model, compile=True)

@@ -165,15 +165,31 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
         epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
         assert sorted(m["step"] for m in epochs) == [1, 2]
-        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy"} <= metrics
+        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy", "test_loss",
+                "first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s"} <= metrics
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
         assert "epoch 2/2" in (workdir / layout.logs / "train" / f"{name}.log").read_text()
         for plot in ("learning_curves", "examples"):
             assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
+            assert (run_dir / "plots" / f"{plot}.svg").stat().st_size > 10_000
     table = pd.read_csv(workdir / layout.comparison("csv"))
-    assert sorted(zip(table.dataset, table.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
-    assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean"} <= set(table.columns)
-    assert len(pd.read_csv(workdir / layout.paired_tests)) == 2
+    models = table[table.kind == "model"]
+    assert sorted(zip(models.dataset, models.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
+    references = table[table.kind == "reference"]
+    assert sorted(zip(references.dataset, references.model)) == [
+        ("drive", "2nd observer"), ("drive", "protocol ceiling"), ("dsb2018", "protocol ceiling")]
+    assert references.dice_mean.between(0.5, 1).all()
+    assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean", "test_loss_mean",
+            "best_epoch_mean", "seconds_per_epoch_mean", "dice_pooled_mean"} <= set(table.columns)
+    paired = pd.read_csv(workdir / layout.paired_tests)
+    assert sorted(zip(paired.dataset, paired.quantity)) == [("drive", "test dice"), ("drive", "test loss"),
+                                                           ("dsb2018", "test dice"), ("dsb2018", "test loss")]
+    assert set(paired.verdict) == {"needs >= 3 seeds"}  # one seed: numbers, no verdict
+    assert len(pd.read_csv(workdir / layout.claims)) == 7
+    assert "## The study's claims" in (workdir / layout.comparison("md")).read_text()
+    for figure in ("comparison", "training_speed", "learning_curves_dsb2018", "learning_curves_drive"):
+        for suffix in (".png", ".svg"):
+            assert ((workdir / layout.comparison_plot(figure)).with_suffix(suffix)).stat().st_size > 10_000
     report = snakemake(workdir, "--configfile", str(config), "--report", "report.html")
     assert report.returncode == 0, report.stderr[-2000:]
     text = (workdir / "report.html").read_text()
@@ -212,7 +228,8 @@ def test_a_finished_run_plans_nothing(finished):
     assert planned_jobs(*finished[:2]) == []
 
 
-AFTER_TRAINING = ["aggregate", "all", "plot_comparison"]
+AFTER_DSB2018 = ["aggregate", "all", "plot_comparison", "plot_curves:dsb2018"]  # after a DSB2018 run changes
+AFTER_TRAINING = [*AFTER_DSB2018, "plot_curves:drive"]
 
 
 @pytest.mark.slow
@@ -231,9 +248,9 @@ def test_changing_dsb2018_image_size_reruns_dsb2018_and_nothing_of_drive(finishe
     changed = json.loads(json.dumps(SMALL))
     changed["datasets"]["dsb2018"]["image_size"] = [64, 64]
     jobs = planned_jobs(workdir, write_config(workdir / "dsb64.yaml", changed))
-    expected = ["resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
+    expected = ["reference:dsb2018", "resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
                                                for m in ("unet", "effunet-b0")]
-    assert jobs == sorted(expected + AFTER_TRAINING)
+    assert jobs == sorted(expected + AFTER_DSB2018)
 
 
 @pytest.mark.slow
@@ -283,7 +300,8 @@ def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(tmp_pat
     assert "comparison.csv" in first_files and "dsb2018/unet/seed0/model.keras" in first_files
     # The same inputs: the prepared data is shared, only the second config's own runs are planned.
     assert planned_jobs(tmp_path, second) == sorted(
-        ["train:dsb2018/unet", "evaluate:dsb2018/unet", "plot_run:dsb2018/unet", *AFTER_TRAINING])
+        ["train:dsb2018/unet", "evaluate:dsb2018/unet", "plot_run:dsb2018/unet", "reference:dsb2018",
+         *AFTER_DSB2018])
     done = snakemake(tmp_path, "--configfile", str(second))
     assert done.returncode == 0, done.stderr[-3000:]
 

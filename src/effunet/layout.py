@@ -10,7 +10,8 @@ workflow paths. On disk, relative to the working directory:
     resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (DRIVE), manifest.csv
     results/{experiment}/{dataset}/{model}/seed{seed}/      model.keras, history.csv, run.json,
                                                             checkpoint/, eval/, plots/
-    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, plots/
+    results/{experiment}/{dataset}/reference.json           reference rows (protocol ceiling, 2nd observer)
+    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, plots/
     logs/{experiment}/{rule}/...                            per-run logs; data logs under logs/data/
 
 `{source}` names the data source (a hash of the config's `source`, `sha256` and synthetic
@@ -41,21 +42,23 @@ def _short_hash(value, length: int) -> str:
 
 
 def source_tag(dataset_config: dict) -> str:
-    """Names a data set's source: kind plus a hash of what identifies it (not the file's contents)."""
-    source = dataset_config.get("source")
+    """Names a data set's source: kind plus a hash of what identifies it (not the file's contents).
+
+    `dataset_config` is a validated data set block (the schema's defaults filled in)."""
+    source = dataset_config["source"]
     if source == "synthetic":
-        kind, identity = "synthetic", dataset_config.get("synthetic", {})
+        kind, identity = "synthetic", dataset_config["synthetic"]
     elif source and str(source).startswith(("http://", "https://")):
-        kind, identity = "url", [source, dataset_config.get("sha256")]
+        kind, identity = "url", [source, dataset_config["sha256"]]
     else:
-        kind, identity = "local", [source, dataset_config.get("sha256")]
+        kind, identity = "local", [source, dataset_config["sha256"]]
     return f"{kind}-{_short_hash([source, identity], 10)}"
 
 
 def variant_tag(dataset_config: dict) -> str:
     """Names a preparation of a source: the training size, then a hash of the split settings."""
     height, width = dataset_config["image_size"]
-    return f"{height}x{width}-{_short_hash(dataset_config.get('split', {}), 8)}"
+    return f"{height}x{width}-{_short_hash(dataset_config['split'], 8)}"
 
 
 @dataclass(frozen=True)
@@ -166,9 +169,13 @@ class Layout:
     @staticmethod
     def prepared(dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False) -> PreparedData:
         root = RESOURCES / "prepared" / dataset / source / variant
-        return PreparedData(root / "manifest.csv", root / "images", root / "masks",
-                            fov=root / "fov" if fov else None,
-                            labels=Layout.labels(dataset, source) if labels else None)
+        return PreparedData(
+            root / "manifest.csv",
+            root / "images",
+            root / "masks",
+            fov=root / "fov" if fov else None,
+            labels=Layout.labels(dataset, source) if labels else None,
+        )
 
     @staticmethod
     def data_log(step: str, dataset: str, *tags: str) -> Path:
@@ -193,6 +200,14 @@ class Layout:
 
     def comparison_plot(self, name: str) -> Path:
         return self.results / "plots" / f"{name}.png"
+
+    def reference(self, dataset: str) -> Path:
+        """The reference rows of a data set (protocol ceiling, second observer)."""
+        return self.results / dataset / "reference.json"
+
+    @property
+    def claims(self) -> Path:
+        return self.results / "claims.csv"
 
     def log(self, rule: str) -> Path:
         return self.logs / f"{rule}.log"

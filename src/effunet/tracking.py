@@ -109,7 +109,7 @@ class _StoreUnavailable(Exception):
 
 
 def run_name(dataset: str, model: str, seed: int | str) -> str:
-    """The run name the issue fixes: ``<dataset>/<model>/seed<seed>``."""
+    """The run name: ``<dataset>/<model>/seed<seed>``."""
     return f"{dataset}/{model}/seed{seed}"
 
 

@@ -139,17 +139,55 @@ def run_outputs(name):
     return [str(getattr(LAYOUT.files(run), name)) for run in RUNS]
 
 
+def dataset_runs(name):
+    """An input function: one file of every model x seed run of the wildcard data set (RUNS order)."""
+
+    def files(wildcards):
+        return [
+            str(getattr(LAYOUT.files(run), name))
+            for run in RUNS
+            if run.dataset == wildcards.dataset
+        ]
+
+    return files
+
+
+def dataset_run_models(wildcards):
+    """The model of each run of the wildcard data set, in the order of `dataset_runs`."""
+    return [run.model for run in RUNS if run.dataset == wildcards.dataset]
+
+
+def reference_file(dataset):
+    """The reference rows (protocol ceiling, second observer) of a data set."""
+    return str(LAYOUT.reference(dataset))
+
+
+def svg(png):
+    """The SVG written beside every PNG figure (effunet.plots)."""
+    return str(png.with_suffix(".svg"))
+
+
+def curves_overlay(dataset):
+    """All models' learning curves of a data set on shared axes."""
+    return LAYOUT.comparison_plot(f"learning_curves_{dataset}")
+
+
 def all_targets():
     plots = [
         str(LAYOUT.files(run).plot(plot))
         for run in RUNS
         for plot in ("learning_curves", "examples")
     ]
-    return plots + [
-        str(LAYOUT.comparison("md")),
-        str(LAYOUT.comparison_plot("comparison")),
-        str(LAYOUT.comparison_plot("training_speed")),
-    ]
+    overlays = [str(curves_overlay(dataset)) for dataset in DATASETS]
+    return (
+        plots
+        + overlays
+        + [
+            str(LAYOUT.comparison("md")),
+            str(LAYOUT.comparison_plot("comparison")),
+            str(LAYOUT.comparison_plot("training_speed")),
+        ]
+    )
 
 
 def prepare_tracking():

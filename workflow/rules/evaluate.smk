@@ -1,4 +1,5 @@
-# Evaluate each run, plot it, then aggregate all runs into the comparison table and charts.
+# Evaluate each run, plot it, score the reference rows, then aggregate all runs into the comparison
+# table, statistics, claims and charts.
 
 
 rule evaluate:
@@ -44,6 +45,8 @@ rule plot_run:
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        curves_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
+        examples_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
     log:
         run_log("plot"),
     conda:
@@ -54,11 +57,52 @@ rule plot_run:
         "../scripts/plot_run.py"
 
 
+rule reference:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        reference=reference_file("{dataset}"),
+    log:
+        str(LAYOUT.log("reference_{dataset}")),
+    conda:
+        "../../envs/effunet.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/reference.py"
+
+
+rule plot_curves:
+    input:
+        histories=dataset_runs("history"),
+        runs=dataset_runs("run"),
+    output:
+        curves=report(
+            str(curves_overlay("{dataset}")),
+            caption="../report/curves_overlay.rst",
+            category="Learning curves",
+            subcategory="{dataset}",
+            labels={"model": "all models", "seed": "mean and range over seeds"},
+        ),
+        svg=svg(curves_overlay("{dataset}")),
+    log:
+        str(LAYOUT.log("plot_curves_{dataset}")),
+    conda:
+        "../../envs/effunet.yaml"
+    params:
+        # The model of each run, in the order of the inputs: nothing parses it out of the paths.
+        models=dataset_run_models,
+    script:
+        "../scripts/plot_curves.py"
+
+
 rule aggregate:
     input:
         runs=run_outputs("run"),
         metrics=run_outputs("metrics"),
         per_image=run_outputs("per_image"),
+        references=[reference_file(dataset) for dataset in DATASETS],
     output:
         table=str(LAYOUT.comparison("csv")),
         markdown=str(LAYOUT.comparison("md")),
@@ -66,8 +110,10 @@ rule aggregate:
             str(LAYOUT.comparison("html")),
             caption="../report/comparison.rst",
             category="Comparison",
+            labels={"figure": "tables: comparison, statistics, claims"},
         ),
         paired=str(LAYOUT.paired_tests),
+        claims=str(LAYOUT.claims),
     log:
         str(LAYOUT.log("aggregate")),
     conda:
@@ -87,12 +133,16 @@ rule plot_comparison:
             str(LAYOUT.comparison_plot("comparison")),
             caption="../report/comparison_chart.rst",
             category="Comparison",
+            labels={"figure": "test quality"},
         ),
         speed=report(
             str(LAYOUT.comparison_plot("training_speed")),
             caption="../report/training_speed.rst",
             category="Comparison",
+            labels={"figure": "training speed"},
         ),
+        quality_svg=svg(LAYOUT.comparison_plot("comparison")),
+        speed_svg=svg(LAYOUT.comparison_plot("training_speed")),
     log:
         str(LAYOUT.log("plot_comparison")),
     conda:

@@ -17,7 +17,7 @@ def main(smk):
     result = evaluate(model_path=smk.input.model, prepared=prepared,
                       dataset_kind=smk.wildcards.dataset, metrics_path=smk.output.metrics,
                       per_image_path=smk.output.per_image, examples_path=smk.output.examples,
-                      threshold=smk.params.threshold)
+                      threshold=smk.params.threshold, run_json=smk.input.run)
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
     mlflow = smk.config["mlflow"]
     log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"])

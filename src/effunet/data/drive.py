@@ -86,7 +86,8 @@ def convert(raw_dir: str | os.PathLike, images_dir: str | os.PathLike, masks_dir
             rows = map_samples(job, samples, workers, f"convert DRIVE to {size[0]}x{size[1]} PNG")
         splits = manifest.split_with_fixed_test(
             [r["id"] for r in rows if r["official_split"] == "training"],
-            [r["id"] for r in rows if r["official_split"] == "test"], val_count, seed)
+            [r["id"] for r in rows if r["official_split"] == "test"], val_count, seed,
+            key="datasets.drive.split")
         for row in rows:
             row["split"] = splits[row["id"]]
         table = manifest.write_manifest(rows, manifest_path)

@@ -109,7 +109,8 @@ def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir
                                 masks_dir=mask_staging, size=tuple(size))
         with original_names(raw_dir):
             rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
-        splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed)
+        splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed,
+                                            key="datasets.dsb2018.split")
         for row in rows:
             row["split"] = splits[row["id"]]
         table = manifest.write_manifest(rows, manifest_path)

@@ -25,7 +25,6 @@ from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
-from effunet.models.encoders import ENCODER_NAME
 from effunet.training import checkpoint, dataset, losses, rng
 
 log = logging.getLogger(__name__)
@@ -100,12 +99,8 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def _encoder_weights(value: str):
-    return None if value in (None, "none") else value
-
-
 def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Model:
-    model = models.build(model_name, input_shape, encoder_weights=_encoder_weights(settings.encoder_weights),
+    model = models.build(model_name, input_shape, encoder_weights=settings.encoder_weights,
                          **settings.model_options)
     if settings.optimizer not in OPTIMIZERS:
         raise ConfigError(f"config key train.optimizer: unknown optimizer {settings.optimizer!r}")
@@ -184,7 +179,7 @@ def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None
 def _callbacks(model, settings: Settings) -> list:
     if not settings.freeze_encoder_epochs:
         return []
-    if not any(layer.name == ENCODER_NAME for layer in model.layers):
+    if models.find_encoder(model) is None:
         log.info("%s has no pretrained encoder: freeze_encoder_epochs does not apply", model.name)
         return []
     return [models.EncoderWarmup(settings.freeze_encoder_epochs)]
@@ -253,7 +248,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
             raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
-        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start)
+        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
+                           loss=settings.loss, train_images=len(data[0][0]))
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)
@@ -263,12 +259,34 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     return summary
 
 
-def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float) -> dict:
+def epoch_timing(history: list[dict], best_epoch: int, train_images: int) -> dict:
+    """Fair training-speed figures from the per-epoch `seconds` (training plus validation).
+
+    Epoch 1 includes graph building and tracing, so it is reported apart (`first_epoch_seconds`);
+    `seconds_per_epoch` is the median of epochs 2.. (epoch 1's time if it is the only one),
+    `seconds_to_best` the summed epoch time up to and including the best epoch, and
+    `train_images_per_s` the training images over `seconds_per_epoch`.
+    """
+    seconds = [float(row["seconds"]) for row in history]
+    steady = sorted(seconds[1:] or seconds)
+    middle = len(steady) // 2
+    median = steady[middle] if len(steady) % 2 else (steady[middle - 1] + steady[middle]) / 2
+    to_best = sum(s for row, s in zip(history, seconds) if row["epoch"] <= best_epoch)
+    return {"first_epoch_seconds": seconds[0], "seconds_per_epoch": median, "seconds_to_best": to_best,
+            "train_images_per_s": train_images / median if median > 0 else float("nan")}
+
+
+TIMING = ("first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s")
+
+
+def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float, loss: str = "bce",
+             train_images: int = 0) -> dict:
     history = state["history"]
     return {"run_id": state["run_id"], "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
             "best_val_loss": stopper.best_loss,
             "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
-            "wall_seconds": wall_seconds, "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+            "wall_seconds": wall_seconds, **epoch_timing(history, stopper.best_epoch, train_images),
+            "loss": loss, "train_images": train_images,
             "parameters": int(model.count_params()), "flops": state.get("flops"), "mixed_precision": mixed,
             "resumed_after_epochs": state["resumed_after"]}
 
@@ -293,7 +311,7 @@ def _log_untracked_epochs(tracker, history: list[dict]) -> None:
 def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
     if summary["epochs_trained"] not in (tracker.logged_steps("epochs_trained") or ()):
         tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
-                                                           "wall_seconds", "seconds_per_epoch")},
+                                                           "wall_seconds", *TIMING)},
                             step=summary["epochs_trained"])
     tracker.set_tags({"stop_reason": summary["stop_reason"]})
     tracker.log_artifact(outputs.history)
