@@ -47,6 +47,7 @@ rule resize_dsb2018:
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
+        targets=dataset_setting("dsb2018", "targets"),
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -67,5 +68,6 @@ rule convert_drive:
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
+        targets=dataset_setting("drive", "targets"),
     script:
         "../scripts/convert_drive.py"
