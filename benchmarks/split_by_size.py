@@ -1,6 +1,6 @@
 """The DSB2018 ground truth passed through the evaluation protocol, scored per native size group.
 
-    python benchmarks/split_by_size.py resources/prepared/dsb2018 [--workers 2]
+    python benchmarks/split_by_size.py resources/prepared/dsb2018 [--workers 2] [--per-size 12]
 
 For every image of a prepared DSB2018 folder (resize_dsb2018's output: 0/255 masks at the training
 size, native uint16 instance labels, manifest.csv): the training-size truth mask is taken as the
@@ -8,7 +8,8 @@ prediction (probability 0 or 1), resized back to the native size and thresholded
 evaluation treats a model's output. It is scored with the DSB2018 metric against the native labels
 as connected components (`instance_ap`), split at one scale by evaluation's `split_nuclei`
 (`instance_ap_split`), and, for contrast, split on the native mask with the same fixed parameters
-(the former protocol). Prints a Markdown table per native size (mean over images).
+(the former protocol). Prints a Markdown table per native size (mean over images); --per-size N
+scores only the first N images (by id) of each native size.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prepared", type=Path)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--per-size", type=int, default=None)
     args = parser.parse_args()
-    table = read_manifest(args.prepared / "manifest.csv")
+    table = read_manifest(args.prepared / "manifest.csv").sort_values("id")
+    if args.per_size:
+        table = table.groupby(["height", "width"], sort=False).head(args.per_size)
     jobs = [(args.prepared, i) for i in table["id"]]
     groups = defaultdict(list)
     with ProcessPoolExecutor(args.workers) as pool:

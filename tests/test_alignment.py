@@ -83,3 +83,9 @@ def test_output_pixels_look_at_their_own_place_in_the_input(name):
         np.testing.assert_allclose(aligned, 0.0, atol=0.05)
     unaligned = receptive_field_centre(controlled(build(name, (64, 64, 3), align_upsampling=False)), 64, 32)
     assert np.abs(unaligned).min() > 0.3  # the former decoder looks off to one side (the check bites)
+
+
+def test_aligned_decoder_takes_any_multiple_of_32():
+    model = build("effunet-b0", (None, None, 3), decoder_widths=(8, 8, 8, 8, 8))
+    assert model(np.zeros((1, 64, 96, 3), np.float32)).shape == (1, 64, 96, 1)
+    assert model(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 32, 32, 1)
