@@ -49,6 +49,7 @@ rule resize_dsb2018:
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
+        targets=dataset_setting("dsb2018", "targets"),
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -69,5 +70,6 @@ rule convert_drive:
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
+        targets=dataset_setting("drive", "targets"),
     script:
         "../scripts/convert_drive.py"

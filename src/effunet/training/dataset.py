@@ -63,8 +63,9 @@ def _augment(image, mask, element_seed):
 
 
 def _as_model_input(image, mask):
-    """The models' input contract: float32 RGB in 0..255; targets float32 in {0, 1}."""
-    return tf.cast(image, tf.float32), tf.cast(mask > 127, tf.float32)
+    """The models' input contract: float32 RGB in 0..255; targets float32 in [0, 1] (value / 255:
+    0 or 1 for hard targets, the area fraction for soft ones)."""
+    return tf.cast(image, tf.float32), tf.cast(mask, tf.float32) / 255.0
 
 
 def make_dataset(images: np.ndarray, masks: np.ndarray, batch_size: int, *, seed: int = 0,
