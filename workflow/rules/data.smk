@@ -6,8 +6,6 @@ rule download:
         raw=directory(raw_dir("{dataset}")),
     log:
         "logs/download/{dataset}.log",
-    conda:
-        "../../envs/effunet.yaml"
     params:
         source=dataset_param("source"),
         sha256=dataset_param("sha256"),
@@ -24,8 +22,6 @@ rule merge_masks:
         labels=directory(prepared("dsb2018", "labels")),
     log:
         "logs/merge_masks/dsb2018.log",
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     script:
         "../scripts/merge_masks.py"
@@ -41,8 +37,6 @@ rule resize_dsb2018:
         manifest=prepared("dsb2018", "manifest.csv"),
     log:
         "logs/resize/dsb2018.log",
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("dsb2018", "image_size"),
@@ -61,8 +55,6 @@ rule convert_drive:
         manifest=prepared("drive", "manifest.csv"),
     log:
         "logs/resize/drive.log",
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("drive", "image_size"),

@@ -13,8 +13,6 @@ rule evaluate:
         examples=run_dir("eval/examples.npz"),
     log:
         "logs/evaluate/{dataset}/{model}/seed{seed}.log",
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -47,8 +45,6 @@ rule plot_run:
         ),
     log:
         "logs/plot/{dataset}/{model}/seed{seed}.log",
-    conda:
-        "../../envs/effunet.yaml"
     params:
         threshold=config["evaluate"]["threshold"],
     script:
@@ -80,8 +76,6 @@ rule aggregate:
         paired="results/paired_tests.csv",
     log:
         "logs/aggregate.log",
-    conda:
-        "../../envs/effunet.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -102,7 +96,5 @@ rule plot_comparison:
         ),
     log:
         "logs/plot_comparison.log",
-    conda:
-        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_comparison.py"

@@ -12,8 +12,6 @@ rule train:
         run=run_dir("run.json"),
     log:
         "logs/train/{dataset}/{model}/seed{seed}.log",
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         gpu=1,
