@@ -26,12 +26,39 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "config/demo.yaml"])
-def test_dry_run_plans_the_data_half(tmp_path, configfile):
-    result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / configfile))
+def test_dry_run_plans_the_data_half_of_the_demo(tmp_path):
+    result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"))
     assert result.returncode == 0, result.stderr
     for rule in ("download", "merge_masks", "resize_dsb2018", "convert_drive"):
         assert rule in result.stdout
+
+
+def test_study_without_a_drive_source_runs_dsb2018_and_says_once_how_to_add_drive(tmp_path):
+    """config.yaml ships with datasets.drive.source: null (DRIVE may not be redistributed)."""
+    assert yaml.safe_load((ROOT / "config.yaml").read_text())["datasets"]["drive"]["source"] is None
+    result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config.yaml"), "--resources", "gpu=1")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("DRIVE is skipped") == 1
+    assert "datasets.drive.source" in output and "--config 'datasets={drive: {source:" in output
+    for rule in ("download", "merge_masks", "resize_dsb2018", "train", "aggregate"):
+        assert f"rule {rule}:" in output
+    assert "convert_drive" not in output and "dataset=drive" not in output
+    assert "dataset=dsb2018, model=effunet-b0, seed=2" in output
+
+    # The command line the message suggests adds DRIVE to the same study.
+    added = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config.yaml"), "--resources", "gpu=1",
+                      "--config", "datasets={drive: {source: /somewhere/DRIVE.zip}}")
+    assert added.returncode == 0, added.stderr
+    assert "DRIVE is skipped" not in added.stdout + added.stderr
+    assert "rule convert_drive:" in added.stdout and "dataset=dsb2018, model=unet" in added.stdout
+
+
+def test_no_data_set_with_a_source_stops_at_start_up(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {"datasets": {"drive": {"source": None}}})
+    result = snakemake(tmp_path, "-n", "--configfile", str(config))
+    assert result.returncode != 0
+    assert "config key datasets: no data set has a source" in result.stdout + result.stderr
 
 
 def test_bad_config_key_stops_at_start_up(tmp_path):
@@ -60,12 +87,13 @@ def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
 
 
 @pytest.mark.slow
-def test_drive_without_source_fails_with_instructions_and_no_output(tmp_path):
-    config = write_config(tmp_path / "c.yaml", {"datasets": {"drive": {"source": None}}})
-    result = snakemake(tmp_path, "--configfile", str(config))
+def test_a_broken_drive_source_fails_clearly_and_writes_nothing(tmp_path):
+    missing = tmp_path / "nowhere" / "DRIVE.zip"
+    config = write_config(tmp_path / "c.yaml", {"datasets": {"drive": {"source": str(missing)}}})
+    result = snakemake(tmp_path, "resources/raw/drive", "--configfile", str(config))
     assert result.returncode != 0
     log = (tmp_path / "logs/download/drive.log").read_text()
-    assert "datasets.drive.source" in log and "grand-challenge" in log
+    assert "datasets.drive.source" in log.splitlines()[-1] and str(missing) in log
     assert not (tmp_path / "resources/raw/drive").exists()
 
 
