@@ -177,7 +177,19 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
         epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
         assert sorted(m["step"] for m in epochs) == [1, 2]
-        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy"} <= metrics
+        # Browsable: the per-epoch curves and a handful of headline test metrics; the rest are files.
+        curves = {"loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice"}
+        headline = {"test_dice", "test_iou", "test_accuracy", "test_roc_auc", "test_pr_auc", "test_dice_image_mean"}
+        assert curves | headline <= metrics and len(metrics) <= 25, sorted(metrics)
+        assert ("test_instance_ap_image_mean" in metrics) == name.startswith("dsb2018")
+        assert params["eval.threshold"] == "0.5" and tags["model_file"] == f"results/{name}/model.keras"
+        listed = rest(url, f"artifacts/list?run_id={summary['run_id']}&path=")
+        listed = {f["path"] for f in listed.get("files", [])}
+        assert {"history.csv", "run.json", "eval", "plots"} <= listed and "model.keras" not in listed
+        for folder, files in (("eval", {"metrics.json", "per_image.csv"}),
+                              ("plots", {"learning_curves.png", "examples.png"})):
+            inside = rest(url, f"artifacts/list?run_id={summary['run_id']}&path={folder}")["files"]
+            assert {f["path"] for f in inside} == {f"{folder}/{file}" for file in files}
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
         assert "epoch 2/2" in (workdir / "logs/train" / f"{name}.log").read_text()
         for plot in ("learning_curves", "examples"):
