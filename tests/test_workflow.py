@@ -78,10 +78,13 @@ def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     dsb = pd.read_csv(tmp_path / "resources/prepared/dsb2018/manifest.csv")
     drive = pd.read_csv(tmp_path / "resources/prepared/drive/manifest.csv")
-    assert len(dsb) == 24 and len(drive) == 9
-    assert len(list((tmp_path / "resources/prepared/dsb2018/labels").glob("*.png"))) == 24
-    assert len(list((tmp_path / "resources/prepared/drive/fov").glob("*.png"))) == 9
-    assert "merge masks: 24 items" in (tmp_path / "logs/merge_masks/dsb2018.log").read_text()
+    demo = yaml.safe_load((ROOT / "config/demo.yaml").read_text())["datasets"]
+    n_dsb = demo["dsb2018"]["synthetic"]["n_images"]
+    n_drive = demo["drive"]["synthetic"]["n_train"] + demo["drive"]["synthetic"]["n_test"]
+    assert len(dsb) == n_dsb and len(drive) == n_drive
+    assert len(list((tmp_path / "resources/prepared/dsb2018/labels").glob("*.png"))) == n_dsb
+    assert len(list((tmp_path / "resources/prepared/drive/fov").glob("*.png"))) == n_drive
+    assert f"merge masks: {n_dsb} items" in (tmp_path / "logs/merge_masks/dsb2018.log").read_text()
     again = snakemake(tmp_path, "-n", *DATA_TARGETS, "--configfile", str(ROOT / "config/demo.yaml"))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
