@@ -431,3 +431,21 @@ def test_benchmark_runs_and_prints_ratios():
     cells = [c.strip() for c in table_row[0].strip("|").split("|")]
     assert cells[4].endswith("x") and float(cells[4][:-1]) > 0  # train ratio
     assert cells[7].endswith("x") and float(cells[7][:-1]) > 0  # infer ratio
+
+
+@pytest.mark.parametrize("given, expected", [
+    (None, None), ("none", None), ("None", None), (" NONE ", None), ("imagenet", "imagenet"),
+    ("ImageNet", "imagenet"), ("/w/b0.h5", "/w/b0.h5"),
+])
+def test_encoder_weights_are_read_in_one_place(given, expected):
+    from effunet.models.encoders import normalise_weights
+
+    assert normalise_weights(given) == expected
+
+
+def test_find_encoder():
+    from effunet import models
+
+    assert models.find_encoder(models.build("unet", (32, 32, 3), base_filters=2)) is None
+    model = models.build("effunet-b0", (32, 32, 3), encoder_weights="None")
+    assert models.find_encoder(model) is models.get_encoder(model) and models.find_encoder(model).name == "encoder"

@@ -1,6 +1,6 @@
 """Fast ways to run the models: compiled inference function and compile settings.
 
-Measured on the 2-core CPU (shared/notes/tf-cpu-performance.md and benchmarks/README.md): XLA
+Measured on the 2-core CPU (benchmarks/README.md): XLA
 (`jit_compile=True`) is several times slower on CPU, eager calls are slow, and `predict` traces on
 its first call. `make_predict_fn` returns a traced, graph-compiled inference function; use
 `jit_compile_default()` for `model.compile(jit_compile=...)` (Keras' "auto" turns XLA on).
