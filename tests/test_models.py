@@ -408,6 +408,21 @@ def test_flops_of_a_convolution():
     assert count_flops(conv) == 2 * 3 * 3 * 3 * 8 * 16 * 24 + 8 * 16 * 24
 
 
+def test_flops_without_freezing_equal_the_frozen_graphs_count():
+    """Reference: the profiler on the frozen graph (variables as constants), as count_flops once did."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    model = build("unet", (32, 32, 3), base_filters=4)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1, 32, 32, 3), tf.float32))
+    options = option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation())
+    frozen = model_analyzer.profile(graph=convert_variables_to_constants_v2(concrete).graph,
+                                    options=options.with_empty_output().build()).total_float_ops
+    assert count_flops(model) == frozen > 0
+
+
 def test_complexity_scales_with_pixels_and_counts_params():
     small = model_complexity("effunet-b0", (64, 64, 3))
     large = model_complexity("effunet-b0", (128, 128, 3))
