@@ -33,11 +33,18 @@ class _FusedAdamUpdate:
         step = tf.cast(self.iterations + 1, tf.float32)
         beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=m.handle, v=v.handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.constant(self.epsilon, tf.float32), grad=tf.cast(gradient, tf.float32),
-            use_locking=False)
+            var=variable.handle,
+            m=m.handle,
+            v=v.handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, tf.float32),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.constant(self.epsilon, tf.float32),
+            grad=tf.cast(gradient, tf.float32),
+            use_locking=False,
+        )
 
 
 @keras.saving.register_keras_serializable(package="effunet")
