@@ -58,6 +58,11 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(config, schema_path)
 
 
+# Keys of the train block that say where a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+
+
 def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied."""
-    return {**config["train"], **config["datasets"][dataset].get("train", {})}
+    """The global train block with the data set's own overrides applied (placement keys left out)."""
+    settings = {**config["train"], **config["datasets"][dataset].get("train", {})}
+    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}

@@ -210,3 +210,16 @@ def select_backend(backend: str | None, env: MutableMapping[str, str] = os.envir
                            f"{chosen!r} must be chosen before Keras is imported")
     env["KERAS_BACKEND"] = chosen
     return chosen
+
+
+def prepare_job(train_config: dict, holds_gpu: bool = True) -> Placement:
+    """Backend and GPU(s) of a workflow job from the config's train block, before Keras starts.
+
+    A job that holds the `gpu` resource (train) gets its slot(s); one that does not (evaluate) runs
+    on the CPU, so it never takes memory on a GPU a training job uses.
+    """
+    select_backend(train_config.get("backend"))
+    if not holds_gpu:
+        return place_job("cpu")
+    return place_job(train_config.get("device", "auto"), jobs_per_gpu=train_config.get("jobs_per_gpu", 1),
+                     gpus_per_job=train_config.get("gpus_per_job", 1))

@@ -16,7 +16,7 @@ rule train:
         "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
-        gpu=1,
+        gpu=config["train"]["gpus_per_job"],
         mem_mb=16000,
         runtime=720,
     params:
