@@ -1,7 +1,11 @@
 # effunet: does an Efficient-UNet segment medical images better and train faster than a U-Net?
 # The DAG: download -> merge masks -> resize/convert -> (train -> evaluate -> plot -> aggregate).
 
+import os
+
 from snakemake.utils import min_version
+
+import effunet.config
 
 min_version("9.0")
 
@@ -9,6 +13,9 @@ min_version("9.0")
 # A --configfile given on the command line replaces config.yaml rather than being layered on it,
 # so config/demo.yaml (or a user's config) is complete and means what it says.
 if not workflow.overwrite_configfiles:
+    # Snakemake's own message for a YAML syntax error names neither file nor line; this one does.
+    if os.path.exists("config.yaml"):
+        effunet.config.load_yaml("config.yaml")
 
     configfile: "config.yaml"
 

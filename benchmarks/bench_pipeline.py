@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        images, masks = dataset.load_split(prepared_data(Path(work), args.images, args.size), "train")
+        images, masks = dataset.load_split(PreparedData.in_folder(prepared_data(Path(work), args.images, args.size)), "train")
     settings = loop.Settings(batch_size=args.batch, encoder_weights="none")
     model = loop.build_compiled(args.model, images.shape[1:3] + (3,), settings)
     batches = list(dataset.make_dataset(images, masks, args.batch, seed=0, epoch=0))

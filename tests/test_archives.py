@@ -74,7 +74,7 @@ def test_empty_archive_is_an_error(tmp_path):
 
 def test_not_an_archive(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"not a zip at all")
-    with pytest.raises(EffunetError, match="x.zip is neither a zip nor a tar"):
+    with pytest.raises(EffunetError, match="x.zip is neither a folder nor a zip/tar archive"):
         archives.extract(tmp_path / "x.zip", tmp_path / "out")
 
 
@@ -86,3 +86,12 @@ def test_truncated_zip_leaves_previous_output_intact(tmp_path):
     with pytest.raises(EffunetError, match="cut.zip"):
         archives.extract(tmp_path / "cut.zip", tmp_path / "out")
     assert (tmp_path / "out/a.txt").read_bytes() == b"a" * 5000
+
+
+def test_truncated_zip_is_called_truncated(tmp_path):
+    good = make_zip(tmp_path / "good.zip", [("a.txt", bytes(range(256)) * 40)])
+    data = good.read_bytes()
+    (tmp_path / "half.zip").write_bytes(data[: len(data) // 2])  # a download cut short
+    with pytest.raises(EffunetError, match="half.zip is a truncated or corrupt zip archive"):
+        archives.extract(tmp_path / "half.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

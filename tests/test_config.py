@@ -45,6 +45,7 @@ def test_train_settings_apply_data_set_overrides():
     (lambda c: c.update(models=["unet", "vgg-unet"]), "models[1]", "not one of"),
     (lambda c: c["datasets"]["drive"]["train"].update(max_epochs=0), "datasets.drive.train.max_epochs",
      "minimum"),
+    (lambda c: c["mlflow"].update(experiment="my study/1"), "mlflow.experiment", "does not match"),
 ])
 def test_bad_config_names_the_key(edit, key, reason):
     config = copy.deepcopy(load("config.yaml"))
@@ -53,3 +54,101 @@ def test_bad_config_names_the_key(edit, key, reason):
         effconfig.validate(config, SCHEMA)
     assert f"config key {key}:" in str(error.value)
     assert reason in str(error.value)
+
+
+def test_model_options_in_the_schema_are_the_builders_options():
+    """The schema checks model_options at start-up (no TensorFlow import there); this keeps it
+    equal to what each builder's signature accepts."""
+    from effunet.models import registry
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    per_model = schema["properties"]["model_options"]["properties"]
+    assert set(per_model) == set(registry.MODEL_NAMES) == set(schema["properties"]["models"]["items"]["enum"])
+    for name, reference in per_model.items():
+        options = schema["$defs"][reference["$ref"].rsplit("/", 1)[1]]
+        assert set(options["properties"]) == registry.option_names(name), name
+        widths = options["properties"]["decoder_widths"]
+        assert widths["minItems"] == widths["maxItems"] == registry.decoder_steps(name), name
+
+
+@pytest.mark.parametrize("options, key, reason", [
+    ({"effunet-b0": {"decoder_widths": [8, 8]}}, "model_options.effunet-b0.decoder_widths", "too short"),
+    ({"unet": {"decoder_widths": [8, 8, 8, 8, 8]}}, "model_options.unet.decoder_widths", "too long"),
+    ({"unet": {"upsampling": "nearest"}}, "model_options.unet.upsampling", "unknown key"),
+    ({"resnet50-unet": {"base_filters": 8}}, "model_options.resnet50-unet.base_filters", "unknown key"),
+    ({"vgg-unet": {}}, "model_options.vgg-unet", "unknown key"),
+])
+def test_model_options_a_model_does_not_accept_stop_at_start_up(options, key, reason):
+    config = load("config/demo.yaml")
+    config["model_options"] = options
+    with pytest.raises(ConfigError) as error:
+        effconfig.validate(config, SCHEMA)
+    assert f"config key {key}" in str(error.value) and reason in str(error.value)
+
+
+@pytest.mark.parametrize("edit, key, fix", [
+    (lambda d: d["split"].update(val_fraction=0.01), "datasets.dsb2018.split", "the val split of 24 images"),
+    (lambda d: d["split"].update(test_fraction=0.01), "datasets.dsb2018.split", "raise datasets.dsb2018.split.test"),
+    (lambda d: (d["synthetic"].update(n_images=4), d["split"].update(test_fraction=0.1)), "datasets.dsb2018.split",
+     "the test split of 4 images would be empty"),
+])
+def test_an_empty_split_is_found_from_the_config(edit, key, fix):
+    config = load("config/demo.yaml")
+    edit(config["datasets"]["dsb2018"])
+    with pytest.raises(ConfigError) as error:
+        effconfig.validate(config, SCHEMA)
+    assert f"config key {key}" in str(error.value) and fix in str(error.value)
+
+
+def test_an_empty_split_is_found_for_the_real_data_sets():
+    study = load("config.yaml")
+    study["datasets"]["dsb2018"]["split"]["val_fraction"] = 0.0005  # 670 BBBC038 images: 0 for validation
+    with pytest.raises(ConfigError, match="datasets.dsb2018.split: the val split of 670"):
+        effconfig.validate(study, SCHEMA)
+    study = load("config.yaml")
+    study["datasets"]["drive"]["split"]["val_count"] = 20
+    with pytest.raises(ConfigError, match="datasets.drive.split.val_count: 20 .* of the 20 training"):
+        effconfig.validate(study, SCHEMA)
+    demo = load("config/demo.yaml")
+    demo["datasets"]["drive"]["split"]["val_count"] = 6
+    with pytest.raises(ConfigError, match="none of the 6 training images"):
+        effconfig.validate(demo, SCHEMA)
+
+
+def test_an_empty_split_found_when_the_images_are_counted_names_the_key():
+    from effunet.data import manifest
+    from effunet.errors import EffunetError
+
+    ids = [f"i{k}" for k in range(9)]
+    with pytest.raises(EffunetError, match="config key datasets.dsb2018.split: the val split of 9 images"):
+        manifest.split_by_fraction(ids, 0.2, 0.05, 0, key="datasets.dsb2018.split")
+    assert manifest.split_counts(9, 0.2, 0.3) == {"train": 5, "val": 2, "test": 2}
+
+
+def test_an_all_digit_sha256_read_as_a_number_is_explained(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets:\n  dsb2018:\n    source: synthetic\n    sha256: " + "1" * 64 + "\n")
+    config = effconfig.load_yaml(path)
+    assert isinstance(config["datasets"]["dsb2018"]["sha256"], int)  # what YAML does
+    with pytest.raises(ConfigError, match="datasets.dsb2018.sha256: YAML read the checksum as a number.*quote"):
+        effconfig.validate(config, SCHEMA)
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("seeds: [0, 1]\nmodels: [unet\ndatasets: {}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml, line 3, column \d+: not valid YAML"):
+        effconfig.load_yaml(path)
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="list.yaml: a config is a mapping"):
+        effconfig.load_yaml(tmp_path / "list.yaml")
+
+
+def test_check_config_command(tmp_path, capsys):
+    from effunet import cli
+
+    (tmp_path / "broken.yaml").write_text("seeds: [0\n")
+    status = cli.main(["check-config", str(ROOT / "config/demo.yaml"), str(tmp_path / "broken.yaml"),
+                       "--schema", str(SCHEMA)])
+    captured = capsys.readouterr()
+    assert status == 2 and "demo.yaml: ok" in captured.out and "broken.yaml, line 2" in captured.err

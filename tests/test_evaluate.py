@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from effunet import cli, compare, evaluate, metrics
+from effunet import cli, evaluate, metrics, reference
 from effunet.data import archives, drive, dsb2018, images, synthetic
 from effunet.errors import EffunetError
+from effunet.layout import PreparedData
 
 
 def constant_model(path, size, probability_logit: float):
@@ -44,7 +45,7 @@ def drive_prepared(tmp_path_factory):
 def run_evaluation(prepared, kind, model, tmp_path, threshold=0.5):
     out = {"metrics_path": tmp_path / "metrics.json", "per_image_path": tmp_path / "per_image.csv",
            "examples_path": tmp_path / "examples.npz"}
-    result = evaluate.evaluate(model, prepared, kind, threshold=threshold, **out)
+    result = evaluate.evaluate(model, PreparedData.in_folder(prepared), kind, threshold=threshold, **out)
     assert json.loads(out["metrics_path"].read_text())["threshold"]["value"] == result["threshold"]["value"]
     return result, pd.read_csv(out["per_image_path"], dtype={"id": str})
 
@@ -119,50 +120,61 @@ def test_predict_command_writes_native_size_masks(tmp_path, capsys):
     assert Image.open(tmp_path / "out/b_mask.png").size == (21, 33)
     assert Image.open(tmp_path / "out/b_prob.png").mode.startswith("I")
     (folder / "c.png").write_bytes(b"not a png")
-    assert cli.main(["predict", str(model), str(folder), str(tmp_path / "out")]) == 2
+    assert cli.main(["predict", str(model), str(folder), str(tmp_path / "out")]) == 1  # see test_predict.py
     assert "c.png" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path / "missing.keras"), str(folder), str(tmp_path / "o")]) == 2
     assert "model file not found" in capsys.readouterr().err
 
 
-def write_run(root, dataset, model, seed, dice_by_image, epochs):
-    run_dir = root / dataset / model / f"seed{seed}"
-    (run_dir / "eval").mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({
-        "epochs_trained": epochs, "best_epoch": epochs - 2, "wall_seconds": 10.0 * epochs,
-        "seconds_per_epoch": 10.0, "parameters": 1000, "flops": 2e9}))
-    pooled = {name: float(np.mean(dice_by_image)) for name in compare.QUALITY}
-    splits = {s: {"native": {"pooled": pooled, "per_image_mean": {"dice": pooled["dice"]}}}
-              for s in ("train", "val", "test")}
-    (run_dir / "eval/metrics.json").write_text(json.dumps({
-        "splits": splits, "inference_images_per_s": 50.0, "threshold": {"value": 0.5}}))
-    pd.DataFrame({"id": [f"i{k}" for k in range(len(dice_by_image))], "split": "test", "resolution": "native",
-                  "dice": dice_by_image}).to_csv(run_dir / "eval/per_image.csv", index=False)
-    return run_dir
+def bce(truth_fraction, p):
+    """Binary cross-entropy of a constant probability p on a mask with this foreground fraction."""
+    return -(truth_fraction * np.log(p) + (1 - truth_fraction) * np.log(1 - p))
 
 
-def test_aggregate_table_and_paired_comparison(tmp_path):
-    base = np.linspace(0.5, 0.8, 12)
-    runs = [write_run(tmp_path, "dsb2018", "resnet50-unet", s, base + 0.01 * s, 69) for s in (0, 1)]
-    runs += [write_run(tmp_path, "dsb2018", "effunet-b0", s, base + 0.1 + 0.01 * s, 36 + s) for s in (0, 1)]
-    out = {name: tmp_path / f"out.{name}" for name in ("csv", "md", "html", "paired")}
-    table = compare.aggregate(runs, out["csv"], out["md"], out["html"], out["paired"])
-    assert list(table[["dataset", "model", "seeds"]].itertuples(index=False, name=None)) == [
-        ("dsb2018", "resnet50-unet", 2), ("dsb2018", "effunet-b0", 2)]
-    for column in ("dice_mean", "dice_std", "epochs_trained_mean", "seconds_per_epoch_mean", "parameters_mean",
-                   "flops_mean", "inference_images_per_s_mean", "train_dice_mean", "wall_seconds_std"):
-        assert column in table.columns
-    effunet = table.set_index("model").loc["effunet-b0"]
-    assert effunet["epochs_trained_mean"] == 36.5 and effunet["epochs_trained_std"] == pytest.approx(np.std([36, 37], ddof=1))
-    assert effunet["dice_mean"] == pytest.approx(base.mean() + 0.105)
-    paired = pd.read_csv(out["paired"])
-    row = paired.iloc[0]
-    assert (row.model, row.baseline, row.images) == ("effunet-b0", "resnet50-unet", 12)
-    assert row.dice_difference == pytest.approx(0.1) and row.ci95_low == pytest.approx(0.1)
-    assert row.wilcoxon_p < 0.001 and row.verdict == "effunet-b0 better"
-    assert "| dsb2018   | effunet-b0" in out["md"].read_text() and "<table" in out["html"].read_text()
+def test_loss_is_the_training_loss_per_image_at_the_training_size(dsb, tmp_path):
+    logit = 0.7
+    p = 1 / (1 + np.exp(-logit))
+    (tmp_path / "run.json").write_text(json.dumps({"loss": "bce"}))
+    result, per_image = run_evaluation(dsb, "dsb2018", constant_model(tmp_path / "m.keras", (32, 32), logit), tmp_path)
+    table = pd.read_csv(dsb / "manifest.csv", dtype={"id": str})
+    for split in ("train", "val", "test"):
+        masks = [images.read_mask(dsb / "masks" / f"{i}.png") for i in table.loc[table.split == split, "id"]]
+        expected = np.mean([bce(m.mean(), p) for m in masks])
+        assert result["loss"][split] == pytest.approx(expected, rel=1e-4)
+    assert result["loss"]["function"] == "bce"
+    rows = per_image[per_image.resolution == "training_size"]
+    assert rows["loss"].notna().all() and per_image.loc[per_image.resolution == "native", "loss"].isna().all()
+    assert evaluate.tracked_metrics(result)["test_loss"] == pytest.approx(result["loss"]["test"])
+    # the run's own loss function is used: soft Dice over all pixels of each image
+    (tmp_path / "run.json").write_text(json.dumps({"loss": "dice"}))
+    out = {"metrics_path": tmp_path / "d.json", "per_image_path": tmp_path / "d.csv", "examples_path": tmp_path / "d.npz"}
+    dice_result = evaluate.evaluate(tmp_path / "m.keras", PreparedData.in_folder(dsb), "dsb2018",
+                                    run_json=tmp_path / "run.json", **out)
+    masks = [images.read_mask(dsb / "masks" / f"{i}.png") for i in table.loc[table.split == "test", "id"]]
+    expected = np.mean([1 - (2 * p * m.sum() + 1) / (m.sum() + p * m.size + 1) for m in masks])
+    assert dice_result["loss"]["function"] == "dice"
+    assert dice_result["loss"]["test"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_aggregate_with_no_runs_is_an_error(tmp_path):
-    with pytest.raises(EffunetError, match="no training runs"):
-        compare.comparison_table([])
+def test_protocol_ceiling_is_the_resized_ground_truth_scored_like_a_model(dsb, tmp_path):
+    result = reference.reference(PreparedData.in_folder(dsb), "dsb2018", "dsb2018", tmp_path / "reference.json")
+    assert json.loads((tmp_path / "reference.json").read_text())["dataset"] == "dsb2018"
+    ceiling = result["protocol_ceiling"]
+    cases = [c for c in evaluate.load_cases(PreparedData.in_folder(dsb), "dsb2018") if c.split == "test"]
+    assert ceiling["images"] == len(cases)
+    # by hand: truth at 32x32 -> bilinear back to native -> > 0.5 -> Dice against the native truth
+    dice = []
+    for case in cases:
+        back = evaluate.resize_probability(case.truth.astype(np.float32), case.native_truth.shape) > 0.5
+        dice.append(metrics.scores(metrics.confusion(case.native_truth, back))["dice"])
+    assert ceiling["per_image_mean"]["dice"] == pytest.approx(np.mean(dice))
+    assert 0.5 < ceiling["per_image_mean"]["dice"] < 1  # the protocol loses detail at 32x32
+    assert 0 < ceiling["per_image_mean"]["instance_ap"] <= 1
+    assert result["second_observer"] is None
+
+
+def test_drive_reference_has_the_second_observer(drive_prepared, tmp_path):
+    result = reference.reference(PreparedData.in_folder(drive_prepared), "drive", "drive",
+                                 tmp_path / "reference.json")
+    assert result["second_observer"]["images"] == 2
+    assert result["protocol_ceiling"]["pooled"]["pixels"] == result["second_observer"]["pooled"]["pixels"]

@@ -28,7 +28,11 @@ def write_run(folder, epochs=12, best=7, stop="early_stopping"):
 
 
 def check_png(path, min_width=400, min_height=200):
-    """A complete PNG of reasonable size, alone in its folder apart from the inputs (no temporaries)."""
+    """A complete PNG of reasonable size, with its SVG twin, alone in its folder apart from the inputs
+    (no temporaries)."""
+    from xml.etree import ElementTree
+
+    assert ElementTree.parse(path.with_suffix(".svg")).getroot().tag.endswith("svg")
     with Image.open(path) as image:
         image.load()
         assert image.format == "PNG"
@@ -261,7 +265,7 @@ def test_learning_curves_figure_marks_best_and_early_stop(tmp_path):
 def test_qualitative_figure_layout():
     fig = plots.qualitative_figure(make_examples(3), "t")
     assert len(fig.axes) == 12
-    assert [fig.axes[4 * row].get_ylabel() for row in range(3)] == ["test: img0", "test: img1", "test: img2"]
+    assert [fig.axes[4 * row].get_ylabel() for row in range(3)] == ["img0\n(test)", "img1\n(test)", "img2\n(test)"]
     assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "prediction (p > 0.5)", "errors"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["true positive", "false positive",
                                                                   "false negative"]
@@ -284,3 +288,83 @@ def test_comparison_rejects_duplicate_rows():
     table = pd.concat([make_table(), make_table().iloc[:1]])
     with pytest.raises(EffunetError, match="more than one row for dsb2018 / unet"):
         plots.comparison_figure(table, ["dice"], "t")
+
+
+def test_short_ids_for_panel_labels():
+    long_id = "0a7d30b252359a10fd298b638b90cb9ada3acced4e0c0e5a3692013f432ee4e9"  # a DSB2018 id
+    assert plots.short_id(long_id) == "0a7d30b252…"
+    assert plots.short_id("21_training") == "21_training"  # short enough: unchanged
+    examples = make_examples(1)
+    examples[0]["id"] = long_id
+    assert plots.qualitative_figure(examples, "t").axes[0].get_ylabel() == "0a7d30b252…\n(test)"
+
+
+def with_references(table):
+    references = pd.DataFrame([{"dataset": d, "model": m, "kind": "reference", "dice_mean": 0.95, "iou_mean": 0.9,
+                                "accuracy_mean": 0.99} for d, m in (("dsb2018", "protocol ceiling"),
+                                                                  ("drive", "protocol ceiling"),
+                                                                  ("drive", "2nd observer"))])
+    return pd.concat([references.iloc[:1], table.assign(kind="model"), references.iloc[1:]], ignore_index=True)
+
+
+def test_comparison_figure_draws_reference_rows_last_hatched_in_grey():
+    fig = plots.comparison_figure(with_references(make_table()), ["iou", "dice"], "t")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["unet", "resnet50-unet", "effunet-b0", "protocol ceiling", "2nd observer"]
+    bars = [c for c in fig.axes[0].containers if hasattr(c, "patches")]
+    assert [c.patches[0].get_hatch() for c in bars] == [None, None, None, "//", ".."]
+    assert tuple(round(v, 3) for v in bars[0].patches[0].get_facecolor()[:3]) == tuple(
+        round(v / 255, 3) for v in hex_rgb(plots.MODEL_COLOURS[0]))  # models keep their colours
+    assert [round(p.get_height(), 3) for p in bars[3].patches] == [0.9, 0.95]
+    assert [round(p.get_height(), 3) for p in bars[4].patches] == [0.0, 0.0]  # no 2nd observer on dsb2018
+
+
+def test_training_speed_figure_uses_fair_timing_and_leaves_out_reference_rows():
+    table = with_references(make_table()).assign(best_epoch_mean=20.0, first_epoch_seconds_mean=30.0,
+                                                  seconds_to_best_mean=60.0)
+    fig = plots.training_speed_figure(table)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [title for _, title, _ in plots.SPEED_PANELS]
+    assert "median of epochs 2.." in titles[2] and "graph building" in titles[3]
+    assert "median" in fig.get_suptitle()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["unet", "resnet50-unet", "effunet-b0"]
+    bars = [c for c in fig.axes[2].containers if hasattr(c, "patches")]
+    assert [round(p.get_height(), 2) for p in bars[1].patches] == [4.0, 4.0]  # resnet50-unet's s/epoch
+
+
+def test_seed_curves_mean_and_range_over_the_seeds_still_training():
+    a = pd.DataFrame({"epoch": [1, 2, 3], "val_loss": [0.5, 0.4, 0.3]})
+    b = pd.DataFrame({"epoch": [1, 2], "val_loss": [0.7, 0.2]})  # stopped early
+    curve = plots.seed_curves([a, b], "val_loss")
+    assert curve["epoch"].tolist() == [1, 2, 3] and curve["seeds"].tolist() == [2, 2, 1]
+    assert curve["mean"].tolist() == pytest.approx([0.6, 0.3, 0.3])
+    assert curve["low"].tolist() == pytest.approx([0.5, 0.2, 0.3]) and curve["high"].tolist() == pytest.approx(
+        [0.7, 0.4, 0.3])
+
+
+def test_learning_curves_overlay_one_curve_per_model_best_epochs_marked(tmp_path):
+    histories, runs = [], []
+    for model, best in (("unet", 7), ("effunet-b0", 4)):
+        for seed in (0, 1):
+            folder = tmp_path / "drive" / model / f"seed{seed}"
+            folder.mkdir(parents=True)
+            history, run = write_run(folder, epochs=10 + seed, best=best + seed)
+            histories.append(history)
+            runs.append(run)
+    models = [h.parent.parent.name for h in histories]
+    out = plots.learning_curves_overlay(histories, runs, models, tmp_path / "overlay.png", "drive")
+    check_png(out, 800, 300)
+    with pytest.raises(EffunetError, match="one run.json and model per history"):
+        plots.learning_curves_overlay(histories, runs[:1], models, tmp_path / "x.png", "drive")
+    per_model = {}
+    for history, run in zip(histories, runs):
+        frame = plots.read_history(history)
+        per_model.setdefault(history.parent.parent.name, []).append((frame, plots.read_run(run)["best_epoch"]))
+    fig = plots.overlay_figure(per_model, "drive")
+    loss_ax = fig.axes[0]
+    lines = {line.get_label(): line for line in loss_ax.get_lines()}
+    assert list(lines["unet best epochs"].get_xdata()) == [7, 8]
+    assert list(lines["effunet-b0 best epochs"].get_xdata()) == [4, 5]
+    assert list(lines["unet (2 seeds)"].get_xdata()) == list(range(1, 12))
+    assert len(loss_ax.collections) == 2  # one band per model
+    assert loss_ax.get_ylabel() == "Validation loss" and fig.axes[1].get_ylabel() == "Validation pixel accuracy"

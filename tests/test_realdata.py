@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from effunet.data import images
-from test_workflow import snakemake, write_config
+from test_workflow import configured_paths, snakemake, write_config
 
 ZIP = os.environ.get("EFFUNET_DSB2018_ZIP")
 SHA256 = "eaa2f0f8d1ee2978aeb581604b93e4facce6aeca79ead3a581112bcd2e7b00ac"
@@ -40,10 +40,10 @@ def masks_by_image(archive: zipfile.ZipFile) -> dict[str, list[str]]:
 
 def test_real_dsb2018_data_half(tmp_path):
     config = write_config(tmp_path / "real.yaml", {"datasets": {"dsb2018": {"source": ZIP, "sha256": SHA256}}})
-    result = snakemake(tmp_path, "resources/prepared/dsb2018/manifest.csv", "--configfile", str(config))
+    prepared = configured_paths(config)[1]("dsb2018")
+    result = snakemake(tmp_path, str(prepared.manifest), "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
-    prepared = tmp_path / "resources/prepared/dsb2018"
-    table = pd.read_csv(prepared / "manifest.csv", dtype={"id": str})
+    table = pd.read_csv(tmp_path / prepared.manifest, dtype={"id": str})
     assert len(table) == 670 and table["id"].is_unique
     assert table["split"].value_counts().to_dict() == {"train": 543, "test": 67, "val": 60}
 
@@ -56,10 +56,10 @@ def test_real_dsb2018_data_half(tmp_path):
             union = np.zeros((row.height, row.width), bool)
             for name in masks[row.id]:
                 union |= np.asarray(Image.open(io.BytesIO(archive.read(name)))) > 0
-            labels = images.read_labels(prepared / "labels" / f"{row.id}.png")
+            labels = images.read_labels(tmp_path / prepared.label(row.id))
             np.testing.assert_array_equal(labels > 0, union, err_msg=row.id)
             assert labels.max() == len(masks[row.id]) == row.nuclei
-            image = Image.open(prepared / "images" / f"{row.id}.png")
+            image = Image.open(tmp_path / prepared.image(row.id))
             assert image.mode == "RGB" and image.size == (128, 128)
-            mask = np.asarray(Image.open(prepared / "masks" / f"{row.id}.png"))
+            mask = np.asarray(Image.open(tmp_path / prepared.mask(row.id)))
             np.testing.assert_array_equal(mask, images.resize_mask(union, (128, 128)), err_msg=row.id)

@@ -23,3 +23,43 @@ def test_download_and_merge_scripts_with_a_stub_snakemake(tmp_path, dsb_zip):
         params=SimpleNamespace(size=[32, 64], split={"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0}),
         threads=1))
     assert pd.read_csv(tmp_path / "x.csv")["split"].value_counts().to_dict() == {"test": 4, "train": 2, "val": 2}
+
+
+def test_plot_curves_script_with_a_stub_snakemake(tmp_path):
+    from test_plots import write_run
+
+    histories, runs = [], []
+    for k, model in enumerate(("unet", "unet", "effunet-b0")):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        history, run = write_run(folder, epochs=8, best=5)
+        histories.append(history)
+        runs.append(run)
+    script = runpy.run_path(str(ROOT / "workflow/scripts/plot_curves.py"))
+    script["main"](SimpleNamespace(
+        input=SimpleNamespace(histories=histories, runs=runs), wildcards=SimpleNamespace(dataset="drive"),
+        params=SimpleNamespace(models=["unet", "unet", "effunet-b0"]),
+        output=SimpleNamespace(curves=tmp_path / "plots/curves.png")))
+    assert (tmp_path / "plots/curves.png").stat().st_size > 10_000
+    assert (tmp_path / "plots/curves.svg").stat().st_size > 10_000
+
+
+def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from effunet.training import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "train", lambda **kwargs: calls.append(kwargs))
+    train = runpy.run_path(str(ROOT / "workflow/scripts/train.py"))
+    stale = [str(tmp_path / "eval/metrics.json"), str(tmp_path / "comparison.md")]
+    train["main"](SimpleNamespace(
+        input=SimpleNamespace(manifest=tmp_path / "m.csv", images=tmp_path / "i", masks=tmp_path / "k"),
+        output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
+        params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=stale),
+        wildcards=SimpleNamespace(dataset="dsb2018", model="unet", seed="0"), threads=1, rule="train",
+        config={"mlflow": {"tracking_uri": None, "experiment": "x"}}))
+    (call,) = calls
+    assert call["code_version"] == "abc123"
+    assert call["outputs"].stale == tuple(map(Path, stale))
+    assert call["outputs"].checkpoint_dir == tmp_path / "ckpt"

@@ -1,11 +1,9 @@
 """Training: pipeline determinism, losses and metrics, early stopping, outputs, kill-and-resume."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pandas as pd
 import pytest
 
 from effunet.data import archives, dsb2018, synthetic
+from effunet.layout import PreparedData
 
 HERE = Path(__file__).parent
 
@@ -28,10 +27,19 @@ def prepared(tmp_path_factory) -> Path:
     return work / "p"
 
 
+@pytest.fixture(scope="module")
+def prepared64(prepared) -> Path:
+    """The same images prepared at 64x64: the manifest (native sizes) is the same file."""
+    work = prepared.parent
+    dsb2018.resize(work / "raw", work / "labels", work / "p64/images", work / "p64/masks", work / "p64/manifest.csv",
+                   (64, 64), test_fraction=0.17, val_fraction=0.2, seed=0)
+    return work / "p64"
+
+
 def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
     from effunet.training import dataset
 
-    images, masks = dataset.load_split(prepared, "train")
+    images, masks = dataset.load_split(PreparedData.in_folder(prepared), "train")
     assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and masks.shape[1:] == (32, 32, 1)
 
     def first_batch(**kwargs):
@@ -86,50 +94,72 @@ def test_early_stopping_counts_patience_and_ignores_nan():
     assert not stopper.update(3, 0.6) and stopper.should_stop and stopper.best_epoch == 1
 
 
-def run_worker(prepared: Path, out: Path, epochs: int, uri: str = "") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(HERE / "train_worker.py"), str(prepared), str(out), str(epochs), uri],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_worker(prepared: Path, out: Path, epochs: int, uri: str = "", model: str = "unet",
+               kill: str = "") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(HERE / "train_worker.py"), str(prepared), str(out), str(epochs), uri,
+                             model, kill], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
+    """Probabilities for every prepared image, and loss and metrics on each split."""
+    import keras
+
+    from effunet import models  # noqa: F401 (registers the custom layers the saved model uses)
+    from effunet.training import dataset
+
+    model = keras.models.load_model(model_path, compile=True)
+    splits = {split: dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val", "test")}
+    probabilities = np.concatenate([model.predict(images.astype(np.float32), verbose=0)
+                                    for images, _ in splits.values()])
+    scores = {split: model.evaluate(dataset.make_dataset(*arrays, 4, shuffle=False), verbose=0, return_dict=True)
+              for split, arrays in splits.items()}
+    return probabilities, scores
 
 
 @pytest.mark.slow
-def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared, tmp_path):
+@pytest.mark.parametrize("model", ["unet", "effunet-b0", "resnet50-unet"])
+def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared, tmp_path, model):
+    """Killed mid-epoch 2, then again between epochs 2 and 3 (checkpoint published, MLflow not yet
+    told): the result equals an uninterrupted run's, and MLflow has every epoch exactly once."""
     from mlflow.tracking import MlflowClient
 
     from effunet import tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracking.prepare_store(uri, "resume-test")
-    epochs = 6
-    straight = run_worker(prepared, tmp_path / "straight", epochs)
-    interrupted = run_worker(prepared, tmp_path / "killed", epochs, uri)
-    pointer = tmp_path / "killed/checkpoint/latest"
-    deadline = time.monotonic() + 300
-    while not (pointer.exists() and pointer.read_text() >= "epoch-0002"):
-        assert interrupted.poll() is None, interrupted.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.kill(interrupted.pid, signal.SIGKILL)
-    interrupted.wait()
-    assert not (tmp_path / "killed/run.json").exists()
-    resumed = run_worker(prepared, tmp_path / "killed", epochs, uri)
+    epochs = 3
+    straight = run_worker(prepared, tmp_path / "straight", epochs, model=model)
+    for kill in ("mid-epoch:2", "after-checkpoint:2"):
+        attempt = run_worker(prepared, tmp_path / "killed", epochs, uri, model, kill)
+        attempt_log, _ = attempt.communicate(timeout=600)
+        assert attempt.returncode == -signal.SIGKILL, attempt_log[-3000:]
+        assert not (tmp_path / "killed/run.json").exists()
+    assert (tmp_path / "killed/checkpoint/latest").read_text() == "epoch-0002"
+    resumed = run_worker(prepared, tmp_path / "killed", epochs, uri, model)
     resumed_log, _ = resumed.communicate(timeout=600)
     straight_log, _ = straight.communicate(timeout=600)
     assert resumed.returncode == 0 and straight.returncode == 0, resumed_log[-2000:] + straight_log[-2000:]
-    assert "resuming from" in resumed_log
+    assert "resuming from" in resumed_log and "logging epoch 2 to MLflow" in resumed_log
 
     summary = json.loads((tmp_path / "killed/run.json").read_text())
-    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"][0] >= 2
+    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"] == [1, 2]
     a = pd.read_csv(tmp_path / "straight/history.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "killed/history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-7)  # same epochs, same metrics on CPU
     assert not (tmp_path / "killed/checkpoint").exists()
+    (p_straight, s_straight), (p_killed, s_killed) = (evaluation(tmp_path / run / "model.keras", prepared)
+                                                      for run in ("straight", "killed"))
+    np.testing.assert_allclose(p_killed, p_straight, rtol=1e-6, atol=1e-7)
+    for split, scores in s_straight.items():
+        assert s_killed[split] == pytest.approx(scores, rel=1e-6, abs=1e-7), split
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == summary["run_id"]
-    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == "dsb2018/unet/seed3"
-    steps = {m.step for m in client.get_metric_history(summary["run_id"], "val_loss")}
-    assert steps == set(range(1, epochs + 1))
+    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/seed3"
+    for key in ("loss", "val_loss", "val_dice"):
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
+        assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
     artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
     assert {"history.csv", "model.keras"} <= artifacts
 
@@ -144,7 +174,7 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
                              encoder_weights="none", model_options={"base_filters": 4})
     outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json",
                            tmp_path / "ckpt")
-    summary = loop.train(prepared, "unet", 0, settings, outputs, threads=1)
+    summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings, outputs, threads=1)
     history = pd.read_csv(outputs.history)
     expected = ["epoch", "loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice",
                 "learning_rate", "seconds"]
@@ -153,10 +183,12 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert summary["stop_reason"] == "early_stopping" and len(history) < 30
     assert summary["best_epoch"] == int(history.loc[history.val_loss.idxmin(), "epoch"])
     assert len(history) == summary["best_epoch"] + 2  # patience 2
+    assert summary["first_epoch_seconds"] == history.seconds[0] and summary["loss"] == "bce"
+    assert summary["seconds_per_epoch"] == history.seconds[1:].median()
     from effunet.training import dataset
 
     model = keras.models.load_model(outputs.model, compile=True)
-    val = model.evaluate(dataset.make_dataset(*dataset.load_split(prepared, "val"), 4, shuffle=False),
+    val = model.evaluate(dataset.make_dataset(*dataset.load_split(PreparedData.in_folder(prepared), "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept
 
@@ -186,7 +218,7 @@ def test_frozen_encoder_epochs_leave_the_encoder_untouched(prepared, tmp_path):
 
     settings = loop.Settings(max_epochs=1, batch_size=4, encoder_weights="none", freeze_encoder_epochs=1)
     outputs = loop.Outputs(tmp_path / "m.keras", tmp_path / "h.csv", tmp_path / "r.json", tmp_path / "c")
-    summary = loop.train(prepared, "effunet-b0", 7, settings, outputs)
+    summary = loop.train(PreparedData.in_folder(prepared), "effunet-b0", 7, settings, outputs)
     assert summary["flops"] > 0
     trained = keras.models.load_model(outputs.model)
     keras.utils.set_random_seed(7)
@@ -196,3 +228,52 @@ def test_frozen_encoder_epochs_leave_the_encoder_untouched(prepared, tmp_path):
     decoder_changed = [not np.array_equal(b.numpy(), a.numpy()) for b, a in zip(initial.weights, trained.weights)
                        if "encoder" not in b.path]
     assert any(decoder_changed)
+
+
+def test_checkpoint_differences_name_what_changed():
+    from effunet.training import checkpoint
+
+    made = {"model": "unet", "code": "a", "input_shape": [32, 32, 3], "train.batch_size": 4}
+    assert checkpoint.differences(made, {**made, "code": "b", "input_shape": [64, 64, 3]}) == ["code", "input_shape"]
+    assert checkpoint.differences(made, made) == []
+    assert checkpoint.fingerprint(made) != checkpoint.fingerprint({**made, "code": "b"})
+    assert checkpoint.differences(None, made) == ["identity (checkpoint from an older version)"]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_other_code_or_image_size_starts_afresh_and_says_why(prepared, prepared64, tmp_path,
+                                                                             monkeypatch, caplog):
+    import logging
+
+    from effunet.training import checkpoint, loop
+
+    assert (prepared / "manifest.csv").read_bytes() == (prepared64 / "manifest.csv").read_bytes()
+    settings = loop.Settings(max_epochs=2, batch_size=4, encoder_weights="none", model_options={"base_filters": 4})
+    outputs = loop.Outputs(tmp_path / "m.keras", tmp_path / "h.csv", tmp_path / "r.json", tmp_path / "ckpt")
+    save = checkpoint.save
+
+    def save_then_fail(*args):
+        save(*args)
+        raise RuntimeError("killed after the checkpoint")
+
+    monkeypatch.setattr(checkpoint, "save", save_then_fail)
+
+    def attempt(data: Path, code: str) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="effunet"), pytest.raises(RuntimeError, match="killed"):
+            loop.train(PreparedData.in_folder(data), "unet", 0, settings, outputs, code_version=code)
+        return caplog.text
+
+    attempt(prepared, "code-a")
+    assert "resuming from" in attempt(prepared, "code-a")  # the control: same identity, resumed
+    assert "was made with another code; starting over" in attempt(prepared, "code-b")
+    assert "resuming from" not in caplog.text
+    assert "was made with another data, input_shape; starting over" in attempt(prepared64, "code-b")
+    assert "resuming from" not in caplog.text
+    monkeypatch.setattr(checkpoint, "save", save)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="effunet"):
+        summary = loop.train(PreparedData.in_folder(prepared64), "unet", 0, settings, outputs, code_version="code-b")
+    assert summary["resumed_after_epochs"] == [1] and summary["epochs_trained"] == 2
+    attempts = (caplog.text.count("training unet, seed 0"), caplog.text.count("resuming from"))
+    assert attempts == (1, 1)

@@ -26,6 +26,16 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
+def configured_paths(config: dict | Path):
+    """(Layout, prepared-data function, validated config) of a config, from effunet.layout."""
+    from effunet import config as effunet_config
+    from effunet import layout
+
+    values = yaml.safe_load(Path(config).read_text()) if isinstance(config, Path) else json.loads(json.dumps(config))
+    values = effunet_config.validate(values, ROOT / "workflow/schemas/config.schema.yaml")
+    return layout.Layout.of(values), lambda dataset: layout.prepared_of(values, dataset), values
+
+
 @pytest.mark.parametrize("configfile", ["config.yaml", "config/demo.yaml"])
 def test_dry_run_plans_the_data_half(tmp_path, configfile):
     result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / configfile))
@@ -41,21 +51,24 @@ def test_bad_config_key_stops_at_start_up(tmp_path):
     assert "config key seedz: unknown key" in result.stdout + result.stderr
 
 
-# Targets go before --configfile, which takes several values.
-DATA_TARGETS = ["resources/prepared/dsb2018/manifest.csv", "resources/prepared/drive/manifest.csv"]
-
-
 @pytest.mark.slow
 def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
-    result = snakemake(tmp_path, *DATA_TARGETS, "--configfile", str(ROOT / "config/demo.yaml"))
+    from effunet.layout import Layout, configured
+
+    demo = ROOT / "config/demo.yaml"
+    _, prepared, values = configured_paths(demo)
+    # Targets go before --configfile, which takes several values.
+    targets = [str(prepared("dsb2018").manifest), str(prepared("drive").manifest)]
+    result = snakemake(tmp_path, *targets, "--configfile", str(demo))
     assert result.returncode == 0, result.stderr[-3000:]
-    dsb = pd.read_csv(tmp_path / "resources/prepared/dsb2018/manifest.csv")
-    drive = pd.read_csv(tmp_path / "resources/prepared/drive/manifest.csv")
+    dsb = pd.read_csv(tmp_path / prepared("dsb2018").manifest)
+    drive = pd.read_csv(tmp_path / prepared("drive").manifest)
     assert len(dsb) == 24 and len(drive) == 9
-    assert len(list((tmp_path / "resources/prepared/dsb2018/labels").glob("*.png"))) == 24
-    assert len(list((tmp_path / "resources/prepared/drive/fov").glob("*.png"))) == 9
-    assert "merge masks: 24 items" in (tmp_path / "logs/merge_masks/dsb2018.log").read_text()
-    again = snakemake(tmp_path, "-n", *DATA_TARGETS, "--configfile", str(ROOT / "config/demo.yaml"))
+    assert len(list((tmp_path / prepared("dsb2018").labels).glob("*.png"))) == 24
+    assert len(list((tmp_path / prepared("drive").fov).glob("*.png"))) == 9
+    source = configured(values, "dsb2018")[0]
+    assert "merge masks: 24 items" in (tmp_path / Layout.data_log("merge_masks", "dsb2018", source)).read_text()
+    again = snakemake(tmp_path, "-n", *targets, "--configfile", str(ROOT / "config/demo.yaml"))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -64,7 +77,9 @@ def test_drive_without_source_fails_with_instructions_and_no_output(tmp_path):
     config = write_config(tmp_path / "c.yaml", {"datasets": {"drive": {"source": None}}})
     result = snakemake(tmp_path, "--configfile", str(config))
     assert result.returncode != 0
-    log = (tmp_path / "logs/download/drive.log").read_text()
+    logs = list((tmp_path / "logs/data/download/drive").glob("*.log"))
+    assert len(logs) == 1
+    log = logs[0].read_text()
     assert "datasets.drive.source" in log and "grand-challenge" in log
     assert not (tmp_path / "resources/raw/drive").exists()
 
@@ -137,8 +152,9 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
     workdir, config, url = finished
     _, runs = server_runs(url, "wf-test")
     assert set(runs) == RUNS  # one run per data set x model x seed, no duplicates
+    layout = configured_paths(config)[0]
     for name in RUNS:
-        run_dir = workdir / "results" / name
+        run_dir = workdir / layout.results / name
         summary = json.loads((run_dir / "run.json").read_text())
         run = runs[name]
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
@@ -149,15 +165,31 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
         epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
         assert sorted(m["step"] for m in epochs) == [1, 2]
-        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy"} <= metrics
+        assert {"test_native_dice", "val_native_iou_image_mean", "train_native_accuracy", "test_loss",
+                "first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s"} <= metrics
         assert len(pd.read_csv(run_dir / "history.csv")) == 2
-        assert "epoch 2/2" in (workdir / "logs/train" / f"{name}.log").read_text()
+        assert "epoch 2/2" in (workdir / layout.logs / "train" / f"{name}.log").read_text()
         for plot in ("learning_curves", "examples"):
             assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
-    table = pd.read_csv(workdir / "results/comparison.csv")
-    assert sorted(zip(table.dataset, table.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
-    assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean"} <= set(table.columns)
-    assert len(pd.read_csv(workdir / "results/paired_tests.csv")) == 2
+            assert (run_dir / "plots" / f"{plot}.svg").stat().st_size > 10_000
+    table = pd.read_csv(workdir / layout.comparison("csv"))
+    models = table[table.kind == "model"]
+    assert sorted(zip(models.dataset, models.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
+    references = table[table.kind == "reference"]
+    assert sorted(zip(references.dataset, references.model)) == [
+        ("drive", "2nd observer"), ("drive", "protocol ceiling"), ("dsb2018", "protocol ceiling")]
+    assert references.dice_mean.between(0.5, 1).all()
+    assert {"dice_mean", "dice_std", "instance_ap_mean", "epochs_trained_mean", "flops_mean", "test_loss_mean",
+            "best_epoch_mean", "seconds_per_epoch_mean", "dice_pooled_mean"} <= set(table.columns)
+    paired = pd.read_csv(workdir / layout.paired_tests)
+    assert sorted(zip(paired.dataset, paired.quantity)) == [("drive", "test dice"), ("drive", "test loss"),
+                                                           ("dsb2018", "test dice"), ("dsb2018", "test loss")]
+    assert set(paired.verdict) == {"needs >= 3 seeds"}  # one seed: numbers, no verdict
+    assert len(pd.read_csv(workdir / layout.claims)) == 7
+    assert "## The study's claims" in (workdir / layout.comparison("md")).read_text()
+    for figure in ("comparison", "training_speed", "learning_curves_dsb2018", "learning_curves_drive"):
+        for suffix in (".png", ".svg"):
+            assert ((workdir / layout.comparison_plot(figure)).with_suffix(suffix)).stat().st_size > 10_000
     report = snakemake(workdir, "--configfile", str(config), "--report", "report.html")
     assert report.returncode == 0, report.stderr[-2000:]
     text = (workdir / "report.html").read_text()
@@ -196,7 +228,8 @@ def test_a_finished_run_plans_nothing(finished):
     assert planned_jobs(*finished[:2]) == []
 
 
-AFTER_TRAINING = ["aggregate", "all", "plot_comparison"]
+AFTER_DSB2018 = ["aggregate", "all", "plot_comparison", "plot_curves:dsb2018"]  # after a DSB2018 run changes
+AFTER_TRAINING = [*AFTER_DSB2018, "plot_curves:drive"]
 
 
 @pytest.mark.slow
@@ -215,9 +248,9 @@ def test_changing_dsb2018_image_size_reruns_dsb2018_and_nothing_of_drive(finishe
     changed = json.loads(json.dumps(SMALL))
     changed["datasets"]["dsb2018"]["image_size"] = [64, 64]
     jobs = planned_jobs(workdir, write_config(workdir / "dsb64.yaml", changed))
-    expected = ["resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
+    expected = ["reference:dsb2018", "resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
                                                for m in ("unet", "effunet-b0")]
-    assert jobs == sorted(expected + AFTER_TRAINING)
+    assert jobs == sorted(expected + AFTER_DSB2018)
 
 
 @pytest.mark.slow
@@ -234,3 +267,75 @@ def test_editing_a_models_code_reruns_its_training(finished, tmp_path):
     jobs = planned_jobs(workdir, config, env)
     expected = [f"{rule}:{d}/unet" for rule in ("evaluate", "plot_run", "train") for d in ("dsb2018", "drive")]
     assert jobs == sorted(expected + AFTER_TRAINING)
+
+
+TINY = {
+    "seeds": [0], "models": ["unet"], "model_options": {"unet": {"base_filters": 4}},
+    "datasets": {"dsb2018": {"source": "synthetic", "synthetic": {"n_images": 8}, "image_size": [32, 32],
+                             "split": {"test_fraction": 0.25, "val_fraction": 0.34},
+                             "train": {"max_epochs": 1, "batch_size": 4}}},
+    "train": {"encoder_weights": "none"}, "threads": {"prepare": 1, "train": 1},
+    "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "first"}}
+
+
+def file_times(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(tmp_path):
+    """Like the demo and the study: each config writes under results/<experiment>/, shares the
+    prepared data where its inputs are the same, and running one leaves the other finished."""
+    first = write_config(tmp_path / "first.yaml", TINY)
+    second_values = json.loads(json.dumps(TINY))
+    second_values["mlflow"]["experiment"] = "second"
+    second_values["model_options"]["unet"]["base_filters"] = 8
+    second = write_config(tmp_path / "second.yaml", second_values)
+    first_layout, second_layout = configured_paths(first)[0], configured_paths(second)[0]
+    assert (first_layout.results, second_layout.results) == (Path("results/first"), Path("results/second"))
+
+    done = snakemake(tmp_path, "--configfile", str(first))
+    assert done.returncode == 0, done.stderr[-3000:]
+    first_files = file_times(tmp_path / first_layout.results)
+    assert "comparison.csv" in first_files and "dsb2018/unet/seed0/model.keras" in first_files
+    # The same inputs: the prepared data is shared, only the second config's own runs are planned.
+    assert planned_jobs(tmp_path, second) == sorted(
+        ["train:dsb2018/unet", "evaluate:dsb2018/unet", "plot_run:dsb2018/unet", "reference:dsb2018",
+         *AFTER_DSB2018])
+    done = snakemake(tmp_path, "--configfile", str(second))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    assert file_times(tmp_path / first_layout.results) == first_files  # untouched by the second
+    assert planned_jobs(tmp_path, first) == [] and planned_jobs(tmp_path, second) == []
+    both = [pd.read_csv(tmp_path / layout.comparison("csv")) for layout in (first_layout, second_layout)]
+    assert both[0]["parameters_mean"][0] < both[1]["parameters_mean"][0]  # 4 vs 8 base filters
+
+
+@pytest.mark.slow
+def test_a_fixed_folder_source_reruns_download_and_its_errors_name_the_users_file(tmp_path, dsb_zip):
+    from effunet.data import archives
+
+    user = tmp_path / "my images"
+    archives.extract(dsb_zip, user)
+    broken = sorted(user.glob("*/masks/*.png"))[0]
+    good = broken.read_bytes()
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    config = write_config(tmp_path / "c.yaml", {
+        "datasets": {"dsb2018": {"source": str(user), "image_size": [32, 32]}},
+        "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "local"}})
+    target = str(configured_paths(config)[1]("dsb2018").manifest)
+    work = tmp_path / "work"
+
+    failed = snakemake(work, target, "--configfile", str(config))
+    assert failed.returncode != 0
+    (log,) = (work / "logs/data/merge_masks/dsb2018").glob("*.log")
+    assert str(broken) in log.read_text().splitlines()[-1]  # the user's file, not the copy in resources/
+
+    broken.write_bytes(good)  # the user fixes their file: download reruns, without --forcerun
+    plan = snakemake(work, "-n", target, "--configfile", str(config))
+    assert plan.returncode == 0 and "rule download:" in plan.stdout, plan.stdout[-2000:]
+    fixed = snakemake(work, target, "--configfile", str(config))
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert len(pd.read_csv(work / target)) == 8
+    again = snakemake(work, "-n", target, "--configfile", str(config))
+    assert "Nothing to be done" in again.stdout + again.stderr

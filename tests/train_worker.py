@@ -1,19 +1,75 @@
-"""Runs one training job in its own process, as the workflow's train script does (used by tests)."""
+"""Runs one training job in its own process, as the workflow's train script does (used by tests).
+
+    train_worker.py PREPARED OUT MAX_EPOCHS TRACKING_URI [MODEL] [KILL]
+
+KILL simulates a SIGKILL at a chosen point: `mid-epoch:N` (after the first batch of epoch N) or
+`after-checkpoint:N` (once epoch N's checkpoint is published, before it is logged to MLflow).
+"""
 
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-from effunet.training import loop
+import keras
+
+from effunet.layout import PreparedData
+from effunet.training import checkpoint, loop
+
+# tiny variants of each model (the options their builders accept)
+OPTIONS = {"unet": {"base_filters": 4}, "effunet-b0": {"decoder_widths": [8, 8, 8, 8, 8]},
+           "resnet50-unet": {"decoder_widths": [8, 8, 8, 8, 8]}}
 
 
-def main(prepared_dir: str, out_dir: str, max_epochs: str, tracking_uri: str) -> None:
+def die() -> None:
+    logging.getLogger("train_worker").info("killing this process (SIGKILL)")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillMidEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.kill_epoch, self.epoch = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.kill_epoch and batch == 0:
+            die()
+
+
+def install_kill(spec: str) -> None:
+    where, epoch = spec.split(":")
+    epoch = int(epoch)
+    if where == "mid-epoch":
+        callbacks = loop._callbacks
+        loop._callbacks = lambda model, settings: [*callbacks(model, settings), KillMidEpoch(epoch)]
+    elif where == "after-checkpoint":
+        save = checkpoint.save
+
+        def save_then_die(checkpoint_dir, model, best_weights, state):
+            folder = save(checkpoint_dir, model, best_weights, state)
+            if state["epoch"] == epoch:
+                die()
+            return folder
+
+        checkpoint.save = save_then_die
+    else:
+        raise ValueError(f"unknown kill point {spec!r}")
+
+
+def main(prepared_dir: str, out_dir: str, max_epochs: str, tracking_uri: str, model: str = "unet",
+         kill: str = "") -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
+    if kill:
+        install_kill(kill)
     out = Path(out_dir)
     settings = loop.Settings(max_epochs=int(max_epochs), patience=50, batch_size=4, encoder_weights="none",
-                             model_options={"base_filters": 4})
-    summary = loop.train(prepared_dir, "unet", 3, settings,
+                             model_options=OPTIONS[model])
+    summary = loop.train(PreparedData.in_folder(prepared_dir), model, 3, settings,
                          loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "checkpoint"),
                          loop.Tracking(tracking_uri or None, "resume-test", "dsb2018", "train"), threads=1)
     print(json.dumps(summary))

@@ -3,37 +3,129 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import re
 import sys
+import threading
+from importlib import metadata
 
 from effunet.errors import EffunetError
 
 
+def version() -> str:
+    try:
+        return metadata.version("effunet")
+    except metadata.PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="effunet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"effunet {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="segment an image or a folder of images")
-    predict.add_argument("model", help="a trained model.keras (results/<dataset>/<model>/seed<seed>/)")
-    predict.add_argument("input", help="an image file or a folder of images (PNG, TIFF, JPEG, GIF)")
-    predict.add_argument("output", help="folder for <name>_mask.png (0/255, each image's own size)")
+    predict.add_argument("model", help="a trained model.keras (results/<experiment>/<dataset>/<model>/seed<seed>/)")
+    predict.add_argument("input", help="an image file or a folder of images (PNG, TIFF, JPEG, BMP, GIF)")
+    predict.add_argument("output", help="folder for <name>_mask.png (0/255, each image's own size); inputs "
+                         "that share a name (img.png, img.jpg) get <name>_<suffix>_mask.png")
     predict.add_argument("--threshold", type=float, default=0.5)
     predict.add_argument("--probabilities", action="store_true",
                          help="also write <name>_prob.png (16-bit, probability x 65535)")
+    predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
+    predict.add_argument("--tf-logs", action="store_true", help="show TensorFlow's C++ log lines (hidden by default)")
+    check = commands.add_parser("check-config", help="check config files: YAML syntax (file and line), "
+                                "then every key against the schema")
+    check.add_argument("configs", nargs="+", help="config files, e.g. config.yaml config/demo.yaml")
+    check.add_argument("--schema", default="workflow/schemas/config.schema.yaml",
+                       help="the workflow's schema (default: %(default)s, from the repository root)")
     return parser
+
+
+def check_config(args) -> int:
+    from effunet.config import load
+
+    status = 0
+    for path in args.configs:
+        try:
+            load(path, args.schema)
+            print(f"{path}: ok")
+        except EffunetError as error:
+            print(f"effunet: error: {path}: {error}" if not str(error).startswith(path) else f"effunet: error: {error}",
+                  file=sys.stderr)
+            status = 2
+    return status
+
+
+# TensorFlow's C++ log lines: absl's "I0000 00:00:17.. 123 file.cc:31] ..." and the older
+# "2025-01-01 12:00:00.123: I external/...] ..." format, and absl's warning about its own set-up.
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+                      r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\]"
+                      r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\])")
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Keep TensorFlow's C++ start-up lines (CUDA probing, cuInit, oneDNN notes) off the terminal.
+
+    TF_CPP_MIN_LOG_LEVEL (set before TensorFlow is imported; a user's own value wins) no longer
+    silences the lines logged through absl, so the process's stderr goes through a filter that
+    drops TensorFlow's C++ log lines and passes everything else on as it comes.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, terminal_fd = os.dup(2), os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(terminal_fd, "wb", buffering=0) as terminal:
+            for line in lines:
+                if not TF_NOISE.match(line.decode(errors="replace")):
+                    terminal.write(line)
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the thread reads to the end
+        os.close(saved)
+        thread.join(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.command == "check-config":
+        return check_config(args)
+    if args.tf_logs:
+        return _main(args)
+    with quiet_tensorflow():
+        return _main(args)
+
+
+def _main(args) -> int:
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    for noisy in ("absl", "tensorflow", "keras"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         from effunet.predict import predict_files
 
-        written = predict_files(args.model, args.input, args.output, args.threshold, args.probabilities)
+        result = predict_files(args.model, args.input, args.output, args.threshold, args.probabilities)
     except EffunetError as error:
         print(f"effunet: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {len(written)} mask(s) to {args.output}")
-    return 0
+    print(f"wrote {len(result.written)} mask(s) to {args.output}", end="")
+    if not result.failed:
+        print()
+        return 0
+    print(f"; {len(result.failed)} image(s) failed:")
+    for path, reason in result.failed:
+        print(f"  {path}: {reason}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,144 +1,416 @@
-"""The comparison table: one row per data set x model, mean +- std over seeds, plus paired tests.
+"""The comparison: one row per data set x model (mean +- std over seeds), reference rows, statistics, claims.
 
-Quality metrics are the test split's, at native resolution, pooled over all scored pixels (see
-`effunet.evaluate`); `train_dice`/`val_dice` show the generalisation gap; `instance_ap` is the
-DSB2018 competition score (per-image mean) without and with watershed splitting of touching nuclei.
-The paired comparison uses per-image test Dice (native), averaged over seeds per image.
+Headline weighting: DSB2018's headline quality columns (`dice`, `iou`, ...) are per-image means (each
+image counts once, as in training and in the paired test); DRIVE's are pooled over the pixels inside
+the field of view (the literature's convention). Both variants are kept under their own names
+(`<metric>_pooled`, `<metric>_image_mean`). `instance_ap` is the DSB2018 competition score (per-image
+mean) without and with watershed splitting of touching nuclei; `test_loss` the training loss on the
+test split at the training size. Reference rows: the `protocol ceiling` (the ground truth through the
+resize-down-and-back protocol, scored like a model) and DRIVE's `2nd observer`.
+
+The paired comparisons (Eff-UNet vs each baseline per data set, on per-image test Dice and test loss)
+use `effunet.statistics`: seeds and images, Holm-corrected across every row of the table.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from effunet import statistics
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import RunId
 
 QUALITY = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "mcc", "roc_auc", "pr_auc")
-TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "seconds_per_epoch", "parameters", "flops")
+TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "first_epoch_seconds", "seconds_per_epoch",
+            "seconds_to_best", "train_images_per_s", "parameters", "flops")
 BASELINES = ("resnet50-unet", "unet")
-BOOTSTRAP_SAMPLES = 10_000
+HEADLINE = {"drive": "pooled"}  # every other data set: "per_image_mean"
+HEADLINE_WORDS = {"pooled": "pooled over scored pixels", "per_image_mean": "per-image mean"}
+CEILING, OBSERVER = "protocol ceiling", "2nd observer"
+QUANTITIES = {"dice": ("native", "dice", True), "loss": ("training_size", "loss", False)}  # resolution, column, higher is better
 
 
-def run_record(run_dir: str | os.PathLike) -> dict:
+def headline(dataset: str) -> str:
+    """How a data set's headline quality columns are weighted: "pooled" or "per_image_mean"."""
+    return HEADLINE.get(dataset, "per_image_mean")
+
+
+def _quality(summary: dict, dataset: str, prefix: str = "") -> dict:
+    """Headline, pooled and per-image-mean columns of one evaluation summary."""
+    pooled, mean = summary.get("pooled", {}), summary.get("per_image_mean", {})
+    chosen = pooled if headline(dataset) == "pooled" else mean
+    row = {}
+    for name in QUALITY:
+        row[f"{prefix}{name}"] = chosen.get(name)
+        row[f"{prefix}{name}_pooled"] = pooled.get(name)
+        row[f"{prefix}{name}_image_mean"] = mean.get(name)
+    for name in ("instance_ap", "instance_ap_split"):
+        if name in mean:
+            row[f"{prefix}{name}"] = mean[name]
+    return row
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's identity and the files aggregation reads (paths given by the caller)."""
+
+    id: RunId
+    run: Path  # run.json
+    metrics: Path  # eval/metrics.json
+    per_image: Path  # eval/per_image.csv
+
+
+def run_record(result_files: RunResult) -> dict:
     """One training run's figures: its run.json and eval/metrics.json flattened into one row."""
-    run_dir = Path(run_dir)
-    dataset, model, seed = run_dir.parts[-3], run_dir.parts[-2], int(run_dir.parts[-1].removeprefix("seed"))
     try:
-        run = json.loads((run_dir / "run.json").read_text())
-        result = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        run = json.loads(Path(result_files.run).read_text())
+        result = json.loads(Path(result_files.metrics).read_text())
     except (OSError, ValueError) as error:
-        raise EffunetError(f"cannot read the results of {run_dir}: {error}") from error
+        raise EffunetError(f"cannot read the results of {result_files.id}: {error}") from error
     splits = result["splits"]
-    record = {"dataset": dataset, "model": model, "seed": seed, **{k: run.get(k) for k in TRAINING},
+    identity = result_files.id
+    dataset = identity.dataset
+    record = {"dataset": dataset, "model": identity.model, "seed": int(identity.seed), "kind": "model",
+              **{k: run.get(k) for k in TRAINING},
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
-    record.update({name: splits["test"]["native"]["pooled"][name] for name in QUALITY})
+    record.update(_quality(splits["test"]["native"], dataset))
+    for split in ("train", "val", "test"):
+        record[f"{split}_loss"] = result.get("loss", {}).get(split)
     for split in ("train", "val"):
-        record[f"{split}_dice"] = splits[split]["native"]["pooled"]["dice"]
-    instance = splits["test"]["native"]["per_image_mean"]
-    for name in ("instance_ap", "instance_ap_split"):
-        if name in instance:
-            record[name] = instance[name]
+        record[f"{split}_dice"] = _quality(splits[split]["native"], dataset)["dice"]
     return record
 
 
-def comparison_table(records: list[dict]) -> pd.DataFrame:
-    """Mean and std over seeds of every figure, one row per data set x model."""
+def reference_records(path: str | os.PathLike) -> list[dict]:
+    """The reference rows of one data set from its reference.json (see `effunet.reference`)."""
+    path = Path(path)
+    try:
+        reference = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise EffunetError(f"cannot read the reference scores in {path}: {error}") from error
+    dataset, rows = reference["dataset"], []
+    for name, key in ((CEILING, "protocol_ceiling"), (OBSERVER, "second_observer")):
+        if reference.get(key):
+            rows.append({"dataset": dataset, "model": name, "seed": 0, "kind": "reference",
+                         **_quality(reference[key], dataset)})
+    return rows
+
+
+def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.DataFrame:
+    """Mean and std over seeds of every figure, one row per data set x model, then reference rows."""
     if not records:
         raise EffunetError("no training runs to compare")
-    frame = pd.DataFrame(records)
-    figures = [c for c in frame.columns if c not in ("dataset", "model", "seed")]
-    grouped = frame.groupby(["dataset", "model"], sort=False)
+    frame = pd.DataFrame([*records, *references])
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    frame["_dataset"], frame["_reference"] = frame["dataset"].map(datasets.index), frame["kind"] == "reference"
+    frame = frame.sort_values(["_dataset", "_reference"], kind="stable").drop(columns=["_dataset", "_reference"])
+    figures = [c for c in frame.columns if c not in ("dataset", "model", "seed", "kind")]
+    frame[figures] = frame[figures].apply(pd.to_numeric, errors="coerce")
+    grouped = frame.groupby(["dataset", "model", "kind"], sort=False)
     table = grouped[figures].agg(["mean", "std"])
     table.columns = [f"{name}_{stat}" for name, stat in table.columns]
     table.insert(0, "seeds", grouped["seed"].count())
-    return table.reset_index()
+    table = table.reset_index()
+    table.loc[table["kind"] == "reference", "seeds"] = 0
+    table.insert(3, "headline", [HEADLINE_WORDS[headline(d)] for d in table["dataset"]])
+    return table
 
 
-def paired_tests(per_image: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Eff-UNet vs each baseline per data set on per-image test Dice: Wilcoxon and bootstrap CI."""
-    test = per_image[(per_image["split"] == "test") & (per_image["resolution"] == "native")]
-    dice = test.groupby(["dataset", "model", "id"])["dice"].mean()
+def _matrix(values: pd.DataFrame, model: str) -> pd.DataFrame:
+    """seed x image id values of one model."""
+    return values[values["model"] == model].pivot_table(index="seed", columns="id", values="value", aggfunc="mean")
+
+
+def paired_tests(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Eff-UNet vs each baseline per data set on per-image test Dice and test loss, Holm-corrected."""
+    test = per_image[per_image["split"] == "test"]
+    rows, a_list, b_list = [], [], []
+    for dataset in dict.fromkeys(test["dataset"]):
+        here = test[test["dataset"] == dataset]
+        models = list(dict.fromkeys(here["model"]))
+        for quantity, (resolution, column, higher) in QUANTITIES.items():
+            if column not in here.columns:
+                continue
+            values = here.loc[here["resolution"] == resolution, ["model", "seed", "id", column]].dropna()
+            values = values.rename(columns={column: "value"})
+            for model in (m for m in models if m.startswith("effunet")):
+                for baseline in (b for b in BASELINES if b in models):
+                    a, b = _matrix(values, model), _matrix(values, baseline)
+                    ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
+                    if not ids or a.empty or b.empty:
+                        continue
+                    a_list.append(a[ids].to_numpy())
+                    b_list.append(b[ids].to_numpy())
+                    rows.append({"dataset": dataset, "quantity": f"test {quantity}", "model": model,
+                                 "baseline": baseline, "seeds_model": len(a), "seeds_baseline": len(b),
+                                 "images": len(ids), "mean_model": a_list[-1].mean(),
+                                 "mean_baseline": b_list[-1].mean(), "_higher": higher})
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "quantity", "model", "baseline", "verdict"])
+    tests = [statistics.difference_test(a, b) for a, b in zip(a_list, b_list)]
+    joined = {key: np.array([float(t[key]) for t in tests]) for key in tests[0]}
+    corrected = statistics.corrected(joined)
+    table = pd.DataFrame(rows)
+    table["difference"] = joined["difference"]
+    table["se"], table["df"], table["p"] = joined["se"], joined["df"], joined["p"]
+    for key in ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high"):
+        table[key] = corrected[key]
+    table["method"] = ["seeds and images" if min(r["seeds_model"], r["seeds_baseline"]) >= 2
+                       else "images only (seed variance not estimable)" for r in rows]
+    table["verdict"] = [statistics.verdict(lo, hi, r["seeds_model"], r["seeds_baseline"], r["model"],
+                                           r["baseline"], r["_higher"])
+                        for lo, hi, r in zip(table["ci_low"], table["ci_high"], rows)]
+    return table.drop(columns="_higher")
+
+
+# ------------------------------------------------------------------------------------ claims
+
+STUDY_NOTE = ("The study stopped training early on the test loss; this workflow stops on the validation "
+              "loss and never looks at the test split before evaluation.")
+
+
+def _seed_values(records: pd.DataFrame, dataset: str, model: str, column: str) -> np.ndarray:
+    rows = records[(records["dataset"] == dataset) & (records["model"] == model)]
+    return pd.to_numeric(rows[column], errors="coerce").dropna().to_numpy() if column in rows else np.array([])
+
+
+def _signed(value: float, decimals: int) -> str:
+    return f"{value + 0.0:+.{decimals}f}".replace("-0." + "0" * decimals, "+0." + "0" * decimals)
+
+
+def _claim_from_test(paired, dataset, quantity, eff, base, expect_better: bool) -> tuple[str, str, str]:
+    rows = paired[(paired["dataset"] == dataset) & (paired["quantity"] == quantity) & (paired["model"] == eff)
+                  & (paired["baseline"] == base)] if len(paired) else paired
+    if rows is None or not len(rows):
+        return "not run", "–", "inconclusive"
+    row = rows.iloc[0]
+    measured = f"{row['mean_model']:.4f} vs {row['mean_baseline']:.4f}"
+    ci = f"{_signed(row['difference'], 4)} [{_signed(row['ci_low'], 4)}, {_signed(row['ci_high'], 4)}] (Holm)"
+    if row["verdict"].endswith("better"):
+        word = "agrees" if expect_better else "disagrees"
+    elif row["verdict"].endswith("worse"):
+        word = "disagrees" if expect_better else "agrees"
+    else:
+        word = "inconclusive"
+    return measured, ci, word
+
+
+def _claim_from_seeds(a: np.ndarray, b: np.ndarray, names: tuple[str, str], expect: str,
+                      margin: float | None = None, decimals: int = 1) -> tuple[str, str, str]:
+    """Seed-level Welch comparison; expect "lower", "higher" or "same" (within +-margin) for a - b."""
+    if not len(a) or not len(b):
+        return "not run", "–", "inconclusive"
+    measured = f"{a.mean():.{decimals}f} vs {b.mean():.{decimals}f}"
+    test = statistics.welch(a, b)
+    if not np.isfinite(test["ci95_low"]):
+        return measured, "–", "inconclusive"
+    ci = (f"{_signed(test['difference'], decimals)} [{_signed(test['ci95_low'], decimals)}, "
+          f"{_signed(test['ci95_high'], decimals)}]")
+    if min(len(a), len(b)) < statistics.MIN_SEEDS:
+        return measured, ci, "inconclusive"
+    low, high = test["ci95_low"], test["ci95_high"]
+    if expect == "same":
+        word = "agrees" if -margin <= low and high <= margin else ("disagrees" if low > 0 or high < 0
+                                                                   else "inconclusive")
+    else:
+        lower, higher = high < 0, low > 0
+        word = "agrees" if (lower if expect == "lower" else higher) else (
+            "disagrees" if (higher if expect == "lower" else lower) else "inconclusive")
+    return measured, ci, word
+
+
+def claims_table(records: list[dict], paired: pd.DataFrame) -> pd.DataFrame:
+    """One row per finding of the study, with the value measured here and whether it agrees."""
+    frame = pd.DataFrame(records)
+    effs = [m for m in dict.fromkeys(frame["model"]) if m.startswith("effunet")]
+    eff, base = (effs[0] if effs else "effunet-b0"), "resnet50-unet"
+    names = (eff, base)
     rows = []
-    for dataset in test["dataset"].unique():
-        models = test.loc[test["dataset"] == dataset, "model"].unique()
-        for model in (m for m in models if m.startswith("effunet")):
-            for baseline in (b for b in BASELINES if b in models):
-                pair = pd.concat([dice[dataset, model], dice[dataset, baseline]], axis=1, join="inner")
-                rows.append(_paired_row(dataset, model, baseline, pair.to_numpy(), seed))
-    return pd.DataFrame(rows)
+
+    def add(dataset, finding, study, measured_ci_word):
+        measured, ci, word = measured_ci_word
+        rows.append({"data set": dataset, "finding of the study": finding, "study": study,
+                     "measured here": measured, "difference [95% CI]": ci, "verdict": word})
+
+    def seeds(dataset, column, model):
+        return _seed_values(frame, dataset, model, column)
+
+    add("dsb2018", "Eff-UNet more accurate (test Dice)", "higher accuracy",
+        _claim_from_test(paired, "dsb2018", "test dice", eff, base, expect_better=True))
+    add("dsb2018", "Eff-UNet's best epoch earlier", "36 vs 69",
+        _claim_from_seeds(seeds("dsb2018", "best_epoch", eff), seeds("dsb2018", "best_epoch", base), names,
+                          "lower"))
+    add("dsb2018", "test loss: Eff-UNet higher", "0.0912 vs 0.0638",
+        _claim_from_test(paired, "dsb2018", "test loss", eff, base, expect_better=False))
+    gap = {m: seeds("drive", "train_dice", m) - seeds("drive", "dice", m)
+           if len(seeds("drive", "train_dice", m)) == len(seeds("drive", "dice", m)) else np.array([])
+           for m in names}
+    add("drive", "Eff-UNet generalises better (train − test Dice gap)", "better",
+        _claim_from_seeds(gap[eff], gap[base], names, "lower", decimals=4))
+    add("drive", "test loss: Eff-UNet higher", "0.3011 vs 0.2552",
+        _claim_from_test(paired, "drive", "test loss", eff, base, expect_better=False))
+    base_epochs = seeds("drive", "best_epoch", base)
+    margin = 0.2 * base_epochs.mean() if len(base_epochs) else None
+    add("drive", "best epoch about the same (within 20%)", "about the same", _claim_from_seeds(seeds("drive", "best_epoch", eff), base_epochs, names, "same", margin))
+    split_gain = {m: seeds("dsb2018", "instance_ap_split", m) - seeds("dsb2018", "instance_ap", m)
+                  if len(seeds("dsb2018", "instance_ap_split", m)) == len(seeds("dsb2018", "instance_ap", m))
+                  else np.array([]) for m in names}
+    add("dsb2018", "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", _claim_from_seeds(split_gain[eff], split_gain[base], names, "lower", decimals=4))
+    claims = pd.DataFrame(rows)
+    claims.attrs["models"] = names
+    return claims
 
 
-def _paired_row(dataset, model, baseline, pair: np.ndarray, seed: int) -> dict:
-    difference = pair[:, 0] - pair[:, 1]
-    resamples = np.random.default_rng(seed).integers(0, len(difference), (BOOTSTRAP_SAMPLES, len(difference)))
-    low, high = np.percentile(difference[resamples].mean(axis=1), [2.5, 97.5])
-    p = stats.wilcoxon(difference).pvalue if np.any(difference != 0) else 1.0
-    significant = p < 0.05 and (low > 0 or high < 0)
-    verdict = "no significant difference" if not significant else (
-        f"{model} better" if difference.mean() > 0 else f"{baseline} better")
-    return {"dataset": dataset, "model": model, "baseline": baseline, "images": len(difference),
-            "dice_model": pair[:, 0].mean(), "dice_baseline": pair[:, 1].mean(),
-            "dice_difference": difference.mean(), "ci95_low": low, "ci95_high": high,
-            "wilcoxon_p": p, "verdict": verdict}
+# ------------------------------------------------------------------------------------ display
+
+COMPACT = (  # column, header, decimals, meaning
+    ("dice", "Dice", 3, "test Dice (headline weighting, see above)"),
+    ("iou", "IoU", 3, "test IoU (same weighting)"),
+    ("accuracy", "accuracy", 3, "test pixel accuracy, the study's metric (same weighting)"),
+    ("instance_ap_split", "inst. AP", 3, ("DSB2018 competition score (mean precision over IoU 0.5..0.95) "
+                                          "per image, touching nuclei split by watershed")),
+    ("test_loss", "test loss", 4, ("training loss (run.json's loss, BCE by default) on the test split at "
+                                   "the training size, mean over images")),
+    ("best_epoch", "best epoch", 1, "epoch of the lowest validation loss (the weights kept)"),
+    ("seconds_per_epoch", "s/epoch", 2, "median seconds per epoch over epochs 2.. (epoch 1 builds the graph)"),
+)
 
 
-SHOWN = ("dice", "iou", "accuracy", "mcc", "roc_auc", "train_dice", "instance_ap", "instance_ap_split",
-         "epochs_trained", "best_epoch", "seconds_per_epoch", "wall_seconds", "inference_images_per_s")
-TITLE = "Comparison (test split, native resolution, pooled pixels; mean ± std over seeds)"
-PAIRED_TITLE = "Paired comparison on per-image test Dice (Wilcoxon signed-rank, bootstrap 95% CI)"
+def _cell(mean, std, decimals: int) -> str:
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{decimals}f}" + ("" if pd.isna(std) else f" ± {std:.{decimals}f}")
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as people read it: mean ± std cells, parameters in millions, FLOPs in billions."""
-    shown = [name for name in SHOWN if f"{name}_mean" in table.columns]
-    display = table[["dataset", "model", "seeds"]].copy()
-    for name in shown:
-        display[name] = [_mean_std(m, s) for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"])]
-    display["parameters"] = [f"{p / 1e6:.2f} M" for p in table["parameters_mean"]]
-    display["flops"] = [f"{f / 1e9:.2f} G" if pd.notna(f) else "–" for f in table["flops_mean"]]
-    return display
+def headline_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The compact table as people read it: mean ± std over seeds, fixed decimals per column."""
+    shown = pd.DataFrame({"data set": table["dataset"], "model": table["model"],
+                          "seeds": [str(int(s)) if k == "model" else "–" for s, k in zip(table["seeds"],
+                                                                                         table["kind"])]})
+    for name, header, decimals, _ in COMPACT:
+        if f"{name}_mean" in table:
+            shown[header] = [_cell(m, s, decimals) for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"])]
+    shown["params (M)"] = ["–" if pd.isna(p) else f"{p / 1e6:.2f}" for p in table["parameters_mean"]]
+    return shown
 
 
-def markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
-    text = f"## {TITLE}\n\n{display_table(table).to_markdown(index=False)}\n"
+def headline_caption(table: pd.DataFrame) -> str:
+    weighting = "; ".join(f"{d}: {HEADLINE_WORDS[headline(d)]}" for d in dict.fromkeys(table["dataset"]))
+    columns = [f"**{header}**: {meaning}" for name, header, _, meaning in COMPACT if f"{name}_mean" in table]
+    return ("Test split, native resolution; mean ± std over seeds (no ± with one seed). Headline weighting: "
+            f"{weighting} (DRIVE pixels inside the field of view). **seeds**: training runs per model. "
+            + "; ".join(columns) + "; **params (M)**: trainable and frozen parameters, millions. Reference rows: "
+            f"**{CEILING}** is the ground truth resized to the training size and back, scored like a model "
+            f"(the best any model can score under this protocol); **{OBSERVER}** is DRIVE's second manual "
+            "annotation scored against the first. Every column, pooled and per-image variants, train/val Dice "
+            "and losses, timing (first epoch, seconds to best epoch, images/s) and FLOPs: "
+            "`comparison.csv`.")
+
+
+def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.DataFrame({"data set": paired["dataset"], "quantity": paired["quantity"],
+                          "comparison": paired["model"] + " − " + paired["baseline"],
+                          "seeds": [f"{a} vs {b}" for a, b in zip(paired["seeds_model"], paired["seeds_baseline"])],
+                          "images": paired["images"]})
+    decimals = [4] * len(paired)
+    shown["difference"] = [_signed(d, k) for d, k in zip(paired["difference"], decimals)]
+    shown["95% CI (Holm)"] = [f"[{_signed(lo, 4)}, {_signed(hi, 4)}]" if np.isfinite(lo) else "–"
+                              for lo, hi in zip(paired["ci_low"], paired["ci_high"])]
+    shown["p (Holm)"] = [f"{p:.3g}" if np.isfinite(p) else "–" for p in paired["p_holm"]]
+    shown["verdict"] = paired["verdict"]
+    return shown
+
+
+STATISTICS_CAPTION = (
+    "Eff-UNet minus each baseline on per-image test Dice (native resolution) and per-image test loss, "
+    "images paired by id, averaged over seeds. The test is a crossed seed x image mixed model (method of "
+    "moments) with a Welch-Satterthwaite t reference: it counts each model's seed-to-seed variance and the "
+    "image-to-image variance of the difference (see the README, 'Statistics'). p-values and CIs are "
+    "Holm-corrected across every row of this table; the verdict is read from the corrected CI (for the "
+    "loss, lower is better) and is given only when both models have at least 3 seeds. Uncorrected CIs, "
+    "standard errors and degrees of freedom: `paired_tests.csv`.")
+
+
+def _md(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str:
+    text = f"## Comparison\n\n{_md(headline_table(table))}\n\n{headline_caption(table)}\n"
     if len(paired):
-        text += f"\n## {PAIRED_TITLE}\n\n{paired.to_markdown(index=False, floatfmt='.4g')}\n"
+        text += f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{_md(statistics_table(paired))}\n\n{STATISTICS_CAPTION}\n"
+    text += f"\n## The study's claims\n\n{_md(claims)}\n\n{claims_caption(claims)}\n"
     return text
 
 
-def html(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+def claims_caption(claims: pd.DataFrame) -> str:
+    eff, base = claims.attrs.get("models", ("effunet-b0", "resnet50-unet"))
+    return f"Eff-UNet is {eff} here, U-Net {base} (the study's U-Net has a ResNet50 encoder). " + CLAIMS_CAPTION
+
+
+CLAIMS_CAPTION = (
+    "Study and measured here: Eff-UNet vs U-Net. Test Dice and loss rows use the statistics above "
+    "(Holm-corrected); epoch, generalisation-gap and splitting-gain rows compare seed-level values with "
+    "Welch's t (95% CI). `agrees` / `disagrees` need at least 3 seeds per model and a CI that excludes 0 "
+    "(for 'about the same': a CI inside ±20% of the U-Net's mean), otherwise `inconclusive`. "
+    + STUDY_NOTE)
+
+
+def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str:
     """A self-contained HTML page of the same tables, for the Snakemake report."""
-    style = "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-    body = f"<h2>{TITLE}</h2>{display_table(table).to_html(index=False)}"
+    style = ("body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
+             "padding:2px 6px}p{max-width:60em}")
+    body = f"<h2>Comparison</h2>{headline_table(table).to_html(index=False)}<p>{_plain(headline_caption(table))}</p>"
     if len(paired):
-        body += f"<h2>{PAIRED_TITLE}</h2>{paired.to_html(index=False, float_format='{:.4g}'.format)}"
+        body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
+                 f"<p>{_plain(STATISTICS_CAPTION)}</p>")
+    body += f"<h2>The study's claims</h2>{claims.to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>"
 
 
-def _mean_std(mean: float, std: float) -> str:
-    if pd.isna(mean):
-        return "–"
-    digits = 1 if abs(mean) >= 10 else 4
-    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+def _plain(markdown_text: str) -> str:
+    import html as html_module
+    import re
+
+    text = html_module.escape(markdown_text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def aggregate(run_dirs: list[str | os.PathLike], table_csv, table_md, table_html, paired_csv) -> pd.DataFrame:
-    """Read every run's files and write the comparison table (CSV, Markdown) and the paired tests."""
-    records = [run_record(d) for d in run_dirs]
-    per_image = pd.concat([pd.read_csv(Path(d) / "eval" / "per_image.csv", dtype={"id": str}).assign(
-        dataset=r["dataset"], model=r["model"], seed=r["seed"]) for d, r in zip(run_dirs, records)])
-    table, paired = comparison_table(records), paired_tests(per_image)
+def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
+    frames = []
+    for run, record in zip(runs, records):
+        try:
+            frame = pd.read_csv(run.per_image, dtype={"id": str})
+        except (OSError, ValueError) as error:
+            raise EffunetError(f"cannot read {run.per_image}: {error}") from error
+        frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv,
+              references: list[str | os.PathLike] = (), claims_csv=None) -> pd.DataFrame:
+    """Read every run's files (and the reference scores); write the tables, paired tests and claims."""
+    records = [run_record(r) for r in runs]
+    reference_rows = [row for path in references for row in reference_records(path)]
+    table = comparison_table(records, reference_rows)
+    paired = paired_tests(read_per_image(runs, records))
+    claims = claims_table(records, paired)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(paired_csv) as tmp:
         paired.to_csv(tmp, index=False)
-    write_text_atomic(table_md, markdown(table, paired))
-    write_text_atomic(table_html, html(table, paired))
+    if claims_csv is not None:
+        with atomic_path(claims_csv) as tmp:
+            claims.to_csv(tmp, index=False)
+    write_text_atomic(table_md, markdown(table, paired, claims))
+    write_text_atomic(table_html, html(table, paired, claims))
     return table

@@ -8,7 +8,7 @@ import os
 import jsonschema
 import yaml
 
-from effunet.errors import ConfigError
+from effunet.errors import ConfigError, EffunetError
 
 
 def _fill_defaults(validator_class):
@@ -34,6 +34,9 @@ def key_name(path) -> str:
 
 def _message(error: jsonschema.ValidationError) -> str:
     key = key_name(error.absolute_path)
+    if error.absolute_path and error.absolute_path[-1] == "sha256" and isinstance(error.instance, (int, float)):
+        return (f"config key {key}: YAML read the checksum as a number because it has only digits; "
+                f"quote it, e.g. sha256: \"0123...\" (a number may also have lost leading zeros)")
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -49,13 +52,62 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_message(e) for e in errors))
+    check_splits(config)
     return config
 
 
+# Training images of sources whose size is known before they are downloaded, by sha256.
+KNOWN_SOURCES = {"eaa2f0f8d1ee2978aeb581604b93e4facce6aeca79ead3a581112bcd2e7b00ac": 670}  # BBBC038 stage1_train
+DRIVE_TRAINING_IMAGES = 20
+
+
+def check_splits(config: dict) -> None:
+    """Empty train, validation or test splits, found from the config where the image count is known
+    (synthetic data, a source with a known checksum, DRIVE's 20 training images); the data step
+    checks the rest when it counts the images."""
+    from effunet.data.manifest import check_split_counts, split_counts  # pandas: only when needed
+
+    datasets = config.get("datasets", {})
+    if "dsb2018" in datasets:
+        dsb = datasets["dsb2018"]
+        n = dsb["synthetic"]["n_images"] if dsb.get("source") == "synthetic" else KNOWN_SOURCES.get(
+            (dsb.get("sha256") or "").lower())
+        if n is not None:
+            split = dsb["split"]
+            try:
+                check_split_counts(split_counts(n, split["test_fraction"], split["val_fraction"]),
+                                   "datasets.dsb2018.split")
+            except EffunetError as error:
+                raise ConfigError(str(error)) from None
+    if "drive" in datasets:
+        drive = datasets["drive"]
+        n = drive["synthetic"]["n_train"] if drive.get("source") == "synthetic" else DRIVE_TRAINING_IMAGES
+        if drive["split"]["val_count"] >= n:
+            raise ConfigError(f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
+                              f"validation images leave none of the {n} training images for training")
+
+
+def load_yaml(config_path: str | os.PathLike) -> dict:
+    """A YAML config file as a dict; a syntax error names the file, line and column."""
+    try:
+        with open(config_path) as handle:
+            config = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{config_path}{where}: not valid YAML: {error.problem or error.context}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file {config_path}: {error.strerror}") from None
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{config_path}: a config is a mapping of keys (see config.yaml), "
+                          f"not a {type(config).__name__}")
+    return config or {}
+
+
 def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict:
-    with open(config_path) as handle:
-        config = yaml.safe_load(handle) or {}
-    return validate(config, schema_path)
+    return validate(load_yaml(config_path), schema_path)
 
 
 # Keys of the train block that say where a job runs, not what it computes: not training settings.

@@ -11,6 +11,8 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
   instance metric is the DSB2018 competition score of the predicted mask's connected components,
   with and without a distance-transform watershed that splits touching nuclei.
 - "per_image_mean"/"per_image_std" are over images; "pooled" counts every scored pixel of the split.
+- Loss: the training loss function (run.json's `loss`, BCE by default) of every image at the training
+  size over all its pixels, as in training; `loss` per split is its mean over images.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from effunet.data import images
 from effunet.data.manifest import SPLITS, read_manifest
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
+from effunet.layout import PreparedData
 from effunet.predict import Predictor, resize_probability
 
 log = logging.getLogger(__name__)
@@ -50,23 +53,22 @@ class Case:
     native_labels: np.ndarray | None  # DSB2018 instance ids
     second_observer: np.ndarray | None  # DRIVE 2nd_manual
     probability: np.ndarray | None = None  # training size
+    loss: float | None = None  # the training loss at the training size
 
 
-def load_cases(prepared_dir: str | os.PathLike, dataset_kind: str) -> list[Case]:
-    prepared_dir = Path(prepared_dir)
-    table = read_manifest(prepared_dir / "manifest.csv")
-    return [_case(prepared_dir, dataset_kind, row) for row in table.itertuples()]
+def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
+    table = read_manifest(prepared.manifest)
+    return [_case(prepared, dataset_kind, row) for row in table.itertuples()]
 
 
-def _case(prepared_dir: Path, kind: str, row) -> Case:
-    name = images.png_name(row.id)
-    image = images.read_rgb(prepared_dir / "images" / name)
-    truth = images.read_mask(prepared_dir / "masks" / name)
+def _case(prepared: PreparedData, kind: str, row) -> Case:
+    image = images.read_rgb(prepared.image(row.id))
+    truth = images.read_mask(prepared.mask(row.id))
     if kind == "drive":
         manual2 = images.read_mask(row.manual2) if row.manual2 else None
-        return Case(row.id, row.split, image, truth, images.read_mask(prepared_dir / "fov" / name),
+        return Case(row.id, row.split, image, truth, images.read_mask(prepared.region(row.id)),
                     images.read_mask(row.manual1), images.read_mask(row.fov), None, manual2)
-    labels = images.read_labels(prepared_dir / "labels" / name)
+    labels = images.read_labels(prepared.label(row.id))
     return Case(row.id, row.split, image, truth, None, labels > 0, None, labels, None)
 
 
@@ -134,6 +136,8 @@ def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
                 ("training_size", case.truth, case.probability, case.region)):
             row = {"id": case.id, "split": case.split, "resolution": resolution,
                    **_score(truth, probability, region, threshold)}
+            if resolution == "training_size" and case.loss is not None:
+                row["loss"] = case.loss
             if resolution == "native" and case.native_labels is not None:
                 row.update(_instance_scores(case, native > threshold))
             pools.setdefault((case.split, resolution), _Pool()).add(row, truth, probability, region, threshold)
@@ -142,6 +146,25 @@ def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
         summaries.setdefault(split, {})[resolution] = pool.summary()
     rows = [row for pool in pools.values() for row in pool.rows]
     return rows, summaries
+
+
+def image_losses(name: str, truths: list[np.ndarray], probabilities: list[np.ndarray]) -> list[float]:
+    """The training loss (`effunet.training.losses.make_loss(name)`) of each image, all its pixels."""
+    from effunet.training import losses
+
+    loss = losses.make_loss(name)
+    return [float(loss(np.asarray(t, np.float32)[None, ..., None], np.asarray(p, np.float32)[None, ..., None]))
+            for t, p in zip(truths, probabilities)]
+
+
+def training_loss_name(run_json: str | os.PathLike | None) -> str:
+    """The loss a run was trained with (run.json's `loss`; BCE, the default, for older runs)."""
+    if run_json is None:
+        return "bce"
+    try:
+        return json.loads(Path(run_json).read_text()).get("loss", "bce")
+    except (OSError, ValueError) as error:
+        raise EffunetError(f"cannot read the training settings in {run_json}: {error}") from error
 
 
 def second_observer(cases: list[Case]) -> dict | None:
@@ -157,30 +180,39 @@ def second_observer(cases: list[Case]) -> dict | None:
     return metrics.summarize(rows, counts)  # few images: keeps its per-image rows
 
 
-def evaluate(model_path: str | os.PathLike, prepared_dir: str | os.PathLike, dataset_kind: str,
+def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind: str,
              metrics_path: str | os.PathLike, per_image_path: str | os.PathLike,
-             examples_path: str | os.PathLike, threshold: str | float = 0.5) -> dict:
-    """Score the model on train, val and test; write metrics.json, per_image.csv and examples.npz."""
+             examples_path: str | os.PathLike, threshold: str | float = 0.5,
+             run_json: str | os.PathLike | None = None) -> dict:
+    """Score the model on train, val and test; write metrics.json, per_image.csv and examples.npz.
+
+    The loss is the one the run was trained with (`run_json`'s `loss`; BCE without a run.json).
+    """
+    loss_name = training_loss_name(run_json)
     predictor = Predictor(model_path)
-    cases = load_cases(prepared_dir, dataset_kind)
+    cases = load_cases(prepared, dataset_kind)
     if not cases:
-        raise EffunetError(f"no images to evaluate in {prepared_dir}")
+        raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])
     for case, probability in zip(cases, predictor.probabilities(batch)):
         case.probability = probability
+    for case, loss in zip(cases, image_losses(loss_name, [c.truth for c in cases], [c.probability for c in cases])):
+        case.loss = loss
     value, source = choose_threshold(cases, threshold)
     log.info("threshold %.2f (%s)", value, source)
     rows, summaries = score_cases(cases, value)
     test_images = np.stack([c.image for c in cases if c.split == "test"] or [batch[0]])
     result = {"threshold": {"value": value, "chosen_on": source}, "splits": summaries,
+              "loss": {"function": loss_name, **{split: summaries[split]["training_size"]["per_image_mean"]["loss"]
+                                                 for split in summaries}},
               "inference_images_per_s": predictor.images_per_second(test_images),
               "second_observer": second_observer(cases), "protocol": __doc__.split("Protocol")[1].strip()}
     _write(result, rows, cases, Path(metrics_path), Path(per_image_path), Path(examples_path))
     for split in SPLITS:
         if split in summaries:
             pooled = summaries[split]["native"]["pooled"]
-            log.info("%s (native, pooled): dice %.4f iou %.4f accuracy %.4f", split, pooled["dice"],
-                     pooled["iou"], pooled["accuracy"])
+            log.info("%s (native, pooled): dice %.4f iou %.4f accuracy %.4f; %s loss %.4f", split,
+                     pooled["dice"], pooled["iou"], pooled["accuracy"], loss_name, result["loss"][split])
     return result
 
 
@@ -208,6 +240,7 @@ def _write(result, rows, cases, metrics_path: Path, per_image_path: Path, exampl
 def tracked_metrics(result: dict) -> dict[str, float]:
     """Flat MLflow metric names: <split>_<resolution>_<metric> (pooled) and ..._image_mean."""
     flat = {"threshold": result["threshold"]["value"], "inference_images_per_s": result["inference_images_per_s"]}
+    flat.update({f"{split}_loss": value for split, value in result.get("loss", {}).items() if split != "function"})
     for split, resolutions in result["splits"].items():
         for resolution, summary in resolutions.items():
             for name, value in summary["pooled"].items():

@@ -1,8 +1,9 @@
 """Figures: learning curves of a run, qualitative prediction panels, and cross-model charts.
 
 Everything is drawn with matplotlib's object API on an Agg canvas (no display, no global pyplot
-state) and written atomically as PNG. The pure helpers (`read_history`, `curve_markers`,
-`error_overlay`, `model_order`) hold the logic the tests check; the figure functions only lay out.
+state) and written atomically as PNG and, beside it, as SVG (same name, `.svg`) for papers. The pure
+helpers (`read_history`, `curve_markers`, `error_overlay`, `model_order`, `short_id`, `seed_curves`)
+hold the logic the tests check; the figure functions only lay out.
 
 Colours are the Okabe-Ito colour-blind-safe palette. In error overlays the image is shown in grey
 at `DIM` brightness (`OUTSIDE_DIM` outside the scored region) and the errors on top of it in
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ DIM = 0.4                     # brightness of the grey image under the overlay (
 OUTSIDE_DIM = 0.15            # brightness outside the scored region (e.g. the DRIVE field of view)
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 TRAIN_COLOUR, VAL_COLOUR = "#0072B2", "#D55E00"
+REFERENCE_STYLES = {"protocol ceiling": ("#BBBBBB", "//"), "2nd observer": ("#777777", "..")}  # colour, hatch
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")  # what the curves need
 RUN_KEYS = ("best_epoch", "epochs_trained", "stop_reason")
@@ -108,8 +110,11 @@ def curve_markers(history: pd.DataFrame, run: dict, source: str = "run.json") ->
 # ---------------------------------------------------------------------------------------- output
 
 def _save(fig: Figure, out_png: PathLike) -> Path:
+    """Write the figure as PNG and as SVG beside it (`<name>.svg`); returns the PNG's path."""
     out_png = Path(out_png)
     FigureCanvasAgg(fig)
+    with atomic_path(out_png.with_suffix(".svg")) as tmp:
+        fig.savefig(tmp, format="svg", dpi=DPI, facecolor="white")
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
     return out_png
@@ -173,6 +178,15 @@ def error_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
     out[~truth & predicted & scored] = FP_COLOUR
     out[truth & ~predicted & scored] = FN_COLOUR
     return out
+
+
+SHORT_ID = 10
+
+
+def short_id(image_id: str) -> str:
+    """An id short enough for a panel label: the first characters and an ellipsis (DSB2018's are 64 hex)."""
+    image_id = str(image_id)
+    return image_id if len(image_id) <= SHORT_ID + 1 else image_id[:SHORT_ID] + "…"
 
 
 def _dice(truth: np.ndarray, predicted: np.ndarray, region: np.ndarray | None) -> float:
@@ -258,7 +272,7 @@ def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(headers[col], fontsize=10)
-        axes[row, 0].set_ylabel(f"{example['split']}: {example['id']}", fontsize=9)
+        axes[row, 0].set_ylabel(f"{short_id(example['id'])}\n({example['split']})", fontsize=9)
         dice = _dice(arrays["truth"], predicted, arrays["region"])
         axes[row, 3].set_xlabel(f"Dice {dice:.3f}", fontsize=9)
     legend = [Patch(facecolor=np.array(colour) / 255, edgecolor="black", label=label)
@@ -295,10 +309,24 @@ def _require(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:
 
 
 def model_order(table: pd.DataFrame, models: Sequence[str] | None = None) -> list[str]:
-    """Models in a stable order: `models` first (those present), then the rest by first appearance."""
+    """Models in a stable order: `models` first (those present), then the rest by first appearance;
+    reference rows (`REFERENCE_STYLES`) last."""
     present = list(dict.fromkeys(table["model"]))
     ordered = [m for m in (models or ()) if m in present]
-    return ordered + [m for m in present if m not in ordered]
+    ordered += [m for m in present if m not in ordered]
+    return [m for m in ordered if m not in REFERENCE_STYLES] + [m for m in ordered if m in REFERENCE_STYLES]
+
+
+def _style(models: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(colour, hatch) per model: MODEL_COLOURS in order for models, grey hatches for reference rows."""
+    styles, k = [], 0
+    for model in models:
+        if model in REFERENCE_STYLES:
+            styles.append(REFERENCE_STYLES[model])
+        else:
+            styles.append((MODEL_COLOURS[k % len(MODEL_COLOURS)], None))
+            k += 1
+    return styles
 
 
 def _grouped_bars(ax, groups: Sequence[str], models: Sequence[str], means: np.ndarray, stds: np.ndarray,
@@ -306,11 +334,11 @@ def _grouped_bars(ax, groups: Sequence[str], models: Sequence[str], means: np.nd
     """Bars at x = group, one per model (means/stds indexed [group, model]; NaN mean = no bar)."""
     width = 0.8 / len(models)
     x = np.arange(len(groups))
-    for j, model in enumerate(models):
+    for j, (model, (colour, hatch)) in enumerate(zip(models, _style(models))):
         offset = x + (j - (len(models) - 1) / 2) * width
         bars = ax.bar(offset, np.nan_to_num(means[:, j]), width, yerr=stds[:, j], capsize=3,
-                      color=MODEL_COLOURS[j % len(MODEL_COLOURS)], label=model,
-                      error_kw={"elinewidth": 1, "ecolor": "black"})
+                      color=colour, hatch=hatch, edgecolor="black" if hatch else None, linewidth=0.5 if hatch else 0,
+                      label=model, error_kw={"elinewidth": 1, "ecolor": "black"})
         labels = ["n/a" if not np.isfinite(m) else format(m, fmt) for m in means[:, j]]
         ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
     ax.set_xticks(x, groups)
@@ -345,7 +373,8 @@ def comparison_chart(table: pd.DataFrame | PathLike, metrics: Sequence[str], out
     """One panel per data set: a group of bars per metric, one bar per model, error bars = std over seeds.
 
     `table` (DataFrame or CSV path) has columns dataset, model, <metric>_mean and optionally
-    <metric>_std; models are drawn in `model_order(table, models)`, each in its MODEL_COLOURS colour.
+    <metric>_std; models are drawn in `model_order(table, models)`, each in its MODEL_COLOURS colour,
+    reference rows (protocol ceiling, 2nd observer) last as hatched grey bars.
     """
     if not metrics:
         raise EffunetError(f"{out_png}: no metrics to chart")
@@ -375,9 +404,24 @@ def comparison_figure(table: pd.DataFrame | PathLike, metrics: Sequence[str], ti
     return fig
 
 
+SPEED_PANELS = (  # column, title, number format
+    ("best_epoch", "Best epoch\n(lowest validation loss)", ".0f"),
+    ("epochs_trained", "Epochs trained\n(early stopping)", ".0f"),
+    ("seconds_per_epoch", "Seconds per epoch\n(median of epochs 2..)", ".2f"),
+    ("first_epoch_seconds", "First epoch, seconds\n(includes graph building)", ".1f"),
+    ("seconds_to_best", "Seconds to the best epoch", ".1f"),
+)
+SPEED_NOTE = ("Epoch 1 includes graph building and is shown apart; seconds per epoch is the median of "
+              "epochs 2.. (training + validation).")
+
+
 def training_speed_chart(table: pd.DataFrame | PathLike, out_png: PathLike, title: str = "Training effort",
                          models: Sequence[str] | None = None) -> Path:
-    """Epochs trained (early stopping) and seconds per epoch, per data set and model (mean ± std over seeds)."""
+    """Epochs (best, trained) and fair timing (`SPEED_PANELS`) per data set and model, mean ± std over seeds.
+
+    Seconds per epoch is the median of epochs 2.. and epoch 1 (graph building) is its own panel, so
+    a model whose first epoch is slow is not ranked by it; reference rows are left out.
+    """
     return _save(training_speed_figure(table, title, models), out_png)
 
 
@@ -386,20 +430,77 @@ def training_speed_figure(table: pd.DataFrame | PathLike, title: str = "Training
     """The training-effort chart as a figure (see `training_speed_chart`)."""
     table, source = _load_table(table)
     _require(table, ["dataset", "model", "epochs_trained_mean", "seconds_per_epoch_mean"], source)
-    order = model_order(table, models)
+    if "kind" in table:
+        table = table[table["kind"] != "reference"]
+    order = [m for m in model_order(table, models) if m not in REFERENCE_STYLES]
     datasets = list(dict.fromkeys(table["dataset"]))
-    fig = Figure(figsize=(max(9.0, 2.0 * len(datasets) * len(order) / 1.5), 4.4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, metric, label, fmt in ((axes[0], "epochs_trained", "Epochs trained", ".0f"),
-                                   (axes[1], "seconds_per_epoch", "Seconds per epoch", ".1f")):
+    panels = [panel for panel in SPEED_PANELS if f"{panel[0]}_mean" in table]
+    width = max(3.2, 0.5 * len(datasets) * len(order) + 1.0)
+    fig = Figure(figsize=(width * len(panels), 4.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (metric, label, fmt) in zip(axes, panels):
         per_dataset = [_values(table, dataset, order, [metric]) for dataset in datasets]
         means = np.vstack([m for m, _ in per_dataset])
         stds = np.vstack([s for _, s in per_dataset])
         _grouped_bars(ax, datasets, order, means, stds, fmt)
         ax.set_ylim(0, _top(means, stds) * 1.15 or 1)
-        ax.set_title(label)
+        ax.set_title(label, fontsize=10)
         ax.set_ylabel("mean over seeds (± std)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(order), frameon=False)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\n{SPEED_NOTE}", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------- learning-curve overlay
+
+def seed_curves(histories: Sequence[pd.DataFrame], metric: str) -> pd.DataFrame:
+    """Per epoch: mean, min and max of `metric` over the seeds that trained that epoch, and how many did."""
+    frame = pd.concat([h[["epoch", metric]].assign(seed=k) for k, h in enumerate(histories)])
+    grouped = frame.groupby("epoch")[metric]
+    return pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(),
+                         "seeds": grouped.count()}).reset_index()
+
+
+def learning_curves_overlay(histories: Sequence[PathLike], runs: Sequence[PathLike], models: Sequence[str],
+                            out_png: PathLike, title: str) -> Path:
+    """Validation loss and accuracy of every model (one data set) on shared axes, mean and range over seeds.
+
+    `histories`, `runs` and `models` are the runs' history.csv, run.json and model name, in the same
+    order (one entry per seed). Each seed's best epoch is marked on the mean curve.
+    """
+    if not histories or not len(histories) == len(runs) == len(models):
+        raise EffunetError(f"{out_png}: need one run.json and model per history.csv (got {len(histories)}, "
+                           f"{len(runs)} and {len(models)})")
+    per_model: dict[str, list[tuple[pd.DataFrame, int]]] = {}
+    for history_path, run_path, model in zip(histories, runs, models):
+        history = read_history(history_path)
+        marks = curve_markers(history, read_run(run_path), source=str(run_path))
+        per_model.setdefault(model, []).append((history, marks["best_epoch"]))
+    return _save(overlay_figure(per_model, title), out_png)
+
+
+def overlay_figure(per_model: dict[str, list[tuple[pd.DataFrame, int]]], title: str) -> Figure:
+    """The overlay as a figure: {model: [(history, best epoch) per seed]}."""
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    models = list(per_model)
+    for ax, metric, label in zip(axes, ("val_loss", "val_accuracy"), ("Validation loss", "Validation pixel accuracy")):
+        for (model, runs), (colour, _) in zip(per_model.items(), _style(models)):
+            curve = seed_curves([h for h, _ in runs], metric)
+            seeds = len(runs)
+            ax.plot(curve["epoch"], curve["mean"], color=colour, label=f"{model} ({seeds} seed{'s' * (seeds > 1)})")
+            if seeds > 1:
+                ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=colour, alpha=0.2, linewidth=0)
+            best = [b for _, b in runs]
+            at_best = curve.set_index("epoch").loc[best, "mean"]
+            ax.plot(best, at_best, linestyle="none", marker="o", markersize=6, markeredgecolor="black",
+                    color=colour, label=f"{model} best epoch{'s' * (seeds > 1)}")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{title}: mean over seeds, band = lowest to highest seed, dots = best epochs")
     return fig

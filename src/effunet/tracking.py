@@ -441,6 +441,17 @@ class RunTracker:
             self._call(f"logging metrics of step {step}", self._client.log_batch, self.run_id,
                        metrics=batch[start:start + METRICS_PER_BATCH])
 
+    def logged_steps(self, key: str) -> set[int] | None:
+        """The steps at which metric `key` is logged already; None if the store cannot say."""
+        if not self.enabled:
+            return set()
+        try:
+            history = _retry(f"reading metric {key!r}", self._client.get_metric_history, self.run_id, key)
+        except Exception as error:
+            log.warning("MLflow: cannot read metric %r of run %s (%s)", key, self.run_id, _short(error))
+            return None
+        return {metric.step for metric in history}
+
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if not self.enabled:
             return

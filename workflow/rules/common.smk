@@ -1,27 +1,52 @@
 # Config validation, wildcard constraints, paths and input/param functions shared by all rules.
+# Every path comes from effunet.layout (the one map of the files; docs/architecture.md).
 
 import effunet.config
+import effunet.layout
 import effunet.provenance
+from effunet.layout import Layout
 
 effunet.config.validate(
     config, f"{workflow.current_basedir}/../schemas/config.schema.yaml"
 )
 
 DATASETS = list(config["datasets"])
+LAYOUT = Layout.of(config)
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(config["models"]),
     seed=r"\d+",
+    source=effunet.layout.SOURCE_PATTERN,
+    variant=effunet.layout.VARIANT_PATTERN,
 
 
-def raw_dir(dataset):
-    return f"resources/raw/{dataset}"
+# Patterns of the data half: {source} and {variant} are filled in from the config by the
+# functions below, so configs with the same inputs share these files.
+RAW = str(Layout.raw("{dataset}", "{source}"))
+LABELS = str(Layout.labels("dsb2018", "{source}"))
 
 
-def prepared(dataset, name):
-    return f"resources/prepared/{dataset}/{name}"
+def prepared_pattern(dataset, name):
+    """A file or folder of the prepared data set, with {source} and {variant} as wildcards."""
+    files = Layout.prepared(
+        dataset, "{source}", "{variant}", fov=dataset == "drive", labels=False
+    )
+    return str(getattr(files, name))
+
+
+def data_log(step, dataset, *tags):
+    return str(Layout.data_log(step, dataset, *tags))
+
+
+def run_file(name):
+    """A file of one training run (wildcards dataset, model, seed); the identity is in the path."""
+    return str(getattr(LAYOUT.run("{dataset}", "{model}", "{seed}"), name))
+
+
+def run_log(rule):
+    return str(LAYOUT.run_log(rule, "{dataset}", "{model}", "{seed}"))
 
 
 def dataset_setting(dataset, key):
@@ -45,9 +70,20 @@ def synthetic_options(wildcards):
     return dataset_setting(wildcards.dataset, "synthetic")
 
 
-def run_dir(name):
-    """A file of one training run; the experiment's identity is in the path."""
-    return f"results/{{dataset}}/{{model}}/seed{{seed}}/{name}"
+def local_source_state(wildcards):
+    """Size and mtime of a local source's files: editing the user's files reruns `download`."""
+    from effunet.data.download import local_source_state
+
+    return local_source_state(dataset_setting(wildcards.dataset, "source"))
+
+
+def prepared_input(name):
+    """An input function: the configured data set's prepared file or folder `name`."""
+
+    def get(wildcards):
+        return str(getattr(effunet.layout.prepared_of(config, wildcards.dataset), name))
+
+    return get
 
 
 def train_settings(wildcards):
@@ -64,26 +100,94 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
-def native_truth(wildcards):
-    """Native-resolution ground truth: DSB2018's instance labels, DRIVE's original files."""
-    if wildcards.dataset == "dsb2018":
-        return prepared("dsb2018", "labels")
-    return raw_dir(wildcards.dataset)
+def made_from_model(wildcards):
+    """Outputs made from a run's model: its training job removes them when it starts, so that a failed
+    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
+    per_run = [*rules.evaluate.output, *rules.plot_run.output]
+    shared = [*rules.aggregate.output, *rules.plot_comparison.output]
+    return [str(path).format(**wildcards) for path in per_run] + [str(path) for path in shared]
+
+
+def evaluation_inputs(wildcards):
+    """Prepared files at the training size and native-resolution truth: DSB2018's instance
+    labels, DRIVE's original files (the manifest points into the raw folder)."""
+    prepared = effunet.layout.prepared_of(config, wildcards.dataset)
+    source, _ = effunet.layout.configured(config, wildcards.dataset)
+    inputs = {
+        "manifest": str(prepared.manifest),
+        "images": str(prepared.images),
+        "masks": str(prepared.masks),
+    }
+    if prepared.labels is not None:
+        inputs["labels"] = str(prepared.labels)
+    if prepared.fov is not None:
+        inputs["fov"] = str(prepared.fov)
+        inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
+    return inputs
+
+
+RUNS = [
+    effunet.layout.RunId(dataset, model, seed)
+    for dataset in DATASETS
+    for model in config["models"]
+    for seed in config["seeds"]
+]
+
+
+def run_outputs(name):
+    """One file per run of this config, in the order of RUNS."""
+    return [str(getattr(LAYOUT.files(run), name)) for run in RUNS]
+
+
+def dataset_runs(name):
+    """An input function: one file of every model x seed run of the wildcard data set (RUNS order)."""
+
+    def files(wildcards):
+        return [
+            str(getattr(LAYOUT.files(run), name))
+            for run in RUNS
+            if run.dataset == wildcards.dataset
+        ]
+
+    return files
+
+
+def dataset_run_models(wildcards):
+    """The model of each run of the wildcard data set, in the order of `dataset_runs`."""
+    return [run.model for run in RUNS if run.dataset == wildcards.dataset]
+
+
+def reference_file(dataset):
+    """The reference rows (protocol ceiling, second observer) of a data set."""
+    return str(LAYOUT.reference(dataset))
+
+
+def svg(png):
+    """The SVG written beside every PNG figure (effunet.plots)."""
+    return str(png.with_suffix(".svg"))
+
+
+def curves_overlay(dataset):
+    """All models' learning curves of a data set on shared axes."""
+    return LAYOUT.comparison_plot(f"learning_curves_{dataset}")
 
 
 def all_targets():
-    plots = expand(
-        "results/{dataset}/{model}/seed{seed}/plots/{plot}.png",
-        dataset=DATASETS,
-        model=config["models"],
-        seed=config["seeds"],
-        plot=["learning_curves", "examples"],
-    )
-    return plots + [
-        "results/comparison.md",
-        "results/plots/comparison.png",
-        "results/plots/training_speed.png",
+    plots = [
+        str(LAYOUT.files(run).plot(plot))
+        for run in RUNS
+        for plot in ("learning_curves", "examples")
     ]
+    overlays = [str(curves_overlay(dataset)) for dataset in DATASETS]
+    return (
+        plots
+        + overlays
+        + [
+            str(LAYOUT.comparison("md")),
+            str(LAYOUT.comparison_plot("comparison")),
+            str(LAYOUT.comparison_plot("training_speed")),
+        ]
+    )
 
 
 def prepare_tracking():

@@ -1,29 +1,31 @@
 # Data half of the DAG: download -> merge masks (DSB2018) -> resize/convert -> prepared PNGs + manifest.
+# Paths carry the source and preparation tags (effunet.layout), so configs share what they can.
 
 
 rule download:
     output:
-        raw=directory(raw_dir("{dataset}")),
+        raw=directory(RAW),
     log:
-        "logs/download/{dataset}.log",
+        data_log("download", "{dataset}", "{source}"),
     conda:
         "../../envs/effunet.yaml"
     params:
         source=dataset_param("source"),
         sha256=dataset_param("sha256"),
         synthetic=synthetic_options,
-        downloads="resources/downloads/{dataset}",
+        local=local_source_state,
+        downloads=str(Layout.downloads("{dataset}")),
     script:
         "../scripts/download.py"
 
 
 rule merge_masks:
     input:
-        raw=raw_dir("dsb2018"),
+        raw=str(Layout.raw("dsb2018", "{source}")),
     output:
-        labels=directory(prepared("dsb2018", "labels")),
+        labels=directory(LABELS),
     log:
-        "logs/merge_masks/dsb2018.log",
+        data_log("merge_masks", "dsb2018", "{source}"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
@@ -33,14 +35,14 @@ rule merge_masks:
 
 rule resize_dsb2018:
     input:
-        raw=raw_dir("dsb2018"),
-        labels=rules.merge_masks.output.labels,
+        raw=str(Layout.raw("dsb2018", "{source}")),
+        labels=LABELS,
     output:
-        images=directory(prepared("dsb2018", "images")),
-        masks=directory(prepared("dsb2018", "masks")),
-        manifest=prepared("dsb2018", "manifest.csv"),
+        images=directory(prepared_pattern("dsb2018", "images")),
+        masks=directory(prepared_pattern("dsb2018", "masks")),
+        manifest=prepared_pattern("dsb2018", "manifest"),
     log:
-        "logs/resize/dsb2018.log",
+        data_log("prepare", "dsb2018", "{source}", "{variant}"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
@@ -53,14 +55,14 @@ rule resize_dsb2018:
 
 rule convert_drive:
     input:
-        raw=raw_dir("drive"),
+        raw=str(Layout.raw("drive", "{source}")),
     output:
-        images=directory(prepared("drive", "images")),
-        masks=directory(prepared("drive", "masks")),
-        fov=directory(prepared("drive", "fov")),
-        manifest=prepared("drive", "manifest.csv"),
+        images=directory(prepared_pattern("drive", "images")),
+        masks=directory(prepared_pattern("drive", "masks")),
+        fov=directory(prepared_pattern("drive", "fov")),
+        manifest=prepared_pattern("drive", "manifest"),
     log:
-        "logs/resize/drive.log",
+        data_log("prepare", "drive", "{source}", "{variant}"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]

@@ -1,18 +1,18 @@
-# Evaluate each run, plot it, then aggregate all runs into the comparison table and charts.
+# Evaluate each run, plot it, score the reference rows, then aggregate all runs into the comparison
+# table, statistics, claims and charts.
 
 
 rule evaluate:
     input:
-        model=run_dir("model.keras"),
-        run=run_dir("run.json"),
-        manifest=prepared("{dataset}", "manifest.csv"),
-        native=native_truth,
+        unpack(evaluation_inputs),
+        model=run_file("model"),
+        run=run_file("run"),
     output:
-        metrics=run_dir("eval/metrics.json"),
-        per_image=run_dir("eval/per_image.csv"),
-        examples=run_dir("eval/examples.npz"),
+        metrics=run_file("metrics"),
+        per_image=run_file("per_image"),
+        examples=run_file("examples"),
     log:
-        "logs/evaluate/{dataset}/{model}/seed{seed}.log",
+        run_log("evaluate"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
@@ -27,26 +27,28 @@ rule evaluate:
 
 rule plot_run:
     input:
-        history=run_dir("history.csv"),
-        run=run_dir("run.json"),
-        examples=run_dir("eval/examples.npz"),
+        history=run_file("history"),
+        run=run_file("run"),
+        examples=run_file("examples"),
     output:
         curves=report(
-            run_dir("plots/learning_curves.png"),
+            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
             caption="../report/learning_curves.rst",
             category="Learning curves",
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
         examples=report(
-            run_dir("plots/examples.png"),
+            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
             caption="../report/examples.rst",
             category="Predictions",
             subcategory="{dataset}",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        curves_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
+        examples_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
     log:
-        "logs/plot/{dataset}/{model}/seed{seed}.log",
+        run_log("plot"),
     conda:
         "../../envs/effunet.yaml"
     params:
@@ -55,33 +57,70 @@ rule plot_run:
         "../scripts/plot_run.py"
 
 
-rule aggregate:
+rule reference:
     input:
-        runs=expand(
-            "results/{dataset}/{model}/seed{seed}/run.json",
-            dataset=DATASETS,
-            model=config["models"],
-            seed=config["seeds"],
-        ),
-        metrics=expand(
-            "results/{dataset}/{model}/seed{seed}/eval/metrics.json",
-            dataset=DATASETS,
-            model=config["models"],
-            seed=config["seeds"],
-        ),
+        unpack(evaluation_inputs),
     output:
-        table="results/comparison.csv",
-        markdown="results/comparison.md",
-        html=report(
-            "results/comparison.html",
-            caption="../report/comparison.rst",
-            category="Comparison",
-        ),
-        paired="results/paired_tests.csv",
+        reference=reference_file("{dataset}"),
     log:
-        "logs/aggregate.log",
+        str(LAYOUT.log("reference_{dataset}")),
     conda:
         "../../envs/effunet.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/reference.py"
+
+
+rule plot_curves:
+    input:
+        histories=dataset_runs("history"),
+        runs=dataset_runs("run"),
+    output:
+        curves=report(
+            str(curves_overlay("{dataset}")),
+            caption="../report/curves_overlay.rst",
+            category="Learning curves",
+            subcategory="{dataset}",
+            labels={"model": "all models", "seed": "mean and range over seeds"},
+        ),
+        svg=svg(curves_overlay("{dataset}")),
+    log:
+        str(LAYOUT.log("plot_curves_{dataset}")),
+    conda:
+        "../../envs/effunet.yaml"
+    params:
+        # The model of each run, in the order of the inputs: nothing parses it out of the paths.
+        models=dataset_run_models,
+    script:
+        "../scripts/plot_curves.py"
+
+
+rule aggregate:
+    input:
+        runs=run_outputs("run"),
+        metrics=run_outputs("metrics"),
+        per_image=run_outputs("per_image"),
+        references=[reference_file(dataset) for dataset in DATASETS],
+    output:
+        table=str(LAYOUT.comparison("csv")),
+        markdown=str(LAYOUT.comparison("md")),
+        html=report(
+            str(LAYOUT.comparison("html")),
+            caption="../report/comparison.rst",
+            category="Comparison",
+            labels={"figure": "tables: comparison, statistics, claims"},
+        ),
+        paired=str(LAYOUT.paired_tests),
+        claims=str(LAYOUT.claims),
+    log:
+        str(LAYOUT.log("aggregate")),
+    conda:
+        "../../envs/effunet.yaml"
+    params:
+        # Who each run is, in the order of the inputs: nothing parses it out of the paths.
+        runs=[vars(run) for run in RUNS],
     script:
         "../scripts/aggregate.py"
 
@@ -91,17 +130,21 @@ rule plot_comparison:
         table=rules.aggregate.output.table,
     output:
         quality=report(
-            "results/plots/comparison.png",
+            str(LAYOUT.comparison_plot("comparison")),
             caption="../report/comparison_chart.rst",
             category="Comparison",
+            labels={"figure": "test quality"},
         ),
         speed=report(
-            "results/plots/training_speed.png",
+            str(LAYOUT.comparison_plot("training_speed")),
             caption="../report/training_speed.rst",
             category="Comparison",
+            labels={"figure": "training speed"},
         ),
+        quality_svg=svg(LAYOUT.comparison_plot("comparison")),
+        speed_svg=svg(LAYOUT.comparison_plot("training_speed")),
     log:
-        "logs/plot_comparison.log",
+        str(LAYOUT.log("plot_comparison")),
     conda:
         "../../envs/effunet.yaml"
     script:

@@ -3,15 +3,15 @@
 
 rule train:
     input:
-        manifest=prepared("{dataset}", "manifest.csv"),
-        images=prepared("{dataset}", "images"),
-        masks=prepared("{dataset}", "masks"),
+        manifest=prepared_input("manifest"),
+        images=prepared_input("images"),
+        masks=prepared_input("masks"),
     output:
-        model=run_dir("model.keras"),
-        history=run_dir("history.csv"),
-        run=run_dir("run.json"),
+        model=run_file("model"),
+        history=run_file("history"),
+        run=run_file("run"),
     log:
-        "logs/train/{dataset}/{model}/seed{seed}.log",
+        run_log("train"),
     conda:
         "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
@@ -22,6 +22,7 @@ rule train:
     params:
         settings=train_settings,
         code=training_code,
-        checkpoint=run_dir("checkpoint"),
+        checkpoint=run_file("checkpoint"),
+        stale=made_from_model,
     script:
         "../scripts/train.py"

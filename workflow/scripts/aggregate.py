@@ -1,15 +1,16 @@
 """Aggregate every run's files into the comparison table (CSV, Markdown, HTML) and paired tests."""
 
-from pathlib import Path
-
 from effunet.logs import run_logged
 
 
 def main(smk):
-    from effunet.compare import aggregate
+    from effunet.compare import RunResult, aggregate
+    from effunet.layout import RunId
 
-    aggregate([Path(path).parent for path in smk.input.runs], table_csv=smk.output.table,
-              table_md=smk.output.markdown, table_html=smk.output.html, paired_csv=smk.output.paired)
+    runs = [RunResult(RunId(**identity), run, metrics, per_image) for identity, run, metrics, per_image
+            in zip(smk.params.runs, smk.input.runs, smk.input.metrics, smk.input.per_image, strict=True)]
+    aggregate(runs, table_csv=smk.output.table, table_md=smk.output.markdown, table_html=smk.output.html,
+              paired_csv=smk.output.paired, references=smk.input.references, claims_csv=smk.output.claims)
 
 
 if __name__ == "__main__":

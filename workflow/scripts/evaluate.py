@@ -10,11 +10,17 @@ def main(smk):
 
     devices.prepare_job(smk.config["train"], holds_gpu=False)  # on the CPU: it holds no gpu resource
     from effunet.evaluate import evaluate, log_to_training_run  # after logging is set up
+    from effunet.layout import PreparedData
 
-    result = evaluate(model_path=smk.input.model, prepared_dir=Path(smk.input.manifest).parent,
+    def optional(name):
+        return Path(getattr(smk.input, name)) if hasattr(smk.input, name) else None
+
+    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks),
+                            fov=optional("fov"), labels=optional("labels"))
+    result = evaluate(model_path=smk.input.model, prepared=prepared,
                       dataset_kind=smk.wildcards.dataset, metrics_path=smk.output.metrics,
                       per_image_path=smk.output.per_image, examples_path=smk.output.examples,
-                      threshold=smk.params.threshold)
+                      threshold=smk.params.threshold, run_json=smk.input.run)
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
     mlflow = smk.config["mlflow"]
     log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"])

@@ -62,6 +62,22 @@ def is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
 
 
+MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+
+
+def not_an_archive(path: Path) -> str:
+    """Why `path` cannot be extracted, for a file `is_archive` rejects: truncated, or not an archive."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    for magic, kind in MAGIC.items():
+        if head.startswith(magic):
+            return (f"a truncated or corrupt {kind} archive (it starts like one but cannot be read to the end; "
+                    "download or copy it again)")
+    if not head:
+        return "an empty file, not a zip/tar archive"
+    return "neither a folder nor a zip/tar archive"
+
+
 def extract(archive: str | os.PathLike, target: str | os.PathLike) -> int:
     """Extract `archive` (zip or tar, any compression) into `target`, atomically. Returns file count."""
     archive, target = Path(archive), Path(target)
@@ -75,7 +91,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> int:
                 with tarfile.open(archive) as handle:
                     files = _extract_all(archive, staging, _tar_entries(archive, handle), handle.extractfile)
             else:
-                raise EffunetError(f"{archive} is neither a zip nor a tar archive")
+                raise EffunetError(f"{archive} is {not_an_archive(archive)}")
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
             raise EffunetError(f"corrupt archive {archive}: {error}") from error
         if files == 0:

@@ -8,13 +8,14 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from effunet.data import archives, synthetic
+from effunet.data import archives, origin, synthetic
 from effunet.errors import EffunetError
 from effunet.files import atomic_dir
 
@@ -155,15 +156,35 @@ def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
     if not source:
         raise EffunetError(DRIVE_HELP if dataset == "drive" else f"config key {key} is not set")
     if source == "synthetic":
-        archive = downloads_dir / f"{dataset}-synthetic.zip"
-        synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
-    else:
-        archive = _local_or_downloaded(source, key, downloads_dir, sha256)
-        if archive.is_dir():
-            _copy_folder(archive, raw_dir)
-            return raw_dir
-    archives.extract(archive, raw_dir)
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / f"{dataset}-synthetic.zip"
+            synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
+            archives.extract(archive, raw_dir)
+        return raw_dir
+    archive = _local_or_downloaded(source, key, downloads_dir, sha256)
+    if archive.is_dir():
+        _copy_folder(archive, raw_dir)
+        origin.write_note(raw_dir, str(archive.resolve()), "folder", key)
+        return raw_dir
+    if not _is_url(source):
+        archives.extract(archive, raw_dir)
+        origin.write_note(raw_dir, str(archive.resolve()), "archive", key)
+        return raw_dir
+    try:
+        archives.extract(archive, raw_dir)
+    except EffunetError as error:
+        # A cached download that cannot be extracted would otherwise be reused forever.
+        archive.unlink(missing_ok=True)
+        hint = "" if sha256 else f"; set datasets.{dataset}.sha256 to catch a wrong file before extracting"
+        raise EffunetError(f"config key {key}: the file downloaded from {source} cannot be extracted ({error}); "
+                           f"it was removed from the download cache, so the next run downloads it again"
+                           f"{hint}") from error
+    origin.write_note(raw_dir, source, "url", key)
     return raw_dir
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https")
 
 
 def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str | None) -> Path:
@@ -180,7 +201,42 @@ def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str
     if not path.exists():
         raise EffunetError(f"config key {key}: {path} does not exist")
     if path.is_file():
-        verify_sha256(path, sha256)
+        try:
+            verify_sha256(path, sha256)
+        except EffunetError as error:
+            raise EffunetError(f"config key {key}: {error}") from None
         if not archives.is_archive(path):
-            raise EffunetError(f"config key {key}: {path} is neither a folder nor a zip/tar archive")
+            raise EffunetError(f"config key {key}: {path} is {archives.not_an_archive(path)}")
     return path
+
+
+def local_path(source: str | None) -> Path | None:
+    """The local file or folder a source names, or None for URLs, 'synthetic' and unset sources."""
+    if not source or source == "synthetic":
+        return None
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.path))
+    if "://" in source:
+        return None
+    return Path(source).expanduser()
+
+
+def local_source_state(source: str | None) -> str | None:
+    """A digest of the size and mtime of a local source's files (every file of a folder).
+
+    The workflow passes it as a param of `download`, so changing, adding or removing a file of the
+    user's source reruns `download` and everything after it. None for URLs and synthetic sources.
+    """
+    path = local_path(source)
+    if path is None:
+        return None
+    if not path.exists():
+        return "missing"
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        status = file.stat()
+        digest.update(f"{file.relative_to(path) if file != path else ''}\0{status.st_size}\0"
+                      f"{status.st_mtime_ns}\n".encode())
+    return f"{len(files)} files, {digest.hexdigest()[:16]}"

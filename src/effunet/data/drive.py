@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from effunet.data import images, manifest
+from effunet.data.origin import original_names
 from effunet.data.parallel import map_samples
 from effunet.errors import EffunetError
 from effunet.files import atomic_dir
@@ -75,15 +76,18 @@ def convert(raw_dir: str | os.PathLike, images_dir: str | os.PathLike, masks_dir
             fov_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
             val_count: int, seed: int, workers: int = 1) -> int:
     """Resized PNGs of images, 1st_manual annotations and FOV masks, plus the manifest."""
-    samples = find_samples(raw_dir)
+    with original_names(raw_dir):
+        samples = find_samples(raw_dir)
     with atomic_dir(images_dir) as image_staging, atomic_dir(masks_dir) as mask_staging, \
             atomic_dir(fov_dir) as fov_staging:
         job = functools.partial(_convert_sample, images_dir=image_staging, masks_dir=mask_staging,
                                 fov_dir=fov_staging, size=tuple(size))
-        rows = map_samples(job, samples, workers, f"convert DRIVE to {size[0]}x{size[1]} PNG")
+        with original_names(raw_dir):
+            rows = map_samples(job, samples, workers, f"convert DRIVE to {size[0]}x{size[1]} PNG")
         splits = manifest.split_with_fixed_test(
             [r["id"] for r in rows if r["official_split"] == "training"],
-            [r["id"] for r in rows if r["official_split"] == "test"], val_count, seed)
+            [r["id"] for r in rows if r["official_split"] == "test"], val_count, seed,
+            key="datasets.drive.split")
         for row in rows:
             row["split"] = splits[row["id"]]
         table = manifest.write_manifest(rows, manifest_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from effunet.data import images, manifest
+from effunet.data.origin import original_names
 from effunet.data.parallel import map_samples
 from effunet.errors import EffunetError
 from effunet.files import atomic_dir
@@ -76,10 +77,11 @@ def _merge_and_write(sample: Sample, labels_dir: Path) -> None:
 
 def merge_masks(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, workers: int = 1) -> int:
     """Write `labels_dir/<id>.png` (uint16 instance ids, native size) for every sample."""
-    samples = find_samples(raw_dir)
-    with atomic_dir(labels_dir) as staging:
-        map_samples(functools.partial(_merge_and_write, labels_dir=staging), samples, workers,
-                    "merge masks")
+    with original_names(raw_dir):
+        samples = find_samples(raw_dir)
+        with atomic_dir(labels_dir) as staging:
+            map_samples(functools.partial(_merge_and_write, labels_dir=staging), samples, workers,
+                        "merge masks")
     return len(samples)
 
 
@@ -100,12 +102,15 @@ def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir
            masks_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
            test_fraction: float, val_fraction: float, seed: int, workers: int = 1) -> int:
     """Resized RGB images and 0/255 masks, plus the manifest with a seeded train/val/test split."""
-    samples = find_samples(raw_dir)
+    with original_names(raw_dir):
+        samples = find_samples(raw_dir)
     with atomic_dir(images_dir) as image_staging, atomic_dir(masks_dir) as mask_staging:
         job = functools.partial(_resize_sample, labels_dir=Path(labels_dir), images_dir=image_staging,
                                 masks_dir=mask_staging, size=tuple(size))
-        rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
-        splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed)
+        with original_names(raw_dir):
+            rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
+        splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed,
+                                            key="datasets.dsb2018.split")
         for row in rows:
             row["split"] = splits[row["id"]]
         table = manifest.write_manifest(rows, manifest_path)

@@ -110,9 +110,18 @@ def _builder(name: str) -> Callable[..., keras.Model]:
         raise EffunetError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}") from None
 
 
+def option_names(name: str) -> set[str]:
+    """The options a config may set for model `name` (its builder's keywords, decoder_widths included)."""
+    fixed = {"inputs", "encoder", "encoder_weights", "name"}
+    return set(inspect.signature(_builder(name)).parameters) - fixed
+
+
+def decoder_steps(name: str) -> int:
+    return _DECODER_STEPS[name]
+
+
 def _check_options(name: str, builder, options: dict) -> None:
-    shared = {"encoder", "encoder_weights", "decoder_widths", "name"}
-    allowed = set(inspect.signature(builder).parameters) - shared - {"inputs"}
+    allowed = option_names(name) - {"decoder_widths"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise EffunetError(f"unknown option(s) {unknown} for model {name}; it accepts {sorted(allowed)}")

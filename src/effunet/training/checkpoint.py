@@ -2,12 +2,13 @@
 
     checkpoint/epoch-0007/model.keras     weights and optimizer state after epoch 7
     checkpoint/epoch-0007/best.weights.h5 the best weights so far (early stopping keeps them)
-    checkpoint/epoch-0007/state.json      epoch, early-stopping state, history, MLflow run id, fingerprint
+    checkpoint/epoch-0007/state.json      epoch, early-stopping state, history, MLflow run id, identity
     checkpoint/latest                     the name of the newest complete folder, replaced atomically
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,8 +42,20 @@ def save(checkpoint_dir: str | os.PathLike, model: keras.Model, best_weights: Pa
     return final
 
 
-def latest(checkpoint_dir: str | os.PathLike, fingerprint: str) -> tuple[Path, dict] | None:
-    """The newest complete checkpoint made with the same settings, or None."""
+def fingerprint(identity: dict) -> str:
+    """A hash of everything a checkpoint was trained with (model, seed, settings, data, shape, code)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def differences(made_with: dict | None, wanted: dict) -> list[str]:
+    """The identity components (e.g. `code`, `input_shape`) in which a checkpoint differs."""
+    if not isinstance(made_with, dict):
+        return ["identity (checkpoint from an older version)"]
+    return sorted(key for key in set(made_with) | set(wanted) if made_with.get(key) != wanted.get(key))
+
+
+def latest(checkpoint_dir: str | os.PathLike, identity: dict) -> tuple[Path, dict] | None:
+    """The newest complete checkpoint made with the same identity, or None (the log says why)."""
     pointer = Path(checkpoint_dir) / "latest"
     if not pointer.exists():
         return None
@@ -52,8 +65,9 @@ def latest(checkpoint_dir: str | os.PathLike, fingerprint: str) -> tuple[Path, d
     except (OSError, ValueError):
         log.warning("checkpoint %s is unreadable; starting over", folder)
         return None
-    if state.get("fingerprint") != fingerprint:
-        log.info("checkpoint %s was made with other settings or data; starting over", folder)
+    if state.get("fingerprint") != fingerprint(identity):
+        changed = differences(state.get("identity"), identity)
+        log.info("checkpoint %s was made with another %s; starting over", folder, ", ".join(changed) or "fingerprint")
         return None
     return folder, state
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from effunet.data import images as image_files
 from effunet.data.manifest import read_manifest
 from effunet.errors import EffunetError
+from effunet.layout import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,14 @@ def _decode_pil(paths: list[tuple[str, str]]):
     return zip(*((image_files.read_rgb(image), mask(mask_path)) for image, mask_path in paths))
 
 
-def load_split(prepared_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split(prepared: PreparedData, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, H, W, 3) and masks (N, H, W, 1), uint8, of one split, decoded once (tf.data on
     TensorFlow, Pillow on the other backends: the same arrays)."""
-    prepared_dir = Path(prepared_dir)
-    table = read_manifest(prepared_dir / "manifest.csv")
+    table = read_manifest(prepared.manifest)
     ids = table.loc[table["split"] == split, "id"].tolist()
     if not ids:
-        raise EffunetError(f"{prepared_dir / 'manifest.csv'} has no images in the {split!r} split")
-    paths = [(str(prepared_dir / "images" / f"{i}.png"), str(prepared_dir / "masks" / f"{i}.png")) for i in ids]
+        raise EffunetError(f"{prepared.manifest} has no images in the {split!r} split")
+    paths = [(str(prepared.image(i)), str(prepared.mask(i))) for i in ids]
     for image_path, mask_path in paths:
         for path in (image_path, mask_path):
             if not os.path.exists(path):
@@ -59,9 +58,10 @@ def load_split(prepared_dir: str | os.PathLike, split: str) -> tuple[np.ndarray,
     images, masks = decode(paths)
     images, masks = np.stack(images), np.stack(masks)
     if images.shape[1:3] != masks.shape[1:3] or len({i.shape for i in images}) > 1:
-        raise EffunetError(f"prepared images and masks in {prepared_dir} differ in size; rerun the data steps")
+        raise EffunetError(f"prepared images and masks in {prepared.images} and {prepared.masks} differ in size; "
+                          "rerun the data steps")
     log.info("loaded %d %s images of %dx%d from %s", len(ids), split, images.shape[1], images.shape[2],
-             prepared_dir)
+             prepared.images)
     return images, masks
 
 

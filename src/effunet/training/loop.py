@@ -17,14 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
-from effunet import models, tracking
+from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
-from effunet.files import atomic_path, write_text_atomic
+from effunet.files import atomic_path, remove_paths, write_text_atomic
+from effunet.layout import PreparedData
 from effunet.models import runtime
 from effunet.models.encoders import ENCODER_NAME
-from effunet.training import checkpoint, dataset, losses
+from effunet.training import checkpoint, dataset, losses, rng
 
 log = logging.getLogger(__name__)
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
@@ -103,12 +105,15 @@ def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Mo
     return model
 
 
-def fingerprint(model_name: str, seed: int, settings: Settings, prepared_dir: Path) -> str:
-    """Identifies what a checkpoint was trained with; a checkpoint of anything else is not resumed."""
-    manifest = (prepared_dir / "manifest.csv").read_bytes()
-    identity = json.dumps([model_name, seed, asdict(settings), hashlib.sha256(manifest).hexdigest()],
-                          sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()
+def run_identity(model_name: str, seed: int, settings: Settings, prepared: PreparedData, data,
+                 code_version: str | None) -> dict:
+    """What a checkpoint was trained with; a checkpoint that differs in any entry is not resumed."""
+    arrays = hashlib.sha256()
+    for array in (*data[0], *data[1]):
+        arrays.update(np.ascontiguousarray(array).tobytes())
+    return {"model": model_name, "seed": seed, **{f"train.{key}": value for key, value in asdict(settings).items()},
+            "manifest": hashlib.sha256(Path(prepared.manifest).read_bytes()).hexdigest(),
+            "data": arrays.hexdigest(), "input_shape": list(data[0][0].shape[1:]), "code": code_version}
 
 
 def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
@@ -123,11 +128,13 @@ class Outputs:
     history: Path
     run: Path
     checkpoint_dir: Path
+    stale: tuple = ()  # later steps' outputs made from an earlier model: removed when training starts
 
 
-def _fresh_state(settings: Settings, identity: str) -> dict:
-    return {"epoch": 0, "history": [], "run_id": None, "elapsed_s": 0.0, "fingerprint": identity,
-            "resumed_after": [], "early_stopping": asdict(EarlyStopping(settings.patience))}
+def _fresh_state(settings: Settings, identity: dict) -> dict:
+    return {"epoch": 0, "history": [], "run_id": None, "elapsed_s": 0.0, "identity": identity,
+            "fingerprint": checkpoint.fingerprint(identity), "resumed_after": [],
+            "early_stopping": asdict(EarlyStopping(settings.patience))}
 
 
 def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path):
@@ -165,6 +172,7 @@ def _callbacks(model, settings: Settings) -> list:
 def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
     """Train one epoch, validate, and return the history row."""
     start = time.monotonic()
+    rng.reseed_epoch(model, seed, epoch)  # dropout and stochastic depth draw the same after a resume
     (train_images, train_masks), (val_images, val_masks) = data
     batches = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed, epoch=epoch,
                                    augment=settings.augment)
@@ -178,22 +186,28 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
             "seconds": time.monotonic() - start}
 
 
-def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings: Settings, outputs: Outputs,
-          tracking_info: Tracking | None = None, threads: int | None = None, device: str = "auto") -> dict:
+def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
+          tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None,
+          device: str = "auto") -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
+    `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
     `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
     """
     start = time.monotonic()
     runtime.limit_threads(threads)
     runtime.require_device(device)
-    prepared_dir, checkpoint_dir = Path(prepared_dir), Path(outputs.checkpoint_dir)
+    checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
+    log.info("training %s, seed %d (process %d)", model_name, seed, os.getpid())
+    for path in remove_paths(outputs.stale):
+        log.info("removed %s (made from an earlier model)", path)
     keras.utils.set_random_seed(seed)
-    data = dataset.load_split(prepared_dir, "train"), dataset.load_split(prepared_dir, "val")
+    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    identity = fingerprint(model_name, seed, settings, prepared_dir)
+    identity = run_identity(model_name, seed, settings, prepared, data, code_version)
     model, state = _model_and_state(model_name, data[0][0].shape[1:3] + (3,), settings, identity, checkpoint_dir)
     stopper = EarlyStopping(**state["early_stopping"])
     best_weights = checkpoint_dir / "best.weights.h5"
@@ -205,6 +219,7 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
                                 "flops": state["flops"], "train_images": len(data[0][0]),
                                 "val_images": len(data[1][0])})
         state["run_id"] = tracker.run_id
+        _log_untracked_epochs(tracker, state["history"])
         elapsed_before = state["elapsed_s"]
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
             row = _epoch(model, data, settings, seed, state["epoch"] + 1)
@@ -212,37 +227,79 @@ def train(prepared_dir: str | os.PathLike, model_name: str, seed: int, settings:
             if stopper.update(row["epoch"], row["val_loss"]):
                 model.save_weights(best_weights)
             log.info(_epoch_line(row["epoch"], settings.max_epochs, row))
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
             state.update(epoch=row["epoch"], early_stopping=asdict(stopper),
                          elapsed_s=elapsed_before + time.monotonic() - start)
             checkpoint.save(checkpoint_dir, model, best_weights, state)
+            tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])  # after the checkpoint: logged once
         if not best_weights.exists():
-            raise EffunetError(f"{model_name} on {prepared_dir}: the validation loss was never finite "
+            raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
-        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start)
+        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
+                           loss=settings.loss, train_images=len(data[0][0]))
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
+    logs.stop_keeping(attempts_log)
     checkpoint.remove(checkpoint_dir)
     log.info("done: %d epochs, best epoch %d (val_loss %.4f), stopped by %s, %.1f s", summary["epochs_trained"],
              summary["best_epoch"], summary["best_val_loss"], summary["stop_reason"], summary["wall_seconds"])
     return summary
 
 
-def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float) -> dict:
+def epoch_timing(history: list[dict], best_epoch: int, train_images: int) -> dict:
+    """Fair training-speed figures from the per-epoch `seconds` (training plus validation).
+
+    Epoch 1 includes graph building and tracing, so it is reported apart (`first_epoch_seconds`);
+    `seconds_per_epoch` is the median of epochs 2.. (epoch 1's time if it is the only one),
+    `seconds_to_best` the summed epoch time up to and including the best epoch, and
+    `train_images_per_s` the training images over `seconds_per_epoch`.
+    """
+    seconds = [float(row["seconds"]) for row in history]
+    steady = sorted(seconds[1:] or seconds)
+    middle = len(steady) // 2
+    median = steady[middle] if len(steady) % 2 else (steady[middle - 1] + steady[middle]) / 2
+    to_best = sum(s for row, s in zip(history, seconds) if row["epoch"] <= best_epoch)
+    return {"first_epoch_seconds": seconds[0], "seconds_per_epoch": median, "seconds_to_best": to_best,
+            "train_images_per_s": train_images / median if median > 0 else float("nan")}
+
+
+TIMING = ("first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s")
+
+
+def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float, loss: str = "bce",
+             train_images: int = 0) -> dict:
     history = state["history"]
     return {"run_id": state["run_id"], "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
             "best_val_loss": stopper.best_loss,
             "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
-            "wall_seconds": wall_seconds, "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+            "wall_seconds": wall_seconds, **epoch_timing(history, stopper.best_epoch, train_images),
+            "loss": loss, "train_images": train_images,
             "parameters": int(model.count_params()), "flops": state.get("flops"), "mixed_precision": mixed,
             "resumed_after_epochs": state["resumed_after"]}
 
 
+def _epoch_metrics(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "epoch"}
+
+
+def _log_untracked_epochs(tracker, history: list[dict]) -> None:
+    """On resume, log the checkpointed epochs the killed attempt did not get to log (each epoch once)."""
+    if not history:
+        return
+    logged = tracker.logged_steps("val_loss")
+    if logged is None:
+        return
+    for row in history:
+        if row["epoch"] not in logged:
+            log.info("logging epoch %d to MLflow (the earlier attempt stopped before it did)", row["epoch"])
+            tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])
+
+
 def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
-    tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
-                                                       "wall_seconds", "seconds_per_epoch")},
-                        step=summary["epochs_trained"])
+    if summary["epochs_trained"] not in (tracker.logged_steps("epochs_trained") or ()):
+        tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
+                                                           "wall_seconds", *TIMING)},
+                            step=summary["epochs_trained"])
     tracker.set_tags({"stop_reason": summary["stop_reason"]})
     tracker.log_artifact(outputs.history)
     tracker.log_artifact(outputs.model)

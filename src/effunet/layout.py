@@ -1,0 +1,219 @@
+"""The one map of the files: where prepared data and each run's outputs live.
+
+The rules (`workflow/rules/common.smk`) take every path from here, and library functions receive
+paths explicitly (a `PreparedData` or a `RunFiles`), so no other module composes or parses
+workflow paths. On disk, relative to the working directory:
+
+    resources/downloads/{dataset}/                          download cache (shared by all configs)
+    resources/raw/{dataset}/{source}/                       originals, one folder per source
+    resources/prepared/{dataset}/{source}/labels/           DSB2018 instance labels (native size)
+    resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (DRIVE), manifest.csv
+    results/{experiment}/{dataset}/{model}/seed{seed}/      model.keras, history.csv, run.json,
+                                                            checkpoint/, eval/, plots/
+    results/{experiment}/{dataset}/reference.json           reference rows (protocol ceiling, 2nd observer)
+    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, plots/
+    logs/{experiment}/{rule}/...                            per-run logs; data logs under logs/data/
+
+`{source}` names the data source (a hash of the config's `source`, `sha256` and synthetic
+options) and `{variant}` the preparation (training size and split), so configs that share
+inputs share the prepared files, and configs that differ never overwrite each other's.
+`{experiment}` is the config's `mlflow.experiment`: each config writes its results under its own
+root, so the demo and the study coexist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+RESOURCES = Path("resources")
+RESULTS = Path("results")
+LOGS = Path("logs")
+
+SOURCE_PATTERN = r"[a-z]+-[0-9a-f]{10}"
+VARIANT_PATTERN = r"\d+x\d+-[0-9a-f]{8}"
+
+
+def _short_hash(value, length: int) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def source_tag(dataset_config: dict) -> str:
+    """Names a data set's source: kind plus a hash of what identifies it (not the file's contents)."""
+    source = dataset_config.get("source")
+    if source == "synthetic":
+        kind, identity = "synthetic", dataset_config.get("synthetic", {})
+    elif source and str(source).startswith(("http://", "https://")):
+        kind, identity = "url", [source, dataset_config.get("sha256")]
+    else:
+        kind, identity = "local", [source, dataset_config.get("sha256")]
+    return f"{kind}-{_short_hash([source, identity], 10)}"
+
+
+def variant_tag(dataset_config: dict) -> str:
+    """Names a preparation of a source: the training size, then a hash of the split settings."""
+    height, width = dataset_config["image_size"]
+    return f"{height}x{width}-{_short_hash(dataset_config.get('split', {}), 8)}"
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The files of one prepared data set, as the training and evaluation functions read them."""
+
+    manifest: Path
+    images: Path
+    masks: Path
+    fov: Path | None = None  # DRIVE: field-of-view masks at the training size
+    labels: Path | None = None  # DSB2018: instance labels at native size
+
+    @classmethod
+    def in_folder(cls, root: str | os.PathLike) -> PreparedData:
+        """Everything in one folder (images/, masks/, fov/, labels/, manifest.csv), as tests build it."""
+        root = Path(root)
+        return cls(root / "manifest.csv", root / "images", root / "masks", root / "fov", root / "labels")
+
+    def image(self, sample_id: str) -> Path:
+        return self.images / f"{sample_id}.png"
+
+    def mask(self, sample_id: str) -> Path:
+        return self.masks / f"{sample_id}.png"
+
+    def region(self, sample_id: str) -> Path:
+        if self.fov is None:
+            raise ValueError("this data set has no field-of-view masks")
+        return self.fov / f"{sample_id}.png"
+
+    def label(self, sample_id: str) -> Path:
+        if self.labels is None:
+            raise ValueError("this data set has no instance labels")
+        return self.labels / f"{sample_id}.png"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one training run (data set x model x seed)."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "eval" / "metrics.json"
+
+    @property
+    def per_image(self) -> Path:
+        return self.root / "eval" / "per_image.csv"
+
+    @property
+    def examples(self) -> Path:
+        return self.root / "eval" / "examples.npz"
+
+    def plot(self, name: str) -> Path:
+        return self.root / "plots" / f"{name}.png"
+
+
+@dataclass(frozen=True)
+class RunId:
+    """Who a run is; passed with its files so that nothing parses identities out of paths."""
+
+    dataset: str
+    model: str
+    seed: int
+
+
+class Layout:
+    """Paths of one config's workflow. Arguments may be Snakemake wildcards such as "{dataset}"."""
+
+    def __init__(self, experiment: str):
+        self.experiment = experiment
+        self.results = RESULTS / experiment
+        self.logs = LOGS / experiment
+
+    @classmethod
+    def of(cls, config: dict) -> Layout:
+        return cls(config["mlflow"]["experiment"])
+
+    # Data: shared between configs whose inputs are the same.
+    @staticmethod
+    def downloads(dataset: str) -> Path:
+        return RESOURCES / "downloads" / dataset
+
+    @staticmethod
+    def raw(dataset: str, source: str) -> Path:
+        return RESOURCES / "raw" / dataset / source
+
+    @staticmethod
+    def labels(dataset: str, source: str) -> Path:
+        return RESOURCES / "prepared" / dataset / source / "labels"
+
+    @staticmethod
+    def prepared(dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False) -> PreparedData:
+        root = RESOURCES / "prepared" / dataset / source / variant
+        return PreparedData(root / "manifest.csv", root / "images", root / "masks",
+                            fov=root / "fov" if fov else None,
+                            labels=Layout.labels(dataset, source) if labels else None)
+
+    @staticmethod
+    def data_log(step: str, dataset: str, *tags: str) -> Path:
+        return LOGS / "data" / step / dataset / ("-".join(tags) + ".log")
+
+    # Results: one root per config.
+    def run(self, dataset: str, model: str, seed) -> RunFiles:
+        return RunFiles(self.results / dataset / model / f"seed{seed}")
+
+    def files(self, run: RunId) -> RunFiles:
+        return self.run(run.dataset, run.model, run.seed)
+
+    def run_log(self, rule: str, dataset: str, model: str, seed) -> Path:
+        return self.logs / rule / dataset / model / f"seed{seed}.log"
+
+    def comparison(self, suffix: str) -> Path:
+        return self.results / f"comparison.{suffix}"
+
+    @property
+    def paired_tests(self) -> Path:
+        return self.results / "paired_tests.csv"
+
+    def comparison_plot(self, name: str) -> Path:
+        return self.results / "plots" / f"{name}.png"
+
+    def reference(self, dataset: str) -> Path:
+        """The reference rows of a data set (protocol ceiling, second observer)."""
+        return self.results / dataset / "reference.json"
+
+    @property
+    def claims(self) -> Path:
+        return self.results / "claims.csv"
+
+    def log(self, rule: str) -> Path:
+        return self.logs / f"{rule}.log"
+
+
+def configured(config: dict, dataset: str) -> tuple[str, str]:
+    """The (source, variant) tags of a configured data set."""
+    settings = config["datasets"][dataset]
+    return source_tag(settings), variant_tag(settings)
+
+
+def prepared_of(config: dict, dataset: str) -> PreparedData:
+    """A configured data set's prepared files: FOV masks for DRIVE, instance labels for DSB2018."""
+    source, variant = configured(config, dataset)
+    return Layout.prepared(dataset, source, variant, fov=dataset == "drive", labels=dataset == "dsb2018")

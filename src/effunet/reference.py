@@ -1,0 +1,48 @@
+"""Reference rows for the comparison: what the protocol allows, and what a second human scores.
+
+- Protocol ceiling: the ground truth of each test image, resized to the training size as the training
+  targets are, is used as the "probability" of a perfect model and scored exactly like a model's
+  prediction (`effunet.evaluate.score_cases`: resized back to native size, thresholded at 0.5, scored
+  at native resolution, instance AP with and without splitting). No model can beat it under this
+  protocol, since a model's output is made at the training size.
+- Second observer: DRIVE's `2nd_manual` against `1st_manual` inside the field of view
+  (`effunet.evaluate.second_observer`), where the data set has one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from effunet import evaluate
+from effunet.errors import EffunetError
+from effunet.files import write_text_atomic
+from effunet.layout import PreparedData
+
+log = logging.getLogger(__name__)
+
+
+def protocol_ceiling(cases: list[evaluate.Case], threshold: float = 0.5) -> dict:
+    """Native-resolution summary of the test split with the resized ground truth as prediction."""
+    test = [case for case in cases if case.split == "test"]
+    if not test:
+        raise EffunetError("the manifest has no test images: no protocol ceiling to compute")
+    for case in test:
+        case.probability = case.truth.astype(np.float32)
+    _, summaries = evaluate.score_cases(test, threshold)
+    return summaries["test"]["native"]
+
+
+def reference(prepared: PreparedData, dataset_kind: str, dataset: str, out_json: str | os.PathLike) -> dict:
+    """Write `reference.json`: the protocol ceiling and (DRIVE) the second observer, on the test split."""
+    cases = evaluate.load_cases(prepared, dataset_kind)
+    observer = evaluate.second_observer([c for c in cases if c.split == "test"])
+    result = {"dataset": dataset, "protocol_ceiling": protocol_ceiling(cases), "second_observer": observer}
+    write_text_atomic(out_json, json.dumps(result, indent=2, default=float) + "\n")
+    pooled, mean = result["protocol_ceiling"]["pooled"], result["protocol_ceiling"]["per_image_mean"]
+    log.info("protocol ceiling on %s (test, native): dice %.4f pooled, %.4f per-image mean", dataset,
+             pooled["dice"], mean["dice"])
+    return result

@@ -1,0 +1,219 @@
+"""The comparison table, statistics and claims, from run files with known values."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effunet import compare, statistics
+from effunet.errors import EffunetError
+from effunet.layout import RunId
+
+
+def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, loss_by_image=None, pooled_dice=None,
+              ap=(0.5, 0.6), train_dice=0.9):
+    """A run's run.json, eval/metrics.json and per_image.csv with the given per-image values, in a folder
+    whose name says nothing (the identity travels with the paths)."""
+    run_dir = root / f"run{len(list(root.glob('run*')))}"
+    (run_dir / "eval").mkdir(parents=True)
+    dice_by_image = np.asarray(dice_by_image, dtype=float)
+    loss_by_image = 1 - dice_by_image if loss_by_image is None else np.asarray(loss_by_image, dtype=float)
+    (run_dir / "run.json").write_text(json.dumps({
+        "epochs_trained": epochs, "best_epoch": best, "wall_seconds": 10.0 * epochs, "first_epoch_seconds": 30.0,
+        "seconds_per_epoch": 2.0 + seed, "seconds_to_best": 2.0 * best, "train_images_per_s": 100.0,
+        "parameters": 2_500_000, "flops": 2e9}))
+    mean = {name: float(dice_by_image.mean()) for name in compare.QUALITY}
+    mean.update(instance_ap=ap[0], instance_ap_split=ap[1])
+    pooled = {name: pooled_dice if pooled_dice is not None else float(dice_by_image.mean()) for name in compare.QUALITY}
+    summary = lambda d: {"pooled": {**pooled, "dice": d}, "per_image_mean": {**mean, "dice": d}}
+    splits = {"test": {"native": {"pooled": pooled, "per_image_mean": mean}},
+              "train": {"native": summary(train_dice)}, "val": {"native": summary(0.8)}}
+    (run_dir / "eval/metrics.json").write_text(json.dumps({
+        "splits": splits, "inference_images_per_s": 50.0, "threshold": {"value": 0.5},
+        "loss": {"function": "bce", "train": 0.05, "val": 0.07, "test": float(loss_by_image.mean())}}))
+    ids = [f"i{k}" for k in range(len(dice_by_image))]
+    native = pd.DataFrame({"id": ids, "split": "test", "resolution": "native", "dice": dice_by_image})
+    small = pd.DataFrame({"id": ids, "split": "test", "resolution": "training_size", "dice": dice_by_image,
+                          "loss": loss_by_image})
+    pd.concat([native, small]).to_csv(run_dir / "eval/per_image.csv", index=False)
+    return compare.RunResult(RunId(dataset, model, seed), run_dir / "run.json", run_dir / "eval/metrics.json",
+                             run_dir / "eval/per_image.csv")
+
+
+def write_reference(path, dataset, dice, observer=None):
+    summary = lambda d: {"pooled": {"dice": d, "iou": d}, "per_image_mean": {"dice": d, "iou": d}}
+    path.write_text(json.dumps({"dataset": dataset, "protocol_ceiling": summary(dice),
+                                "second_observer": summary(observer) if observer else None}))
+    return path
+
+
+def outputs(tmp_path):
+    return {"table_csv": tmp_path / "c.csv", "table_md": tmp_path / "c.md", "table_html": tmp_path / "c.html",
+            "paired_csv": tmp_path / "p.csv", "claims_csv": tmp_path / "claims.csv"}
+
+
+@pytest.fixture
+def study(tmp_path):
+    """DSB2018 and DRIVE, 3 seeds per model; effunet-b0 is 0.1 Dice better on DSB2018 with seed noise."""
+    rng = np.random.default_rng(0)
+    base = np.linspace(0.5, 0.8, 12)
+    runs = []
+    for seed in range(3):
+        noise = rng.normal(0, 0.002, 12)
+        runs.append(write_run(tmp_path, "dsb2018", "resnet50-unet", seed, base + 0.003 * seed + noise, best=69 + seed,
+                              ap=(0.40, 0.55)))
+        runs.append(write_run(tmp_path, "dsb2018", "effunet-b0", seed, base + 0.1 + 0.003 * (2 - seed) + noise,
+                              best=36 + seed, ap=(0.50, 0.52)))
+        runs.append(write_run(tmp_path, "drive", "resnet50-unet", seed, base[:4] + 0.002 * seed, best=100 + seed,
+                              pooled_dice=0.80))
+        runs.append(write_run(tmp_path, "drive", "effunet-b0", seed, base[:4] + 0.002 * (2 - seed), best=101 - seed,
+                              pooled_dice=0.81))
+    references = [write_reference(tmp_path / "dsb.json", "dsb2018", 0.937),
+                  write_reference(tmp_path / "drive.json", "drive", 0.97, observer=0.79)]
+    return runs, references
+
+
+def test_table_rows_headline_weighting_and_reference_rows(study, tmp_path):
+    runs, references = study
+    table = compare.aggregate(runs, references=references, **outputs(tmp_path))
+    assert list(table[["dataset", "model", "kind", "seeds"]].itertuples(index=False, name=None)) == [
+        ("dsb2018", "resnet50-unet", "model", 3), ("dsb2018", "effunet-b0", "model", 3),
+        ("dsb2018", "protocol ceiling", "reference", 0),
+        ("drive", "resnet50-unet", "model", 3), ("drive", "effunet-b0", "model", 3),
+        ("drive", "protocol ceiling", "reference", 0), ("drive", "2nd observer", "reference", 0)]
+    rows = table.set_index(["dataset", "model"])
+    # DSB2018: headline = per-image mean; DRIVE: headline = pooled (0.81), per-image mean beside
+    assert rows.loc[("dsb2018", "effunet-b0"), "dice_mean"] == pytest.approx(np.linspace(0.5, 0.8, 12).mean() + 0.103,
+                                                                               abs=2e-3)
+    assert rows.loc[("drive", "effunet-b0"), "dice_mean"] == pytest.approx(0.81)
+    assert rows.loc[("drive", "effunet-b0"), "dice_image_mean_mean"] == pytest.approx(
+        np.linspace(0.5, 0.8, 12)[:4].mean() + 0.002)
+    assert rows.loc[("drive", "effunet-b0"), "dice_pooled_mean"] == pytest.approx(0.81)
+    assert set(table.loc[table.dataset == "dsb2018", "headline"]) == {"per-image mean"}
+    assert set(table.loc[table.dataset == "drive", "headline"]) == {"pooled over scored pixels"}
+    assert rows.loc[("dsb2018", "protocol ceiling"), "dice_mean"] == 0.937
+    assert rows.loc[("drive", "2nd observer"), "dice_mean"] == 0.79
+    for column in ("test_loss_mean", "best_epoch_mean", "epochs_trained_mean", "first_epoch_seconds_mean",
+                   "seconds_to_best_mean", "train_images_per_s_mean", "instance_ap_split_mean"):
+        assert column in table.columns
+    assert rows.loc[("dsb2018", "effunet-b0"), "best_epoch_mean"] == 37
+    assert rows.loc[("dsb2018", "effunet-b0"), "seconds_per_epoch_std"] == pytest.approx(1.0)
+
+
+def test_paired_statistics_rows_verdicts_and_holm(study, tmp_path):
+    runs, references = study
+    compare.aggregate(runs, references=references, **outputs(tmp_path))
+    paired = pd.read_csv(tmp_path / "p.csv")
+    assert list(zip(paired.dataset, paired.quantity)) == [("dsb2018", "test dice"), ("dsb2018", "test loss"),
+                                                         ("drive", "test dice"), ("drive", "test loss")]
+    dsb = paired.iloc[0]
+    assert (dsb.model, dsb.baseline, dsb.seeds_model, dsb.seeds_baseline, dsb.images) == (
+        "effunet-b0", "resnet50-unet", 3, 3, 12)
+    assert dsb.difference == pytest.approx(0.1) and dsb.verdict == "effunet-b0 better"
+    table = pd.read_csv(tmp_path / "c.csv").set_index(["dataset", "model"])  # the headline and the test agree
+    assert dsb.mean_model == pytest.approx(table.loc[("dsb2018", "effunet-b0"), "dice_mean"])
+    assert paired.iloc[2].mean_model == pytest.approx(table.loc[("drive", "effunet-b0"), "dice_image_mean_mean"])
+    assert paired.iloc[1].difference == pytest.approx(-0.1) and paired.iloc[1].verdict == "effunet-b0 better"
+    assert paired.iloc[2].difference == pytest.approx(0, abs=1e-12)
+    assert paired.iloc[2].verdict == "no evidence of a difference"
+    assert np.allclose(paired.p_holm, statistics.holm(paired.p))  # corrected across every row
+    excludes = (paired.ci_low > 0) | (paired.ci_high < 0)
+    assert list(excludes) == list(paired.p_holm < 0.05)
+    markdown = (tmp_path / "c.md").read_text()
+    assert "effunet-b0 − resnet50-unet" in markdown and "95% CI (Holm)" in markdown
+
+
+def test_verdict_needs_three_seeds_and_unequal_seed_counts_are_handled(tmp_path):
+    base = np.linspace(0.5, 0.8, 10)
+    runs = [write_run(tmp_path, "dsb2018", "effunet-b0", s, base + 0.1 + 0.001 * s) for s in range(3)]
+    runs += [write_run(tmp_path, "dsb2018", "resnet50-unet", s, base + 0.001 * s) for s in range(2)]
+    runs += [write_run(tmp_path, "dsb2018", "unet", 0, base)]
+    compare.aggregate(runs, **outputs(tmp_path))
+    paired = pd.read_csv(tmp_path / "p.csv")
+    dice = paired[paired.quantity == "test dice"].set_index("baseline")
+    assert dice.loc["resnet50-unet", "seeds_baseline"] == 2 and dice.loc["resnet50-unet", "seeds_model"] == 3
+    assert dice.loc["resnet50-unet", "verdict"] == statistics.NEEDS_SEEDS == "needs >= 3 seeds"
+    assert dice.loc["resnet50-unet", "method"] == "seeds and images"
+    assert dice.loc["unet", "verdict"] == "needs >= 3 seeds"
+    assert dice.loc["unet", "method"].startswith("images only")
+    assert dice.loc["unet", "difference"] == pytest.approx(0.101)  # numbers still shown
+    assert np.isfinite(dice.loc["unet", "ci_low"])
+
+
+def test_images_are_paired_by_id_whatever_the_row_order(study, tmp_path):
+    runs, _ = study
+    compare.aggregate(runs, **outputs(tmp_path))
+    first = pd.read_csv(tmp_path / "p.csv")
+    for run in runs:  # shuffle every per-image file and drop one image from one run
+        path = run.per_image
+        frame = pd.read_csv(path).sample(frac=1, random_state=1)
+        path.write_text(frame.to_csv(index=False))
+    compare.aggregate(runs[::-1], **outputs(tmp_path))
+    again = pd.read_csv(tmp_path / "p.csv")
+    pd.testing.assert_frame_equal(first.sort_values(["dataset", "quantity"]).reset_index(drop=True),
+                                  again.sort_values(["dataset", "quantity"]).reset_index(drop=True),
+                                  check_exact=False, rtol=1e-9)
+    path = runs[0].per_image
+    frame = pd.read_csv(path)
+    path.write_text(frame[frame.id != "i3"].to_csv(index=False))
+    compare.aggregate(runs, **outputs(tmp_path))
+    assert pd.read_csv(tmp_path / "p.csv").iloc[0].images == 11  # only images every run scored
+
+
+def test_claims_table_one_row_per_finding(study, tmp_path):
+    runs, references = study
+    compare.aggregate(runs, references=references, **outputs(tmp_path))
+    claims = pd.read_csv(tmp_path / "claims.csv").set_index("finding of the study")
+    assert len(claims) == 7
+    verdicts = claims["verdict"]
+    assert verdicts["Eff-UNet more accurate (test Dice)"] == "agrees"
+    assert verdicts["Eff-UNet's best epoch earlier"] == "agrees"
+    assert claims.loc["Eff-UNet's best epoch earlier", "measured here"] == "37.0 vs 70.0"
+    assert verdicts["test loss: Eff-UNet higher"].tolist() == ["disagrees", "inconclusive"]  # dsb2018, drive
+    assert verdicts["best epoch about the same (within 20%)"] == "agrees"
+    # splitting gains 0.15 for resnet50-unet and 0.02 for effunet-b0, identical over seeds
+    assert verdicts["U-Net merges touching nuclei (AP gain from splitting)"] == "agrees"
+    # DRIVE: train Dice 0.9 for both, pooled test Dice 0.81 vs 0.80: Eff-UNet's gap is 0.01 smaller
+    assert claims.loc["Eff-UNet generalises better (train − test Dice gap)", "measured here"] == "0.0900 vs 0.1000"
+    markdown = (tmp_path / "c.md").read_text()
+    assert "## The study's claims" in markdown and "stopped training early on the test loss" in markdown
+
+
+def test_claims_with_one_seed_are_inconclusive(tmp_path):
+    base = np.linspace(0.5, 0.8, 10)
+    runs = [write_run(tmp_path, "dsb2018", "effunet-b0", 0, base + 0.2, best=10),
+            write_run(tmp_path, "dsb2018", "resnet50-unet", 0, base, best=60)]
+    compare.aggregate(runs, **outputs(tmp_path))
+    claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
+    assert set(claims["verdict"]) == {"inconclusive"}
+    assert (claims["measured here"] == "not run").sum() == 3  # DRIVE's three rows
+    assert "10.0 vs 60.0" in set(claims["measured here"])
+
+
+def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_path):
+    runs, references = study
+    compare.aggregate(runs, references=references, **outputs(tmp_path))
+    table = pd.read_csv(tmp_path / "c.csv")
+    shown = compare.headline_table(table)
+    assert list(shown.columns) == ["data set", "model", "seeds", "Dice", "IoU", "accuracy", "inst. AP", "test loss",
+                                   "best epoch", "s/epoch", "params (M)"]
+    for header, decimals in (("Dice", 3), ("test loss", 4), ("best epoch", 1), ("s/epoch", 2)):
+        for cell in shown[header]:
+            if cell != "–":
+                for number in cell.split(" ± "):
+                    assert len(number.split(".")[1]) == decimals, (header, cell)
+    assert shown.loc[0, "params (M)"] == "2.50" and shown.loc[2, "seeds"] == "–"
+    assert shown.loc[2, "Dice"] == "0.937" and shown.loc[2, "test loss"] == "–"
+    caption = compare.headline_caption(table)
+    for header in shown.columns:
+        assert f"**{header}**" in caption or header in ("data set", "model")
+    assert "dsb2018: per-image mean" in caption and "drive: pooled" in caption
+    markdown = (tmp_path / "c.md").read_text()
+    assert max(len(line) for line in markdown.splitlines() if line.startswith("|")) < 200
+    assert "<table" in (tmp_path / "c.html").read_text()
+
+
+def test_aggregate_with_no_runs_is_an_error():
+    with pytest.raises(EffunetError, match="no training runs"):
+        compare.comparison_table([])

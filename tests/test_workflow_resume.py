@@ -1,0 +1,74 @@
+"""A retrain that is killed must not leave the previous model's evaluation, plots or table looking current."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from effunet.layout import Layout
+
+from test_workflow import SNAKEMAKE
+
+TINY = {
+    "seeds": [0], "models": ["unet"], "model_options": {"unet": {"base_filters": 4}},
+    "datasets": {"dsb2018": {"source": "synthetic", "synthetic": {"n_images": 8}, "image_size": [32, 32],
+                             "split": {"test_fraction": 0.25, "val_fraction": 0.34},
+                             "train": {"max_epochs": 1, "batch_size": 4}}},
+    "train": {"encoder_weights": "none"}, "threads": {"prepare": 1, "train": 1},
+    "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "stale-test"}}
+LAYOUT = Layout("stale-test")
+RUN = LAYOUT.run("dsb2018", "unet", 0)
+MADE_FROM_MODEL = [RUN.metrics, RUN.per_image, RUN.examples, RUN.plot("learning_curves"), RUN.plot("examples"),
+                   LAYOUT.comparison("csv"), LAYOUT.comparison("md"), LAYOUT.paired_tests,
+                   LAYOUT.comparison_plot("comparison"), LAYOUT.comparison_plot("training_speed")]
+
+def run(workdir: Path, config: Path, **kwargs):
+    return subprocess.Popen([*SNAKEMAKE, "-d", str(workdir), "--configfile", str(config)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_killed_retrain_resumes_and_redoes_everything_made_from_the_model(tmp_path):
+    config, settings = tmp_path / "c.yaml", json.loads(json.dumps(TINY))
+    config.write_text(yaml.safe_dump(settings))
+    first = run(tmp_path, config)
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-3000:]
+    old = {path: (tmp_path / path).stat().st_mtime_ns for path in MADE_FROM_MODEL}
+
+    # a changed setting reruns train; kill the job after its first epoch is checkpointed
+    settings["datasets"]["dsb2018"]["train"]["max_epochs"] = 2
+    config.write_text(yaml.safe_dump(settings))
+    second = run(tmp_path, config)
+    pointer = tmp_path / RUN.checkpoint / "latest"
+    train_log = tmp_path / LAYOUT.run_log("train", "dsb2018", "unet", 0)
+    deadline = time.monotonic() + 300
+    while not pointer.exists():
+        assert second.poll() is None and time.monotonic() < deadline, second.stdout.read()[-3000:]
+        time.sleep(0.05)
+    pid = int(re.findall(r"training unet, seed 0 \(process (\d+)\)", train_log.read_text())[-1])
+    os.kill(pid, signal.SIGKILL)
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode != 0, out[-3000:]
+    # nothing made from the old model is left to look up to date next to the missing new model
+    assert [path for path in MADE_FROM_MODEL if (tmp_path / path).exists()] == []
+
+    third = run(tmp_path, config)  # the same command again
+    out, _ = third.communicate(timeout=600)
+    assert third.returncode == 0, out[-3000:]
+    log = train_log.read_text()
+    assert "resuming from" in log and log.count("training unet, seed 0") == 2  # the log keeps both attempts
+    summary = json.loads((tmp_path / RUN.run).read_text())
+    assert summary["epochs_trained"] == 2 and summary["resumed_after_epochs"] == [1]
+    model_time = (tmp_path / RUN.model).stat().st_mtime_ns
+    for path in MADE_FROM_MODEL:
+        assert (tmp_path / path).stat().st_mtime_ns > max(old[path], model_time), path
+    dry = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "-n", "--configfile", str(config)], capture_output=True,
+                         text=True)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
