@@ -77,12 +77,14 @@ def unpack(tarball: Path, into: Path) -> Path:
 
 def train_and_test(args, prepared: Path, out: Path) -> dict:
     """The study's effunet-b0 run on the packed data; pooled metrics on the test split."""
+    from effunet.layout import PreparedData
     from effunet.models import runtime
     from effunet.training import dataset, loop
 
     settings = loop.Settings(max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
                              encoder_weights=args.encoder_weights)
     outputs = loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "checkpoint")
+    prepared = PreparedData.in_folder(prepared)
     summary = loop.train(prepared, "effunet-b0", 0, settings, outputs)
     import keras
 
