@@ -155,3 +155,19 @@ def test_placement_keys_are_not_training_settings():
 def test_lock_file_names_the_holder(tmp_path):
     placement = devices.place_job("auto", slot_dir=tmp_path, env={"CUDA_VISIBLE_DEVICES": "0"})
     assert placement.slots[0].read_text().split()[0] == str(os.getpid())
+
+
+def test_a_job_is_placed_from_the_validated_config(monkeypatch):
+    """What the train and evaluate scripts call first, with the config's defaults."""
+    from effunet import config as config_module
+
+    root = Path(__file__).resolve().parents[1]
+    config = config_module.validate({"datasets": {"dsb2018": {}}}, root / "workflow/schemas/config.schema.yaml")
+    import keras
+
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())  # restored after the test
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # this machine: no GPU
+    assert devices.prepare_job(config["train"], holds_gpu=True).gpus == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    evaluation = devices.prepare_job(config["train"], holds_gpu=False)
+    assert evaluation.device == "cpu" and os.environ["CUDA_VISIBLE_DEVICES"] == ""
