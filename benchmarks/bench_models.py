@@ -135,7 +135,8 @@ class KerasRunner:
         self.y = keras.ops.convert_to_tensor((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
         self.predict = make_predict_fn(self.model)
         self.params = self.model.count_params()
-        self.device_name = f"{gpus[0] if gpus else 'CPU'} ({runtime.backend()})"
+        self.backend = runtime.backend()
+        self.device_name = f"{gpus[0] if gpus else 'CPU'} ({self.backend})"
 
     def train(self, steps: int) -> None:
         for _ in range(steps):
@@ -151,7 +152,7 @@ class KerasRunner:
 
     def peak_memory_mb(self) -> float:
         """Peak GPU memory of this process (jax, torch or TF allocator statistics); nan on the CPU."""
-        return peak_gpu_memory_mb(runtime.backend())
+        return peak_gpu_memory_mb(self.backend)
 
 
 class TorchRunner:

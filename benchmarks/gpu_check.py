@@ -49,8 +49,18 @@ def bench_commands(args) -> list[list[str]]:
     """One bench_models.py call per precision (each times every model and size)."""
     commands = []
     for precision in args.precisions:
-        command = [sys.executable, str(HERE / "bench_models.py"), "--precision", precision, "--repeats",
-                   str(args.repeats), "--sizes", *map(str, args.sizes), "--models", *args.models]
+        command = [
+            sys.executable,
+            str(HERE / "bench_models.py"),
+            "--precision",
+            precision,
+            "--repeats",
+            str(args.repeats),
+            "--sizes",
+            *map(str, args.sizes),
+            "--models",
+            *args.models,
+        ]
         if args.steps:
             command += ["--steps", str(args.steps), "--warmup", str(args.steps)]
         commands.append(command)
@@ -81,8 +91,12 @@ def train_and_test(args, prepared: Path, out: Path) -> dict:
     from effunet.models import runtime
     from effunet.training import dataset, loop
 
-    settings = loop.Settings(max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-                             encoder_weights=args.encoder_weights)
+    settings = loop.Settings(
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        encoder_weights=args.encoder_weights,
+    )
     outputs = loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "checkpoint")
     prepared = PreparedData.in_folder(prepared)
     summary = loop.train(prepared, "effunet-b0", 0, settings, outputs)
@@ -90,8 +104,9 @@ def train_and_test(args, prepared: Path, out: Path) -> dict:
 
     model = keras.models.load_model(outputs.model)
     test_images, test_masks = dataset.load_split(prepared, "test")
-    metrics = model.evaluate(dataset.make_dataset(test_images, test_masks, args.batch_size, shuffle=False),
-                             verbose=0, return_dict=True)
+    metrics = model.evaluate(
+        dataset.make_dataset(test_images, test_masks, args.batch_size, shuffle=False), verbose=0, return_dict=True
+    )
     predict = runtime.make_predict_fn(model)
     batch = test_images[: args.batch_size].astype("float32")
     predict(batch)
@@ -100,10 +115,25 @@ def train_and_test(args, prepared: Path, out: Path) -> dict:
         import numpy as np
 
         np.asarray(predict(batch))
-    return {"backend": runtime.backend(), "gpus": runtime.gpus(), **{k: summary[k] for k in (
-        "epochs_trained", "best_epoch", "best_val_loss", "stop_reason", "seconds_per_epoch", "wall_seconds",
-        "mixed_precision")}, "test": {k: float(v) for k, v in metrics.items()}, "test_images": len(test_images),
-        "inference_images_per_s": repeats * len(batch) / (time.perf_counter() - start)}
+    return {
+        "backend": runtime.backend(),
+        "gpus": runtime.gpus(),
+        **{
+            k: summary[k]
+            for k in (
+                "epochs_trained",
+                "best_epoch",
+                "best_val_loss",
+                "stop_reason",
+                "seconds_per_epoch",
+                "wall_seconds",
+                "mixed_precision",
+            )
+        },
+        "test": {k: float(v) for k, v in metrics.items()},
+        "test_images": len(test_images),
+        "inference_images_per_s": repeats * len(batch) / (time.perf_counter() - start),
+    }
 
 
 def main(argv=None) -> None:
@@ -112,8 +142,11 @@ def main(argv=None) -> None:
     if not args.skip_bench:
         run_bench(args)
     if not args.skip_train:
-        print(f"\n## (b) effunet-b0 on {args.data}, batch {args.batch_size}, patience {args.patience}, "
-              f"at most {args.max_epochs} epochs, encoder weights {args.encoder_weights}", flush=True)
+        print(
+            f"\n## (b) effunet-b0 on {args.data}, batch {args.batch_size}, patience {args.patience}, "
+            f"at most {args.max_epochs} epochs, encoder weights {args.encoder_weights}",
+            flush=True,
+        )
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)

@@ -30,8 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ("keras", "namex", "optree", "segmentation-models-pytorch")
 PYTHON_VERSION = "3.12"
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 DATA_NAME = "dsb2018-128.tar.gz"
 
 
@@ -41,8 +46,20 @@ def requirements(names=WHEELS) -> list[str]:
 
 
 def pip_download_command(reqs: list[str], dest: Path, python_version: str = PYTHON_VERSION) -> list[str]:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", python_version, "--implementation", "cp", "-d", str(dest)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "-d",
+        str(dest),
+    ]
     for platform in PLATFORMS:
         command += ["--platform", platform]
     return command + reqs
@@ -65,9 +82,17 @@ def pack_dsb2018(zip_path: str | os.PathLike, tarball: str | os.PathLike, size: 
         archives.extract(zip_path, work / "raw")
         dsb2018.merge_masks(work / "raw", work / "labels")
         prepared = work / "prepared"
-        dsb2018.resize(work / "raw", work / "labels", prepared / "images", prepared / "masks",
-                       prepared / "manifest.csv", (size, size), test_fraction=split["test_fraction"],
-                       val_fraction=split["val_fraction"], seed=split["seed"])
+        dsb2018.resize(
+            work / "raw",
+            work / "labels",
+            prepared / "images",
+            prepared / "masks",
+            prepared / "manifest.csv",
+            (size, size),
+            test_fraction=split["test_fraction"],
+            val_fraction=split["val_fraction"],
+            seed=split["seed"],
+        )
         partial = Path(f"{tarball}.partial")
         with tarfile.open(partial, "w:gz") as tar:
             for name in ("manifest.csv", "images", "masks"):

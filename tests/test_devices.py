@@ -30,8 +30,12 @@ while not os.path.exists(sys.argv[3]):
 def start_job(tmp_path: Path, jobs_per_gpu: int, visible: str = "0,1") -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["CUDA_VISIBLE_DEVICES"] = visible  # the simulated machine: two GPUs
-    return subprocess.Popen([sys.executable, "-c", JOB, str(tmp_path / "slots"), str(jobs_per_gpu),
-                             str(tmp_path / "stop")], stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", JOB, str(tmp_path / "slots"), str(jobs_per_gpu), str(tmp_path / "stop")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def first_line(job: subprocess.Popen, timeout: float = 60) -> dict:
@@ -142,14 +146,17 @@ def test_placement_keys_are_not_training_settings():
     from effunet import config as config_module
 
     root = Path(__file__).resolve().parents[1]
-    config = config_module.validate({"datasets": {"dsb2018": {}}, "train": {"device": "gpu", "jobs_per_gpu": 2}},
-                                    root / "workflow/schemas/config.schema.yaml")
+    config = config_module.validate(
+        {"datasets": {"dsb2018": {}}, "train": {"device": "gpu", "jobs_per_gpu": 2}},
+        root / "workflow/schemas/config.schema.yaml",
+    )
     assert config["train"]["backend"] is None and config["train"]["gpus_per_job"] == 1
     settings = config_module.train_settings(config, "dsb2018")
     assert not set(settings) & set(config_module.PLACEMENT_KEYS)
     with pytest.raises(ConfigError, match="jobs_per_gpu"):
-        config_module.validate({"datasets": {"dsb2018": {}}, "train": {"jobs_per_gpu": 0}},
-                               root / "workflow/schemas/config.schema.yaml")
+        config_module.validate(
+            {"datasets": {"dsb2018": {}}, "train": {"jobs_per_gpu": 0}}, root / "workflow/schemas/config.schema.yaml"
+        )
 
 
 def test_lock_file_names_the_holder(tmp_path):

@@ -47,7 +47,8 @@ def test_packing_runs_the_workflow_data_steps_with_the_default_split(tmp_path):
         tar.extractall(tmp_path / "out", filter="data")
     table = read_manifest(tmp_path / "out/dsb2018/manifest.csv")
     assert sorted(n for n in names if n.startswith("dsb2018/images/")) == sorted(
-        f"dsb2018/images/{i}.png" for i in table["id"])
+        f"dsb2018/images/{i}.png" for i in table["id"]
+    )
     assert table["split"].value_counts().to_dict() == counts
     assert not list(tmp_path.glob("*.partial"))
 
@@ -58,8 +59,8 @@ def test_bench_commands_cover_models_sizes_and_precisions(tmp_path):
     commands = check.bench_commands(args)
     assert [c[c.index("--precision") + 1] for c in commands] == ["fp32", "mixed"]
     for command in commands:
-        sizes = command[command.index("--sizes") + 1:command.index("--models")]
-        assert sizes == ["128", "512"] and command[command.index("--models") + 1:] == ["effunet-b0", "resnet50-unet"]
+        sizes = command[command.index("--sizes") + 1 : command.index("--models")]
+        assert sizes == ["128", "512"] and command[command.index("--models") + 1 :] == ["effunet-b0", "resnet50-unet"]
     assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks/gpu_check.sh")]).returncode == 0
 
 
@@ -71,9 +72,28 @@ def test_dry_run_on_the_jax_cpu_backend(tmp_path):
     archive = synthetic.write_dsb2018_zip(tmp_path / "stage1_train.zip", n_images=20, seed=1)
     prepare.pack_dsb2018(archive, tmp_path / "data.tar.gz", size=32)
     env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, str(ROOT / "benchmarks/gpu_check.py"), "--data", str(tmp_path / "data.tar.gz"),
-               "--sizes", "32", "--models", "effunet-b0", "--precisions", "fp32", "--steps", "1",
-               "--repeats", "1", "--max-epochs", "2", "--patience", "1", "--batch-size", "4"]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks/gpu_check.py"),
+        "--data",
+        str(tmp_path / "data.tar.gz"),
+        "--sizes",
+        "32",
+        "--models",
+        "effunet-b0",
+        "--precisions",
+        "fp32",
+        "--steps",
+        "1",
+        "--repeats",
+        "1",
+        "--max-epochs",
+        "2",
+        "--patience",
+        "1",
+        "--batch-size",
+        "4",
+    ]
     if importlib.util.find_spec("segmentation_models_pytorch") is None:
         command.append("--skip-bench")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)

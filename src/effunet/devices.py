@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "gpu", "cpu")
 BACKENDS = ("tensorflow", "jax", "torch")
 SLOT_DIR = Path(".snakemake") / "gpu-slots"
-GPU_INSTALL_HINT = ("install TensorFlow's CUDA libraries with `pip install -e '.[gpu]'` and check with "
-                    "`python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"`")
+GPU_INSTALL_HINT = (
+    "install TensorFlow's CUDA libraries with `pip install -e '.[gpu]'` and check with "
+    "`python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"`"
+)
 
 
 def listed_gpus(env: MutableMapping[str, str] = os.environ) -> list[str] | None:
@@ -105,10 +107,17 @@ def check_device(device: str) -> str:
     return device
 
 
-def place_job(device: str = "auto", *, jobs_per_gpu: int = 1, gpus_per_job: int = 1,
-              slot_dir: str | os.PathLike = SLOT_DIR, env: MutableMapping[str, str] = os.environ,
-              probe: Callable[[], list[str]] = probe_gpus, poll_seconds: float = 1.0,
-              timeout: float | None = None) -> Placement:
+def place_job(
+    device: str = "auto",
+    *,
+    jobs_per_gpu: int = 1,
+    gpus_per_job: int = 1,
+    slot_dir: str | os.PathLike = SLOT_DIR,
+    env: MutableMapping[str, str] = os.environ,
+    probe: Callable[[], list[str]] = probe_gpus,
+    poll_seconds: float = 1.0,
+    timeout: float | None = None,
+) -> Placement:
     """Choose this job's GPU(s) and set ``CUDA_VISIBLE_DEVICES`` in `env`; call before any framework.
 
     Returns the `Placement`; its slot locks stay held until `release()` or the end of the process.
@@ -122,11 +131,16 @@ def place_job(device: str = "auto", *, jobs_per_gpu: int = 1, gpus_per_job: int 
     listed = listed_gpus(env)
     gpus = listed if listed is not None else probe()
     if not gpus:
-        where = (f"CUDA_VISIBLE_DEVICES is {env.get('CUDA_VISIBLE_DEVICES')!r}" if listed is not None
-                 else "nvidia-smi lists none")
+        where = (
+            f"CUDA_VISIBLE_DEVICES is {env.get('CUDA_VISIBLE_DEVICES')!r}"
+            if listed is not None
+            else "nvidia-smi lists none"
+        )
         if device == "gpu":
-            raise EffunetError(f"config key train.device is 'gpu' but no GPU is visible ({where}); run on a "
-                               "GPU machine, or set train.device: auto to train on the CPU")
+            raise EffunetError(
+                f"config key train.device is 'gpu' but no GPU is visible ({where}); run on a "
+                "GPU machine, or set train.device: auto to train on the CPU"
+            )
         log.warning("no GPU visible (%s): training on the CPU", where)
         return _keep(Placement(device, [], how=where))
     if jobs_per_gpu > 1:
@@ -136,10 +150,13 @@ def place_job(device: str = "auto", *, jobs_per_gpu: int = 1, gpus_per_job: int 
         placement = Placement(device, gpus, how=f"SLURM job {env['SLURM_JOB_ID']}'s GPUs")
     else:
         if gpus_per_job > len(gpus):
-            raise ConfigError(f"config key train.gpus_per_job is {gpus_per_job} but this machine has "
-                              f"{len(gpus)} GPU(s) ({', '.join(gpus)})")
-        placement = _lease(device, gpus, jobs_per_gpu, gpus_per_job, Path(slot_dir) / socket.gethostname(),
-                           poll_seconds, timeout)
+            raise ConfigError(
+                f"config key train.gpus_per_job is {gpus_per_job} but this machine has "
+                f"{len(gpus)} GPU(s) ({', '.join(gpus)})"
+            )
+        placement = _lease(
+            device, gpus, jobs_per_gpu, gpus_per_job, Path(slot_dir) / socket.gethostname(), poll_seconds, timeout
+        )
         env["CUDA_VISIBLE_DEVICES"] = ",".join(placement.gpus)
     log.info("GPU(s) %s (%s)", ",".join(placement.gpus), placement.how)
     return _keep(placement)
@@ -160,9 +177,14 @@ def _lease(device, gpus, jobs_per_gpu, gpus_per_job, folder: Path, poll_seconds,
         if timeout is not None and time.monotonic() - start > timeout:
             raise EffunetError(f"no free GPU slot in {folder} after {timeout:.0f} s")
         if not waiting_logged:
-            log.warning("all %d GPU slots in %s are taken (%d GPUs x train.jobs_per_gpu %d): waiting for one; "
-                        "--resources gpu= should not exceed GPUs x jobs_per_gpu", len(gpus) * jobs_per_gpu,
-                        folder, len(gpus), jobs_per_gpu)
+            log.warning(
+                "all %d GPU slots in %s are taken (%d GPUs x train.jobs_per_gpu %d): waiting for one; "
+                "--resources gpu= should not exceed GPUs x jobs_per_gpu",
+                len(gpus) * jobs_per_gpu,
+                folder,
+                len(gpus),
+                jobs_per_gpu,
+            )
             waiting_logged = True
         time.sleep(poll_seconds)
 
@@ -206,8 +228,10 @@ def select_backend(backend: str | None, env: MutableMapping[str, str] = os.envir
         key = "config key train.backend" if backend else "KERAS_BACKEND"
         raise ConfigError(f"{key}: {chosen!r} is not one of {', '.join(BACKENDS)}")
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != chosen:
-        raise EffunetError(f"Keras already runs on {sys.modules['keras'].backend.backend()}; the backend "
-                           f"{chosen!r} must be chosen before Keras is imported")
+        raise EffunetError(
+            f"Keras already runs on {sys.modules['keras'].backend.backend()}; the backend "
+            f"{chosen!r} must be chosen before Keras is imported"
+        )
     env["KERAS_BACKEND"] = chosen
     return chosen
 
@@ -221,5 +245,8 @@ def prepare_job(train_config: dict, holds_gpu: bool = True) -> Placement:
     select_backend(train_config.get("backend"))
     if not holds_gpu:
         return place_job("cpu")
-    return place_job(train_config.get("device", "auto"), jobs_per_gpu=train_config.get("jobs_per_gpu", 1),
-                     gpus_per_job=train_config.get("gpus_per_job", 1))
+    return place_job(
+        train_config.get("device", "auto"),
+        jobs_per_gpu=train_config.get("jobs_per_gpu", 1),
+        gpus_per_job=train_config.get("gpus_per_job", 1),
+    )

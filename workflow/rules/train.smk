@@ -12,8 +12,6 @@ rule train:
         run=run_file("run"),
     log:
         run_log("train"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         gpu=config["train"]["gpus_per_job"],

@@ -73,8 +73,9 @@ def require_device(device: str) -> list[str]:
         where = f"the job was given GPU(s) {','.join(given)}" if given else "no GPU is visible"
         raise EffunetError(f"config key train.device is 'gpu' but {backend()} sees no GPU ({where}){hint}")
     if given:
-        log.warning("GPU(s) %s are there but %s cannot use them: training on the CPU%s", ",".join(given),
-                    backend(), hint)
+        log.warning(
+            "GPU(s) %s are there but %s cannot use them: training on the CPU%s", ",".join(given), backend(), hint
+        )
     return seen
 
 

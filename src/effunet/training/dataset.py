@@ -93,8 +93,9 @@ def augment_numpy(image: np.ndarray, mask: np.ndarray, flip_rows, flip_cols, tur
 
 
 def as_model_input(images: np.ndarray, masks: np.ndarray):
-    """The models' input contract: float32 RGB in 0..255; targets float32 in {0, 1}."""
-    return images.astype(np.float32), (masks > 127).astype(np.float32)
+    """The models' input contract: float32 RGB in 0..255; targets float32 in [0, 1] (value / 255:
+    0 or 1 for hard targets, the area fraction for soft ones)."""
+    return images.astype(np.float32), masks.astype(np.float32) / np.float32(255.0)
 
 
 class EpochBatches(keras.utils.PyDataset):
@@ -131,7 +132,7 @@ def _augment_tf(image, mask, flip_rows, flip_cols, turns):
 def _as_model_input_tf(image, mask):
     import tensorflow as tf
 
-    return tf.cast(image, tf.float32), tf.cast(mask > 127, tf.float32)
+    return tf.cast(image, tf.float32), tf.cast(mask, tf.float32) / 255.0
 
 
 def make_dataset(images: np.ndarray, masks: np.ndarray, batch_size: int, *, seed: int = 0,
