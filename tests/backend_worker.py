@@ -1,7 +1,7 @@
 """Saves or loads a model on the Keras backend named by KERAS_BACKEND (used by tests/test_backends.py).
 
-    python backend_worker.py save MODEL OUT.keras IMAGES.npy PRED.npy   # build, train 2 steps, save, predict
-    python backend_worker.py load MODEL.keras IMAGES.npy PRED.npy       # load, predict (the Predictor path)
+python backend_worker.py save MODEL OUT.keras IMAGES.npy PRED.npy   # build, train 2 steps, save, predict
+python backend_worker.py load MODEL.keras IMAGES.npy PRED.npy       # load, predict (the Predictor path)
 """
 
 import json
@@ -20,8 +20,12 @@ def save(name: str, path: str, images_path: str, pred_path: str) -> None:
     images = np.load(images_path)
     options = {"base_filters": 4} if name == "unet" else {"decoder_widths": [16, 8, 8, 4, 4]}
     model = models.build(name, images.shape[1:], **options)
-    model.compile(optimizer="adam", loss=losses.make_loss("bce+dice"), metrics=losses.make_metrics(),
-                  jit_compile=models.jit_compile_default())
+    model.compile(
+        optimizer="adam",
+        loss=losses.make_loss("bce+dice"),
+        metrics=losses.make_metrics(),
+        jit_compile=models.jit_compile_default(),
+    )
     targets = (images.mean(axis=-1, keepdims=True) > 127).astype("float32")
     for _ in range(2):  # moves the weights and the batch-norm statistics away from their initial values
         model.train_on_batch(images, targets)

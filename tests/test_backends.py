@@ -29,8 +29,17 @@ def prepared(tmp_path_factory) -> Path:
     archive = synthetic.write_dsb2018_zip(work / "dsb.zip", n_images=10, seed=3)
     archives.extract(archive, work / "raw")
     dsb2018.merge_masks(work / "raw", work / "labels")
-    dsb2018.resize(work / "raw", work / "labels", work / "p/images", work / "p/masks", work / "p/manifest.csv",
-                   (32, 32), test_fraction=0.2, val_fraction=0.25, seed=0)
+    dsb2018.resize(
+        work / "raw",
+        work / "labels",
+        work / "p/images",
+        work / "p/masks",
+        work / "p/manifest.csv",
+        (32, 32),
+        test_fraction=0.2,
+        val_fraction=0.25,
+        seed=0,
+    )
     return work / "p"
 
 
@@ -103,11 +112,17 @@ def test_layer_flops_count_convolutions_like_the_profiler():
     x = keras.layers.Conv2DTranspose(2, 2, strides=2)(x)
     model = keras.Model(inputs, keras.layers.Dense(1)(x))
     h, w = 16, 24
-    expected = (2 * 3 * 3 * 3 * 8 * h * w + 8 * h * w  # conv + bias
-                + 2 * 3 * 3 * 8 * h * w  # depthwise, no bias
-                + 2 * 8 * 4 * (h // 2) * (w // 2) + 4 * (h // 2) * (w // 2)  # strided 1x1 conv
-                + 2 * 2 * 2 * 4 * 2 * (h // 2) * (w // 2) + 2 * h * w  # transposed conv: each input pixel
-                + 2 * 2 * 1 * h * w + h * w)  # dense on every pixel
+    expected = (
+        2 * 3 * 3 * 3 * 8 * h * w
+        + 8 * h * w  # conv + bias
+        + 2 * 3 * 3 * 8 * h * w  # depthwise, no bias
+        + 2 * 8 * 4 * (h // 2) * (w // 2)
+        + 4 * (h // 2) * (w // 2)  # strided 1x1 conv
+        + 2 * 2 * 2 * 4 * 2 * (h // 2) * (w // 2)
+        + 2 * h * w  # transposed conv: each input pixel
+        + 2 * 2 * 1 * h * w
+        + h * w
+    )  # dense on every pixel
     assert flops.layer_flops(model) == expected
     assert flops.layer_flops(model, (32, 48, 3)) == 4 * expected
     if runtime.backend() == "tensorflow":  # the profiler adds nothing for a model of convolutions only
@@ -121,10 +136,10 @@ def test_training_loop_and_predict_on_this_backend(prepared, tmp_path):
     from effunet.predict import predict_files
     from effunet.training import loop
 
-    settings = loop.Settings(max_epochs=2, patience=5, batch_size=4, encoder_weights="none",
-                             model_options={"base_filters": 4}, augment=True)
-    outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json",
-                           tmp_path / "ckpt")
+    settings = loop.Settings(
+        max_epochs=2, patience=5, batch_size=4, encoder_weights="none", model_options={"base_filters": 4}, augment=True
+    )
+    outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json", tmp_path / "ckpt")
     summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings, outputs, threads=1)
     assert summary["epochs_trained"] == 2 and summary["flops"] > 0
     history = json.loads(outputs.run.read_text())
@@ -137,14 +152,22 @@ def test_training_loop_and_predict_on_this_backend(prepared, tmp_path):
 
 def run_worker(backend: str, *args) -> str:
     env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, str(HERE / "backend_worker.py"), *map(str, args)], env=env,
-                            capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        [sys.executable, str(HERE / "backend_worker.py"), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])["backend"]
 
 
-PAIRS = [(a, b) for a, b in [("tensorflow", "jax"), ("jax", "tensorflow"), ("tensorflow", "torch")]
-         if a in INSTALLED and b in INSTALLED]
+PAIRS = [
+    (a, b)
+    for a, b in [("tensorflow", "jax"), ("jax", "tensorflow"), ("tensorflow", "torch")]
+    if a in INSTALLED and b in INSTALLED
+]
 
 
 @pytest.mark.parametrize("model", ["unet", pytest.param("effunet-b0", marks=pytest.mark.slow)])
