@@ -62,6 +62,7 @@ def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
         assert any(np.array_equal(image, ci) and np.array_equal(mask.astype(bool), cm) for ci, cm in candidates)
 
 
+@pytest.mark.backend
 def test_pooled_metrics_and_losses_known_answers():
     import keras
 
@@ -86,6 +87,7 @@ def test_pooled_metrics_and_losses_known_answers():
     assert float(losses.make_loss("bce+dice")(truth, pred)) == pytest.approx(bce + soft, rel=1e-5)
 
 
+@pytest.mark.backend
 def test_early_stopping_counts_patience_and_ignores_nan():
     from effunet.training.loop import EarlyStopping
 
