@@ -121,7 +121,8 @@ def test_default_and_custom_decoder_widths():
 
 def test_effunet_decoder_is_bilinear_and_uses_last_block_of_each_resolution():
     model = build("effunet-b0", (64, 64, 3))
-    assert model.get_layer("decoder0_up").interpolation == "bilinear"
+    up = model.get_layer("decoder0_up")
+    assert up.interpolation == "bilinear" and up.grid_offset == 1.0  # aligned: tests/test_alignment.py
     encoder = get_encoder(model)
     skips = ["block1a_project_bn", "block2b_add", "block3b_add", "block5c_add", "block7a_project_bn"]
     assert all(out is encoder.get_layer(name).output for out, name in zip(encoder.outputs, skips, strict=True))
@@ -405,6 +406,21 @@ def test_xla_only_on_gpu():
 def test_flops_of_a_convolution():
     conv = keras.Sequential([keras.Input((16, 24, 3)), keras.layers.Conv2D(8, 3, padding="same")])
     assert count_flops(conv) == 2 * 3 * 3 * 3 * 8 * 16 * 24 + 8 * 16 * 24
+
+
+def test_flops_without_freezing_equal_the_frozen_graphs_count():
+    """Reference: the profiler on the frozen graph (variables as constants), as count_flops once did."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    model = build("unet", (32, 32, 3), base_filters=4)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1, 32, 32, 3), tf.float32))
+    options = option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation())
+    frozen = model_analyzer.profile(graph=convert_variables_to_constants_v2(concrete).graph,
+                                    options=options.with_empty_output().build()).total_float_ops
+    assert count_flops(model) == frozen > 0
 
 
 def test_complexity_scales_with_pixels_and_counts_params():

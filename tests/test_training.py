@@ -62,6 +62,7 @@ def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
         assert any(np.array_equal(image, ci) and np.array_equal(mask.astype(bool), cm) for ci, cm in candidates)
 
 
+@pytest.mark.backend
 def test_pooled_metrics_and_losses_known_answers():
     import keras
 
@@ -86,6 +87,7 @@ def test_pooled_metrics_and_losses_known_answers():
     assert float(losses.make_loss("bce+dice")(truth, pred)) == pytest.approx(bce + soft, rel=1e-5)
 
 
+@pytest.mark.backend
 def test_early_stopping_counts_patience_and_ignores_nan():
     from effunet.training.loop import EarlyStopping
 
@@ -163,14 +165,18 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
         logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
     artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
-    assert {"history.csv", "model.keras"} <= artifacts
+    assert {"history.csv", "run.json"} <= artifacts and "model.keras" not in artifacts  # one copy on disk
+    assert runs[0].data.tags["model_file"] == str(tmp_path / "killed/model.keras")
 
 
 @pytest.mark.slow
 def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
+    import zipfile
+
+    import h5py
     import keras
 
-    from effunet.training import loop
+    from effunet.training import loop, losses
 
     settings = loop.Settings(max_epochs=30, patience=2, batch_size=4, learning_rate=0.3, optimizer="sgd",
                              encoder_weights="none", model_options={"base_filters": 4})
@@ -189,7 +195,14 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert summary["seconds_per_epoch"] == history.seconds[1:].median()
     from effunet.training import dataset
 
-    model = keras.models.load_model(outputs.model, compile=True)
+    with zipfile.ZipFile(outputs.model) as saved, saved.open("model.weights.h5") as weights_file, \
+            h5py.File(weights_file) as weights:
+        groups = set(weights)
+        config = json.loads(saved.read("config.json"))
+    assert "optimizer" not in groups and "layers" in groups  # weights and architecture, no Adam/SGD state
+    assert not config.get("compile_config")  # no optimizer, loss or metrics to restore
+    model = keras.models.load_model(outputs.model, compile=False)
+    model.compile(loss=losses.make_loss(settings.loss), metrics=losses.make_metrics())
     val = model.evaluate(dataset.make_dataset(*dataset.load_split(PreparedData.in_folder(prepared), "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept

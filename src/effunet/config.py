@@ -119,6 +119,40 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
+# Keys of the train block that say where a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+
+
 def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied."""
-    return {**config["train"], **config["datasets"][dataset]["train"]}
+    """The global train block with the data set's own overrides applied (placement keys left out)."""
+    settings = {**config["train"], **config["datasets"][dataset]["train"]}
+    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
+
+
+SKIPPED_DATASET_HELP = {
+    "drive": (
+        "DRIVE is skipped: datasets.drive.source is not set (DRIVE may not be redistributed). To add it, "
+        "request it from https://drive.grand-challenge.org/, then set datasets.drive.source in your config "
+        "file to the path of DRIVE.zip or of the extracted folder, or add to the command line: "
+        "--config 'datasets={drive: {source: /path/to/DRIVE.zip}}'"
+    ),
+}
+
+
+def active_datasets(config: dict) -> tuple[list[str], list[str]]:
+    """The data sets to run, and one message per configured data set left out for having no source.
+
+    A data set with ``source: null`` (DRIVE by default: it may not be redistributed) is skipped, so the
+    study runs on the others; a source that is set but broken still fails in the download step.
+    """
+    active, skipped = [], []
+    for name, settings in config["datasets"].items():
+        if settings.get("source"):
+            active.append(name)
+        else:
+            skipped.append(SKIPPED_DATASET_HELP.get(name, f"{name} is skipped: datasets.{name}.source is not set"))
+    if not active:
+        raise ConfigError(
+            "config key datasets: no data set has a source, so there is nothing to run; " + " ".join(skipped)
+        )
+    return active, skipped

@@ -11,7 +11,11 @@ effunet.config.validate(
     config, f"{workflow.current_basedir}/../schemas/config.schema.yaml"
 )
 
-DATASETS = list(config["datasets"])
+# Data sets without a source (DRIVE unless you set datasets.drive.source) are left out, said once here.
+DATASETS, SKIPPED_DATASETS = effunet.config.active_datasets(config)
+if workflow.is_main_process:
+    for message in SKIPPED_DATASETS:
+        logger.warning(message)
 LAYOUT = Layout.of(config)
 
 

@@ -7,8 +7,6 @@ rule download:
         raw=directory(RAW),
     log:
         data_log("download", "{dataset}", "{source}"),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         source=dataset_param("source"),
         sha256=dataset_param("sha256"),
@@ -26,8 +24,6 @@ rule merge_masks:
         labels=directory(LABELS),
     log:
         data_log("merge_masks", "dsb2018", "{source}"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     script:
         "../scripts/merge_masks.py"
@@ -43,12 +39,11 @@ rule resize_dsb2018:
         manifest=prepared_pattern("dsb2018", "manifest"),
     log:
         data_log("prepare", "dsb2018", "{source}", "{variant}"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
+        targets=dataset_setting("dsb2018", "targets"),
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -63,11 +58,10 @@ rule convert_drive:
         manifest=prepared_pattern("drive", "manifest"),
     log:
         data_log("prepare", "drive", "{source}", "{variant}"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
+        targets=dataset_setting("drive", "targets"),
     script:
         "../scripts/convert_drive.py"

@@ -13,8 +13,6 @@ rule evaluate:
         examples=run_file("examples"),
     log:
         run_log("evaluate"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -49,8 +47,6 @@ rule plot_run:
         examples_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
     log:
         run_log("plot"),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         threshold=config["evaluate"]["threshold"],
     script:
@@ -64,8 +60,6 @@ rule reference:
         reference=reference_file("{dataset}"),
     log:
         str(LAYOUT.log("reference_{dataset}")),
-    conda:
-        "../../envs/effunet.yaml"
     resources:
         mem_mb=8000,
         runtime=60,
@@ -88,8 +82,6 @@ rule plot_curves:
         svg=svg(curves_overlay("{dataset}")),
     log:
         str(LAYOUT.log("plot_curves_{dataset}")),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         # The model of each run, in the order of the inputs: nothing parses it out of the paths.
         models=dataset_run_models,
@@ -116,8 +108,6 @@ rule aggregate:
         claims=str(LAYOUT.claims),
     log:
         str(LAYOUT.log("aggregate")),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         # Who each run is, in the order of the inputs: nothing parses it out of the paths.
         runs=[vars(run) for run in RUNS],
@@ -145,7 +135,5 @@ rule plot_comparison:
         speed_svg=svg(LAYOUT.comparison_plot("training_speed")),
     log:
         str(LAYOUT.log("plot_comparison")),
-    conda:
-        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_comparison.py"

@@ -12,11 +12,9 @@ rule train:
         run=run_file("run"),
     log:
         run_log("train"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
-        gpu=1,
+        gpu=config["train"]["gpus_per_job"],
         mem_mb=16000,
         runtime=720,
     params:
