@@ -50,8 +50,11 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
     from effunet.files import Untracked
     from effunet.training import loop
 
+    from effunet import devices
+
     calls = []
     monkeypatch.setattr(loop, "train", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(devices, "prepare_job", lambda *args, **kwargs: None)  # no GPU slot for a stub
     train = runpy.run_path(str(ROOT / "workflow/scripts/train.py"))
     stale = [str(tmp_path / "eval/metrics.json"), str(tmp_path / "comparison.md")]
     train["main"](SimpleNamespace(
@@ -59,7 +62,7 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
         output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
         params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=Untracked(stale)),
         wildcards=SimpleNamespace(dataset="dsb2018", model="unet", seed="0"), threads=1, rule="train",
-        config={"mlflow": {"tracking_uri": None, "experiment": "x"}}))
+        config={"mlflow": {"tracking_uri": None, "experiment": "x"}, "train": {"device": "auto"}}))
     (call,) = calls
     assert call["code_version"] == "abc123"
     assert call["outputs"].stale == tuple(map(Path, stale))
