@@ -20,7 +20,7 @@ def convert(raw, out, **overrides):
 
 
 def test_convert_writes_resized_pngs_and_manifest(raw, tmp_path):
-    assert convert(raw, tmp_path) == 5
+    assert convert(raw, tmp_path, targets="hard") == 5
     table = pd.read_csv(tmp_path / "manifest.csv", dtype=str, keep_default_na=False)
     assert table["split"].value_counts().to_dict() == {"train": 2, "val": 1, "test": 2}
     assert set(table.loc[table.split == "test", "id"]) == {"01_test", "02_test"}
@@ -36,11 +36,20 @@ def test_convert_writes_resized_pngs_and_manifest(raw, tmp_path):
 
 
 def test_annotation_matches_the_original_gif(raw, tmp_path):
-    convert(raw, tmp_path, size=(584, 576))
+    convert(raw, tmp_path, size=(584, 576), targets="hard")
     original = np.asarray(Image.open(next(raw.rglob("21_manual1.gif"))).convert("L")) > 127
     converted = np.asarray(Image.open(tmp_path / "masks" / "21_training.png")) > 0
     assert converted.shape == (584, 576)
     assert abs(converted.mean() - original.mean()) < 0.002
+
+
+def test_default_targets_are_soft_area_fractions_and_the_fov_stays_binary(raw, tmp_path):
+    convert(raw, tmp_path, size=(512, 512))  # DRIVE's training size, the default targets
+    original = np.asarray(Image.open(next(raw.rglob("21_manual1.gif"))).convert("L")) > 127
+    soft = np.asarray(Image.open(tmp_path / "masks" / "21_training.png")) / 255
+    assert len(np.unique(soft)) > 2  # fractions, not 0/1
+    assert soft.mean() == pytest.approx(original.mean(), abs=0.002)  # the vessel area is kept
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "fov" / "21_training.png")))) <= {0, 255}
 
 
 def test_val_count_must_leave_training_images(raw, tmp_path):

@@ -167,32 +167,62 @@ def test_aucs_of_single_class_truth_are_none_not_nan():
     assert metrics.pr_auc(ONES, probability) == 1.0
 
 
-def test_pooled_auc_matches_scikit_learn_on_the_concatenated_pixels():
+def _drive_like_images(rng, n, shape=(584, 565)):
+    """Vessel-like truth, saturated float32 outputs (many exact 0s and 1s, ties across images) and a
+    disc field of view, like DRIVE's test set at native size."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    fov = (rows - shape[0] / 2) ** 2 + (cols - shape[1] / 2) ** 2 < (0.47 * min(shape)) ** 2
+    for _ in range(n):
+        truth = rng.random(shape) < 0.12
+        logit = 3.0 * truth + rng.normal(0, 2.5, shape)
+        probability = (1 / (1 + np.exp(-8 * logit))).astype(np.float32)  # often exactly 0 or 1
+        yield truth, probability, fov
+
+
+def test_pooled_auc_equals_scikit_learn_on_the_concatenated_pixels():
     rng = np.random.default_rng(7)
     pooled, truths, probabilities = metrics.PooledAuc(), [], []
     for shape in [(60, 80), (50, 50), (70, 30)]:
         truth = rng.random(shape) < 0.25
         probability = np.clip(0.35 * truth + 0.8 * rng.random(shape), 0, 1).astype(np.float32)
+        probability[rng.random(shape) < 0.2] = 0.5  # ties within and across images
         region = rng.random(shape) < 0.8
         pooled.add(truth, probability, region)
         truths.append(truth[region])
         probabilities.append(probability[region])
     t, p = np.concatenate(truths), np.concatenate(probabilities)
     assert pooled.pixels == t.size
-    assert pooled.roc_auc() == pytest.approx(skm.roc_auc_score(t, p), abs=1e-3)
-    assert pooled.pr_auc() == pytest.approx(skm.average_precision_score(t, p), abs=1e-3)
+    assert pooled.roc_auc() == pytest.approx(skm.roc_auc_score(t, p), abs=1e-12)
+    assert pooled.pr_auc() == pytest.approx(skm.average_precision_score(t, p), abs=1e-12)
     assert pooled.roc_auc() != pytest.approx(0.5, abs=0.05)  # the data carry signal
 
 
-def test_pooled_auc_is_exact_on_its_grid():
+@pytest.mark.slow  # ~5 s, most of it scikit-learn's
+def test_pooled_auc_equals_scikit_learn_on_drive_sized_saturated_outputs():
+    """12 images of 584x565 with a disc field of view: over 2.6 million scored pixels, many tied."""
+    pooled, truths, probabilities = metrics.PooledAuc(), [], []
+    for truth, probability, fov in _drive_like_images(np.random.default_rng(11), 12):
+        pooled.add(truth, probability, fov)
+        truths.append(truth[fov])
+        probabilities.append(probability[fov])
+    t, p = np.concatenate(truths), np.concatenate(probabilities)
+    assert t.size >= 2_600_000 and pooled.pixels == t.size
+    assert np.mean((p == 0) | (p == 1)) > 0.15  # saturated: the case the binned version got wrong
+    assert pooled.roc_auc() == pytest.approx(skm.roc_auc_score(t, p), abs=1e-9)
+    assert pooled.pr_auc() == pytest.approx(skm.average_precision_score(t, p), abs=1e-9)
+
+
+def test_pooled_auc_does_not_depend_on_how_the_pixels_are_split_into_images():
     rng = np.random.default_rng(3)
-    truth = rng.random(3000) < 0.4
-    probability = rng.integers(0, 101, 3000) / 100
-    pooled = metrics.PooledAuc()
-    pooled.add(truth[:1000], probability[:1000])
-    pooled.add(truth[1000:], probability[1000:])
-    assert pooled.roc_auc() == pytest.approx(metrics.roc_auc(truth, probability), abs=1e-12)
-    assert pooled.pr_auc() == pytest.approx(metrics.pr_auc(truth, probability), abs=1e-12)
+    truth = rng.random(300_000) < 0.4
+    probability = rng.integers(0, 1001, 300_000) / 1000
+    whole, pieces = metrics.PooledAuc(), metrics.PooledAuc()
+    whole.add(truth, probability)
+    for part in np.array_split(np.arange(truth.size), 37):  # enough pieces to merge on the way
+        pieces.add(truth[part], probability[part])
+    assert pieces.roc_auc() == whole.roc_auc() == pytest.approx(metrics.roc_auc(truth, probability), abs=1e-12)
+    assert pieces.pr_auc() == whole.pr_auc() == pytest.approx(metrics.pr_auc(truth, probability), abs=1e-12)
+    assert pieces.pixels == truth.size
 
 
 def test_pooled_auc_rejects_values_outside_zero_one_and_is_none_when_empty():

@@ -121,7 +121,8 @@ def test_default_and_custom_decoder_widths():
 
 def test_effunet_decoder_is_bilinear_and_uses_last_block_of_each_resolution():
     model = build("effunet-b0", (64, 64, 3))
-    assert model.get_layer("decoder0_up").interpolation == "bilinear"
+    up = model.get_layer("decoder0_up")
+    assert up.interpolation == "bilinear" and up.grid_offset == 1.0  # aligned: tests/test_alignment.py
     encoder = get_encoder(model)
     skips = ["block1a_project_bn", "block2b_add", "block3b_add", "block5c_add", "block7a_project_bn"]
     assert all(out is encoder.get_layer(name).output for out, name in zip(encoder.outputs, skips, strict=True))

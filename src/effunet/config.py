@@ -120,9 +120,14 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
+# Keys of the train block that say where a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+
+
 def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied."""
-    return {**config["train"], **config["datasets"][dataset]["train"]}
+    """The global train block with the data set's own overrides applied (placement keys left out)."""
+    settings = {**config["train"], **config["datasets"][dataset]["train"]}
+    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
 
 
 SKIPPED_DATASET_HELP = {

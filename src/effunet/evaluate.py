@@ -9,7 +9,8 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
   pixels scored is reported; `2nd_manual`, where present, is scored the same way as a human reference.
 - DSB2018: ground truth is the merged instance label image (foreground = labels > 0); the
   instance metric is the DSB2018 competition score of the predicted mask's connected components,
-  with and without a distance-transform watershed that splits touching nuclei.
+  with and without a distance-transform watershed that splits touching nuclei. The split is made at
+  one scale for every image, 4x the training size, and carried to the native mask.
 - "per_image_mean"/"per_image_std" are over images; "pooled" counts every scored pixel of the split.
 - Loss: the training loss function (run.json's `loss`, BCE by default) of every image at the training
   size over all its pixels, as in training; `loss` per split is its mean over images.
@@ -99,9 +100,23 @@ def _score(truth, probability, region, threshold) -> dict:
     return row
 
 
-def _instance_scores(case: Case, predicted: np.ndarray) -> dict:
+def split_nuclei(probability: np.ndarray, predicted: np.ndarray, threshold: float) -> np.ndarray:
+    """Touching nuclei split at one scale for every image, as labels on the native mask `predicted`.
+
+    The training-size `probability` is upsampled SPLIT_SCALE times (bilinear), thresholded, split
+    by `metrics.split_touching` with its fixed parameters, and the labels are carried onto the
+    native-size mask (`metrics.transfer_labels`). So a pair of touching nuclei is split the same
+    way whether the image is 256x256 or 1040x1388 (splitting the native mask itself would tie the
+    result to the native size: the upsampling factor runs from 1 to 10 in DSB2018).
+    """
+    grid = tuple(metrics.SPLIT_SCALE * side for side in probability.shape)
+    at_scale = resize_probability(probability, grid) > threshold
+    return metrics.transfer_labels(metrics.split_touching(at_scale), predicted)
+
+
+def _instance_scores(case: Case, predicted: np.ndarray, threshold: float) -> dict:
     components = metrics.label_components(predicted)
-    split = metrics.split_touching(predicted)
+    split = split_nuclei(case.probability, predicted, threshold)
     return {"instance_ap": metrics.instance_ap(case.native_labels, components),
             "instance_ap_split": metrics.instance_ap(case.native_labels, split),
             "true_objects": int(case.native_labels.max()), "predicted_objects": int(components.max()),
@@ -139,7 +154,7 @@ def score_cases(cases: list[Case], threshold: float) -> tuple[list[dict], dict]:
             if resolution == "training_size" and case.loss is not None:
                 row["loss"] = case.loss
             if resolution == "native" and case.native_labels is not None:
-                row.update(_instance_scores(case, native > threshold))
+                row.update(_instance_scores(case, native > threshold, threshold))
             pools.setdefault((case.split, resolution), _Pool()).add(row, truth, probability, region, threshold)
     summaries: dict = {}
     for (split, resolution), pool in pools.items():

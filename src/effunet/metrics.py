@@ -34,8 +34,8 @@ from scipy import ndimage
 from effunet.errors import EffunetError
 
 DSB_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-POOLED_AUC_BINS = 10_001
 _FLOOD_STEP = 0.5  # pixels of distance per flooding level in split_touching
+SPLIT_SCALE = 4  # evaluation splits touching nuclei on a grid 4x the training size (transfer_labels)
 
 
 # --- pixel metrics -------------------------------------------------------------------------------
@@ -130,40 +130,90 @@ def pr_auc(truth, probability, region=None) -> float | None:
 
 
 class PooledAuc:
-    """ROC-AUC and PR-AUC over every scored pixel of a set, accumulated image by image.
+    """Exact ROC-AUC and PR-AUC over every scored pixel of a set, accumulated image by image.
 
-    Keeps, per class, a histogram of probabilities rounded to the nearest 1/(bins - 1) (1e-4 with the
-    default 10,001 bins) and computes both areas on those rounded scores; pixels whose probabilities
-    round to the same value count as ties. That is the only approximation: the result is exact for
-    probabilities on the grid; otherwise the ROC-AUC error is at most half the fraction of
-    (positive, negative) pixel pairs that share a bin (tests hold both areas within 1e-3 of
-    scikit-learn on the concatenated pixels). Probabilities must lie in [0, 1].
+    Each image is reduced, per class, to its distinct scores and how many pixels have each (one
+    sort per class and image); the pieces are merged (counts of equal scores summed) whenever the
+    unmerged ones outgrow the merged tables, and once more when an area is asked for. Both areas
+    are then those of the concatenated pixels, as scikit-learn's `roc_auc_score` and
+    `average_precision_score` compute them (ties count one half in the ROC area and form one
+    threshold in AP; the ROC numerator is summed exactly in integers). Memory: 16 bytes per distinct
+    score and class (at most the pixel count, far less for saturated or quantised outputs), at most
+    about twice the merged tables plus one image; no array of all the set's pixels is kept.
+    Probabilities must lie in [0, 1].
     """
 
-    def __init__(self, bins: int = POOLED_AUC_BINS):
-        if bins < 2:
-            raise ValueError(f"PooledAuc needs at least 2 bins, got {bins}")
-        self.bins = bins
-        self.positive = np.zeros(bins, dtype=np.int64)
-        self.negative = np.zeros(bins, dtype=np.int64)
+    def __init__(self):
+        self._positive, self._negative = _ScoreTable(), _ScoreTable()
 
     def add(self, truth, probability, region=None) -> None:
         truth, probability = _scored(truth, probability, region)
         if probability.size and (probability.min() < 0 or probability.max() > 1):
             raise EffunetError("probability values must lie in [0, 1] for pooled AUCs")
-        index = np.rint(probability.astype(np.float64) * (self.bins - 1)).astype(np.intp)
-        self.positive += np.bincount(index[truth], minlength=self.bins)
-        self.negative += np.bincount(index[~truth], minlength=self.bins)
+        self._positive.add(probability[truth])
+        self._negative.add(probability[~truth])
 
     @property
     def pixels(self) -> int:
-        return int(self.positive.sum() + self.negative.sum())
+        return self._positive.total + self._negative.total
 
     def roc_auc(self) -> float | None:
-        return _roc_from_counts(self.positive, self.negative)
+        (pv, pc), (nv, nc) = self._positive.table(), self._negative.table()
+        n_pos, n_neg = int(pc.sum()), int(nc.sum())
+        if n_pos == 0 or n_neg == 0:
+            return None
+        cumulative = np.r_[0, np.cumsum(nc)]
+        below = cumulative[np.searchsorted(nv, pv, side="left")]
+        not_above = cumulative[np.searchsorted(nv, pv, side="right")]
+        numerator = int(np.dot(pc, below + not_above))  # 2 * #(+ above -) + #(ties), in int64
+        return float(numerator / (2 * n_pos * n_neg))
 
     def pr_auc(self) -> float | None:
-        return _ap_from_counts(self.positive, self.negative)
+        (pv, pc), (nv, nc) = self._positive.table(), self._negative.table()
+        n_pos, n_neg = int(pc.sum()), int(nc.sum())
+        if n_pos == 0:
+            return None
+        tp = n_pos - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive score
+        fp = n_neg - np.r_[0, np.cumsum(nc)][np.searchsorted(nv, pv, side="left")]
+        return float(np.dot(pc, tp / (tp + fp)) / n_pos)
+
+
+class _ScoreTable:
+    """Distinct scores (ascending, float64) of one class with the number of pixels at each."""
+
+    _MIN_MERGE = 1 << 16
+
+    def __init__(self):
+        self.values, self.counts = np.zeros(0, np.float64), np.zeros(0, np.int64)
+        self.total = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_size = 0
+
+    def add(self, scores: np.ndarray) -> None:
+        if scores.size == 0:
+            return
+        ordered = np.sort(scores)
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self._pending.append((ordered[starts].astype(np.float64), np.diff(np.r_[starts, ordered.size])))
+        self._pending_size += starts.size
+        self.total += int(ordered.size)
+        if self._pending_size > max(self.values.size, self._MIN_MERGE):
+            self._merge()
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        self._merge()
+        return self.values, self.counts
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        values = np.concatenate([self.values, *(v for v, _ in self._pending)])
+        counts = np.concatenate([self.counts, *(c for _, c in self._pending)])
+        order = np.argsort(values, kind="stable")  # timsort: merges the sorted runs
+        values, counts = values[order], counts[order]
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        self.values, self.counts = values[starts], np.add.reduceat(counts, starts)
+        self._pending, self._pending_size = [], 0
 
 
 def summarize(per_image: list[dict], pooled_counts: Counts, extra_pooled: dict | None = None) -> dict:
@@ -245,6 +295,39 @@ def split_touching(binary, min_distance: int = 3, h: float = 1.0) -> np.ndarray:
     return labels
 
 
+def transfer_labels(labels, mask) -> np.ndarray:
+    """Labels computed on another grid of the same field of view, carried onto binary `mask`.
+
+    Each pixel of `mask` takes the label of the `labels` pixel its centre falls in; mask pixels
+    that land on background there take the label of the nearest labelled pixel; finally each
+    connected component of `mask` (full connectivity) is cut by the labels it received, so objects
+    never join pieces the mask keeps apart and every component keeps at least one object. Used to
+    split touching nuclei at one scale for every image: split on the training-size prediction
+    upsampled by SPLIT_SCALE, then carry the labels to the native-size mask. Returns int32 labels
+    1..n on `mask`, 0 elsewhere.
+    """
+    labels = np.asarray(labels)
+    mask = _binary(mask, "mask")
+    if labels.ndim != mask.ndim:
+        raise EffunetError(f"labels have {labels.ndim} dimensions, the mask {mask.ndim}")
+    index = tuple(
+        np.minimum(((np.arange(n) + 0.5) * m / n).astype(np.intp), m - 1).reshape(
+            [-1 if axis == k else 1 for k in range(mask.ndim)])
+        for axis, (n, m) in enumerate(zip(mask.shape, labels.shape, strict=True)))
+    carried = np.where(mask, labels[index], 0).astype(np.int64)
+    if not carried.any():
+        return label_components(mask)
+    missing = mask & (carried == 0)
+    if missing.any():
+        nearest = ndimage.distance_transform_edt(carried == 0, return_distances=False, return_indices=True)
+        carried[missing] = carried[tuple(i[missing] for i in nearest)]
+    components = label_components(mask).astype(np.int64)
+    key = components * (int(carried.max()) + 1) + carried
+    out = np.zeros(mask.shape, dtype=np.int32)
+    out[mask] = np.unique(key[mask], return_inverse=True)[1].ravel() + 1
+    return out
+
+
 def instance_precisions(true_labels, predicted_labels, thresholds=DSB_THRESHOLDS) -> np.ndarray:
     """DSB2018 precision TP(t) / (TP(t) + FP(t) + FN(t)) at each IoU threshold t.
 
@@ -320,26 +403,6 @@ def _is_number(value) -> bool:
 def _sorted_scores(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the positive and of the negative pixels, each sorted ascending."""
     return np.sort(score[truth]), np.sort(score[~truth])
-
-
-def _roc_from_counts(positive: np.ndarray, negative: np.ndarray) -> float | None:
-    """Mann-Whitney form of the ROC area: P(score+ > score-) + P(tie) / 2, counts ascending."""
-    n_pos, n_neg = float(positive.sum()), float(negative.sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    negative = negative.astype(np.float64)
-    below = np.cumsum(negative) - negative
-    return float(np.dot(positive.astype(np.float64), below + 0.5 * negative) / (n_pos * n_neg))
-
-
-def _ap_from_counts(positive: np.ndarray, negative: np.ndarray) -> float | None:
-    """Average precision from counts per distinct score (ascending), thresholds taken descending."""
-    keep = (positive + negative) > 0
-    positive, negative = positive[keep][::-1], negative[keep][::-1]
-    tp, fp = np.cumsum(positive), np.cumsum(negative)
-    if tp.size == 0 or tp[-1] == 0:
-        return None
-    return float(np.dot(positive, tp / (tp + fp)) / tp[-1])
 
 
 def _full(array) -> np.ndarray:

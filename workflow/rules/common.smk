@@ -107,12 +107,15 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
+# The rules whose outputs are made (directly or through others) from a run's model or history.
+MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_comparison")
+
+
 def made_from_model(wildcards):
     """Outputs made from a run's model: its training job removes them when it starts, so that a failed
     or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
-    per_run = [*rules.evaluate.output, *rules.plot_run.output]
-    shared = [*rules.aggregate.output, *rules.plot_comparison.output]
-    return [str(path).format(**wildcards) for path in per_run] + [str(path) for path in shared]
+    patterns = [path for name in MADE_FROM_TRAINING for path in getattr(rules, name).output]
+    return [str(path).format(**wildcards) for path in patterns]
 
 
 def evaluation_inputs(wildcards):

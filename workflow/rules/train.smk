@@ -14,7 +14,7 @@ rule train:
         run_log("train"),
     threads: config["threads"]["train"]
     resources:
-        gpu=1,
+        gpu=config["train"]["gpus_per_job"],
         mem_mb=16000,
         runtime=720,
     params:

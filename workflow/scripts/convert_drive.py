@@ -7,7 +7,7 @@ from effunet.logs import run_logged
 def main(smk):
     convert(raw_dir=smk.input.raw, images_dir=smk.output.images, masks_dir=smk.output.masks,
             fov_dir=smk.output.fov, manifest_path=smk.output.manifest, size=smk.params.size,
-            workers=smk.threads, **smk.params.split)
+            targets=smk.params.targets, workers=smk.threads, **smk.params.split)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    from effunet import devices
+
+    devices.prepare_job(smk.config["train"], holds_gpu=False)  # on the CPU: it holds no gpu resource
     from effunet.evaluate import evaluate, log_to_training_run  # after logging is set up
     from effunet.layout import PreparedData
 

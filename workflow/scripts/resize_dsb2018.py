@@ -7,7 +7,7 @@ from effunet.logs import run_logged
 def main(smk):
     resize(raw_dir=smk.input.raw, labels_dir=smk.input.labels, images_dir=smk.output.images,
            masks_dir=smk.output.masks, manifest_path=smk.output.manifest, size=smk.params.size,
-           workers=smk.threads, **smk.params.split)
+           targets=smk.params.targets, workers=smk.threads, **smk.params.split)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def find_samples(raw_dir: str | os.PathLike) -> list[dict]:
 
 
 def _convert_sample(sample: dict, images_dir: Path, masks_dir: Path, fov_dir: Path,
-                    size: images.Size) -> dict:
+                    size: images.Size, targets: str = "soft") -> dict:
     rgb = images.read_rgb(sample["image"])
     name = images.png_name(sample["id"])
     for key, folder in (("manual1", masks_dir), ("fov", fov_dir)):
@@ -67,21 +67,23 @@ def _convert_sample(sample: dict, images_dir: Path, masks_dir: Path, fov_dir: Pa
         if mask.shape != rgb.shape[:2]:
             raise EffunetError(f"{sample[key]} is {mask.shape[1]}x{mask.shape[0]} but its image "
                                f"{sample['image']} is {rgb.shape[1]}x{rgb.shape[0]} (width x height)")
-        images.write_png(folder / name, images.resize_mask(mask, size))
+        # the FOV stays binary (it selects scored pixels); the annotation is the training target
+        images.write_png(folder / name, images.resize_target(mask, size, targets if key == "manual1" else "hard"))
     images.write_png(images_dir / name, images.resize_rgb(rgb, size))
     return {**sample, "height": rgb.shape[0], "width": rgb.shape[1]}
 
 
 def convert(raw_dir: str | os.PathLike, images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
             fov_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
-            val_count: int, seed: int, workers: int = 1) -> int:
-    """Resized PNGs of images, 1st_manual annotations and FOV masks, plus the manifest."""
+            val_count: int, seed: int, workers: int = 1, targets: str = "soft") -> int:
+    """Resized PNGs of images, 1st_manual annotations (`images.resize_target`: area fractions by
+    default, "hard" for 0/255) and binary FOV masks, plus the manifest."""
     with original_names(raw_dir):
         samples = find_samples(raw_dir)
     with atomic_dir(images_dir) as image_staging, atomic_dir(masks_dir) as mask_staging, \
             atomic_dir(fov_dir) as fov_staging:
         job = functools.partial(_convert_sample, images_dir=image_staging, masks_dir=mask_staging,
-                                fov_dir=fov_staging, size=tuple(size))
+                                fov_dir=fov_staging, size=tuple(size), targets=targets)
         with original_names(raw_dir):
             rows = map_samples(job, samples, workers, f"convert DRIVE to {size[0]}x{size[1]} PNG")
         splits = manifest.split_with_fixed_test(

@@ -86,27 +86,28 @@ def merge_masks(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, worke
 
 
 def _resize_sample(sample: Sample, labels_dir: Path, images_dir: Path, masks_dir: Path,
-                   size: images.Size) -> dict:
+                   size: images.Size, targets: str = "hard") -> dict:
     rgb = images.read_rgb(sample.image)
     labels = images.read_labels(labels_dir / images.png_name(sample.id))
     if labels.shape != rgb.shape[:2]:
         raise EffunetError(f"labels for {sample.id} are {labels.shape} but the image {sample.image} "
                            f"is {rgb.shape[:2]}; rerun merge_masks")
     images.write_png(images_dir / images.png_name(sample.id), images.resize_rgb(rgb, size))
-    images.write_png(masks_dir / images.png_name(sample.id), images.resize_mask(labels > 0, size))
+    images.write_png(masks_dir / images.png_name(sample.id), images.resize_target(labels > 0, size, targets))
     return {"id": sample.id, "height": rgb.shape[0], "width": rgb.shape[1], "image": str(sample.image),
             "masks": str(sample.image.parent.parent / "masks"), "nuclei": int(len(np.unique(labels)) - 1)}
 
 
 def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir: str | os.PathLike,
            masks_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
-           test_fraction: float, val_fraction: float, seed: int, workers: int = 1) -> int:
-    """Resized RGB images and 0/255 masks, plus the manifest with a seeded train/val/test split."""
+           test_fraction: float, val_fraction: float, seed: int, workers: int = 1, targets: str = "hard") -> int:
+    """Resized RGB images and masks (`images.resize_target`: 0/255, or area fractions for "soft"),
+    plus the manifest with a seeded train/val/test split."""
     with original_names(raw_dir):
         samples = find_samples(raw_dir)
     with atomic_dir(images_dir) as image_staging, atomic_dir(masks_dir) as mask_staging:
         job = functools.partial(_resize_sample, labels_dir=Path(labels_dir), images_dir=image_staging,
-                                masks_dir=mask_staging, size=tuple(size))
+                                masks_dir=mask_staging, size=tuple(size), targets=targets)
         with original_names(raw_dir):
             rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
         splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed,

@@ -100,6 +100,37 @@ def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
     return np.where(values >= 128, 255, 0).astype(np.uint8)
 
 
+TARGETS = ("hard", "soft")
+
+
+def resize_target(mask: np.ndarray, size: Size, targets: str = "hard") -> np.ndarray:
+    """A training target (uint8 PNG values) from a binary mask, resized to `size`.
+
+    "hard": `resize_mask`, 0 or 255 (the study's; a 1-px line can vanish or break into dashes).
+    "soft": the fraction of each target pixel's area that the mask covers (box filter), as 0..255,
+    so 1-px structures keep their mass and stay connected. Readers take value / 255 as the target
+    and value > 127 (area fraction above one half) where they need a binary mask.
+    """
+    if targets == "hard":
+        return resize_mask(mask, size)
+    if targets != "soft":
+        raise EffunetError(f"targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+    fraction = area_weights(size[0], mask.shape[0]) @ mask.astype(np.float32) @ area_weights(size[1], mask.shape[1]).T
+    return np.clip(np.rint(fraction * 255), 0, 255).astype(np.uint8)
+
+
+def area_weights(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix: the share of output pixel o's extent that input pixel i covers.
+
+    Output pixel o spans [o, o + 1) * n_in / n_out in input pixels; rows sum to 1, so a weighted
+    sum is an exact area average (PIL's BOX filter is not one for non-integer ratios)."""
+    scale = n_in / n_out
+    start = np.arange(n_out)[:, None] * scale
+    edges = np.arange(n_in)[None, :]
+    overlap = np.minimum(edges + 1, start + scale) - np.maximum(edges, start)
+    return (np.clip(overlap, 0, None) / scale).astype(np.float32)
+
+
 def png_name(sample_id: str) -> str:
     return f"{sample_id}.png"
 

@@ -129,6 +129,19 @@ _RESNET50_FEATURES = (
 _EFFICIENTNET_STAGES = (1, 2, 3, 5, 7)  # the last stage at strides 2, 4, 8, 16, 32
 
 
+def grid_offset(encoder: str) -> float:
+    """Where each stride-2 step of `encoder` centres output i on its input grid: at 2i + offset.
+
+    EfficientNet pads its stride-2 convolutions like TensorFlow's "same" on even sizes (nothing
+    above and left, one row and column below and right; `imagenet_utils.correct_pad`), so a 3x3 or
+    5x5 window centres output i on input 2i + 1 (checked in tests/test_alignment.py). ResNet50 is
+    left at 0.5, the plain half-pixel upsampling: by its layers (symmetric padding, 1x1 stride-2
+    convolutions) its grid sits at 2i, but that was not measured here (its 3x3 max pool defeats the
+    constant-input check), so resnet50-unet keeps the decoder the study used.
+    """
+    return 1.0 if _spec(encoder).is_efficientnet else 0.5
+
+
 def feature_layer_names(backbone: keras.Model, encoder: str, head: bool = False) -> list[str]:
     """Names of the backbone layers whose outputs are the features at strides 2..32."""
     if encoder == "resnet50":

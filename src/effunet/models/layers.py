@@ -75,3 +75,57 @@ def fuse_batch_norms(model: keras.Model) -> int:
             layer.__class__ = FusedBatchNormalization
             count += 1
     return count
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class AlignedUpSampling2D(keras.layers.Layer):
+    """Bilinear x2 upsampling that puts each coarse feature where the encoder computed it.
+
+    `grid_offset` a says where the encoder's stride-2 step centres coarse feature i on the finer
+    grid: at 2i + a. Output pixel j then interpolates the coarse map at (j - a) / 2, clamped at
+    the edges. a = 0.5 (a 2x2 pool) is exactly `UpSampling2D(2, interpolation="bilinear")`
+    (half-pixel centres); a = 1 is TensorFlow's "same"-padded stride-2 convolution on an even size
+    (EfficientNet: padding only below and to the right); a = 0 a symmetric-padded stride-2
+    convolution (ResNet50). With the wrong a, each decoder step shifts the coarse features by
+    (a - 0.5) of its own pixels, and the shifts add up over the levels (docs/edge-artefact.md).
+    """
+
+    interpolation = "bilinear"
+
+    def __init__(self, grid_offset: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(grid_offset) <= 1.0:
+            raise ValueError(f"grid_offset must lie in [0, 1], got {grid_offset}")
+        self.grid_offset = float(grid_offset)
+
+    def call(self, inputs):
+        return self._double(self._double(inputs, 1), 2)
+
+    def _double(self, x, axis: int):
+        ops = keras.ops
+        a = self.grid_offset
+        n = ops.shape(x)[axis]
+        first, last = _take(x, 0, 1, axis), _take(x, n - 1, n, axis)
+        previous = ops.concatenate([first, _take(x, 0, n - 1, axis)], axis=axis)
+        following = ops.concatenate([_take(x, 1, n, axis), last], axis=axis)
+        even = (a / 2) * previous + (1 - a / 2) * x  # coarse position k - a/2
+        odd = (0.5 + a / 2) * x + (0.5 - a / 2) * following  # coarse position k + (1 - a)/2
+        pair = ops.stack([even, odd], axis=axis + 1)
+        shape = list(ops.shape(x))
+        shape[axis] = shape[axis] * 2
+        return ops.reshape(pair, [-1 if s is None else s for s in shape])
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        for axis in (1, 2):
+            shape[axis] = None if shape[axis] is None else shape[axis] * 2
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "grid_offset": self.grid_offset}
+
+
+def _take(x, start, stop, axis: int):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]

@@ -32,12 +32,17 @@ def build_encoder_unet(
     name="encoder_unet",
     encoder_head=False,
     upsampling="bilinear",
+    align_upsampling=True,
 ) -> keras.Model:
     """A Keras backbone (strides 2..32) with the U-Net decoder: 5 steps of upsample x2, concat the
     encoder feature of the same resolution, two conv blocks; then a 1x1 sigmoid head.
 
     `encoder_head=True` decodes from EfficientNet's 1x1 head conv (``top_activation``) instead of
     the last block; `upsampling` is "bilinear" (Eff-UNet, default), "nearest" or "transpose".
+    `align_upsampling=True` makes bilinear upsampling put each coarse feature where the encoder's
+    stride-2 steps centred it (`encoders.grid_offset`: EfficientNet only); False is Keras'
+    half-pixel upsampling, which puts EfficientNet's stride-32 features 15.5 px up and left of
+    where they were computed (docs/edge-artefact.md).
     """
     if upsampling not in UPSAMPLING:
         raise EffunetError(f"upsampling must be one of {', '.join(UPSAMPLING)}, got {upsampling!r}")
@@ -46,7 +51,8 @@ def build_encoder_unet(
     preprocess = encoders.preprocessing_layer(encoder)
     features = encoder_model(preprocess(inputs) if preprocess else inputs)
     widths = decoder_widths or DEFAULT_DECODER_WIDTHS
-    return model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name)
+    offset = encoders.grid_offset(encoder) if align_upsampling else 0.5
+    return model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name, offset)
 
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {
@@ -66,7 +72,8 @@ def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder
         the no-top backbone's weights file (see `effunet.models.encoders`).
     decoder_widths: filters of the decoder steps, coarsest first; default (256, 128, 64, 32, 16)
         for the encoder U-Nets, base_filters * (8, 4, 2, 1) for the U-Net.
-    options: builder-specific keywords (unet: base_filters; others: encoder_head, upsampling).
+    options: builder-specific keywords (unet: base_filters; others: encoder_head, upsampling,
+        align_upsampling).
     """
     builder = _builder(name)
     shape = check_input_shape(input_shape)

@@ -19,12 +19,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
+from effunet.models import runtime
 from effunet.training import checkpoint, dataset, losses, optimizers, rng
 
 log = logging.getLogger(__name__)
@@ -84,20 +84,10 @@ class EarlyStopping:
 
 
 def use_mixed_precision(setting: str) -> bool:
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = runtime.gpus()
     if setting == "on" and not gpus:
         log.warning("mixed_precision is on but no GPU is visible: training in float32 on the CPU")
     return bool(gpus) and setting in ("on", "auto")
-
-
-def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy across the GPUs a job was given; the default (one device, CPU fallback) else."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    log.info("training on %s", "the GPU" if gpus else "the CPU (no GPU visible)")
-    return tf.distribute.get_strategy()
 
 
 def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Model:
@@ -128,17 +118,6 @@ def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
             f"dice {row['dice']:.4f}/{row['val_dice']:.4f}  lr {row['learning_rate']:.2e}  {row['seconds']:.1f} s")
 
 
-def limit_threads(threads: int | None) -> None:
-    """Use the cores the scheduler gave the job; must run before TensorFlow executes anything."""
-    if not threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TensorFlow already started in this process (tests, notebooks): keep its pools
-        log.info("TensorFlow already initialised; keeping its thread pools")
-
-
 @dataclass
 class Outputs:
     model: Path
@@ -157,7 +136,7 @@ def _fresh_state(settings: Settings, identity: dict) -> dict:
 def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path):
     """A fresh compiled model, or the model, optimizer and loop state of the last checkpoint."""
     resumed = checkpoint.latest(checkpoint_dir, identity)
-    with distribution_strategy().scope():
+    with runtime.distribution_scope():
         if not resumed:
             return build_compiled(model_name, input_shape, settings), _fresh_state(settings, identity)
         folder, state = resumed
@@ -204,13 +183,16 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
 
 
 def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
-          tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None) -> dict:
+          tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None,
+          device: str = "auto") -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
+    `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
     """
     start = time.monotonic()
-    limit_threads(threads)
+    runtime.limit_threads(threads)
+    runtime.require_device(device)
     checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
@@ -227,7 +209,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     best_weights = checkpoint_dir / "best.weights.h5"
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
         if state["run_id"] is None:
-            state["flops"] = models.count_flops(model)
+            state["flops"] = runtime.count_flops(model)
             tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
                                 "input_shape": list(data[0][0].shape[1:]), "parameters": model.count_params(),
                                 "flops": state["flops"], "train_images": len(data[0][0]),

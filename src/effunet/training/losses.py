@@ -97,6 +97,23 @@ class PooledDice(_PixelCounts):
         return ops.where(denominator > 0, 2.0 * self.tp / ops.maximum(denominator, 1.0), 1.0)
 
 
+def target_accuracy(y_true, y_pred, threshold=0.5):
+    """Per-pixel agreement of targets thresholded at 0.5 (soft area-fraction targets included)
+    with predictions thresholded at `threshold`; Keras' binary_accuracy compares y_true as is."""
+    agree = ops.equal(ops.cast(y_true, "float32") > 0.5, ops.cast(y_pred, "float32") > threshold)
+    return ops.mean(ops.cast(agree, "float32"), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class TargetAccuracy(keras.metrics.BinaryAccuracy):
+    """`keras.metrics.BinaryAccuracy` with the targets thresholded at 0.5 too (`target_accuracy`)."""
+
+    def __init__(self, name="accuracy", dtype=None, threshold=0.5):
+        super().__init__(name=name, dtype=dtype, threshold=threshold)
+        self._fn = target_accuracy
+
+
 def make_metrics() -> list[keras.metrics.Metric]:
-    """Pixel accuracy (the study's metric), IoU and Dice, all at threshold 0.5."""
-    return [keras.metrics.BinaryAccuracy(name="accuracy"), PooledIoU(), PooledDice()]
+    """Pixel accuracy (the study's metric), IoU and Dice, all at threshold 0.5, with targets
+    (hard 0/1 or soft area fractions) thresholded at 0.5."""
+    return [TargetAccuracy(), PooledIoU(), PooledDice()]
