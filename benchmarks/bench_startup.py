@@ -52,12 +52,18 @@ def main() -> None:
         return
     results = {}
     for optimizer in ("keras", "fused"):
-        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--size", str(args.size),
-                              "--child", optimizer], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--model", args.model, "--size", str(args.size), "--child", optimizer],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[optimizer] = json.loads(out.stdout.strip().splitlines()[-1])
         first, second = results[optimizer]["first_step"], results[optimizer]["second_step"]
-        print(f"{args.model} {args.size}x{args.size}, {optimizer:5s} Adam: first step {first['cpu_s']:6.1f} s CPU "
-              f"({first['wall_s']:6.1f} s wall), second step {second['cpu_s']:5.2f} s CPU")
+        print(
+            f"{args.model} {args.size}x{args.size}, {optimizer:5s} Adam: first step {first['cpu_s']:6.1f} s CPU "
+            f"({first['wall_s']:6.1f} s wall), second step {second['cpu_s']:5.2f} s CPU"
+        )
     ratio = results["keras"]["first_step"]["cpu_s"] / results["fused"]["first_step"]["cpu_s"]
     print(f"first step, CPU seconds: keras / fused = {ratio:.1f}x")
 

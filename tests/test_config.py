@@ -100,7 +100,11 @@ def test_model_options_a_model_does_not_accept_stop_at_start_up(options, key, re
 @pytest.mark.parametrize(
     "edit, key, fix",
     [
-        (lambda d: d["split"].update(val_fraction=0.01), "datasets.dsb2018.split", "the val split of 24 images"),
+        (
+            lambda d: (d["synthetic"].update(n_images=24), d["split"].update(val_fraction=0.01)),
+            "datasets.dsb2018.split",
+            "the val split of 24 images",
+        ),
         (
             lambda d: d["split"].update(test_fraction=0.01),
             "datasets.dsb2018.split",
@@ -131,8 +135,9 @@ def test_an_empty_split_is_found_for_the_real_data_sets():
     with pytest.raises(ConfigError, match="datasets.drive.split.val_count: 20 .* of the 20 training"):
         effconfig.validate(study, SCHEMA)
     demo = load("config/demo.yaml")
-    demo["datasets"]["drive"]["split"]["val_count"] = 6
-    with pytest.raises(ConfigError, match="none of the 6 training images"):
+    n_train = demo["datasets"]["drive"]["synthetic"]["n_train"]
+    demo["datasets"]["drive"]["split"]["val_count"] = n_train
+    with pytest.raises(ConfigError, match=f"none of the {n_train} training images"):
         effconfig.validate(demo, SCHEMA)
 
 

@@ -17,16 +17,23 @@ def _train(optimizer, steps=5):
     return model
 
 
-@pytest.mark.parametrize("fused, reference", [
-    (lambda: optimizers.Adam(learning_rate=0.01), lambda: keras.optimizers.Adam(learning_rate=0.01)),
-    (lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.1),
-     lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1)),
-])
+@pytest.mark.parametrize(
+    "fused, reference",
+    [
+        (lambda: optimizers.Adam(learning_rate=0.01), lambda: keras.optimizers.Adam(learning_rate=0.01)),
+        (
+            lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.1),
+            lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1),
+        ),
+    ],
+)
 def test_fused_update_matches_keras(fused, reference):
     ours, theirs = _train(fused()), _train(reference())
     assert int(ours.optimizer.iterations) == int(theirs.optimizer.iterations) == 20
-    for a, b in zip(ours.get_weights() + [v.numpy() for v in ours.optimizer.variables],
-                    theirs.get_weights() + [v.numpy() for v in theirs.optimizer.variables]):
+    for a, b in zip(
+        ours.get_weights() + [v.numpy() for v in ours.optimizer.variables],
+        theirs.get_weights() + [v.numpy() for v in theirs.optimizer.variables],
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float rounding only
     moved = [np.abs(w0 - w1).max() for w0, w1 in zip(ours.get_weights(), _train(fused(), steps=1).get_weights())]
     assert max(moved) > 1e-3  # it does train

@@ -152,6 +152,7 @@ def active_datasets(config: dict) -> tuple[list[str], list[str]]:
         else:
             skipped.append(SKIPPED_DATASET_HELP.get(name, f"{name} is skipped: datasets.{name}.source is not set"))
     if not active:
-        raise ConfigError("config key datasets: no data set has a source, so there is nothing to run; "
-                          + " ".join(skipped))
+        raise ConfigError(
+            "config key datasets: no data set has a source, so there is nothing to run; " + " ".join(skipped)
+        )
     return active, skipped
