@@ -18,6 +18,9 @@ if workflow.is_main_process:
         logger.warning(message)
 LAYOUT = Layout.of(config)
 
+# envs/effunet.yaml installs the package from this repository (pip expands ${EFFUNET_ROOT}).
+effunet.config.export_repository_root(workflow.basedir)
+
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
