@@ -107,9 +107,10 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
     import keras
 
     from effunet import models  # noqa: F401 (registers the custom layers the saved model uses)
-    from effunet.training import dataset, losses  # noqa: F401 (and the custom metrics)
+    from effunet.training import dataset, losses
 
-    model = keras.models.load_model(model_path, compile=True)
+    model = keras.models.load_model(model_path, compile=False)  # saved for inference: no optimizer
+    model.compile(loss=losses.make_loss("bce"), metrics=losses.make_metrics())
     splits = {split: dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val", "test")}
     probabilities = np.concatenate([model.predict(images.astype(np.float32), verbose=0)
                                     for images, _ in splits.values()])
