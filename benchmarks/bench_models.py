@@ -11,14 +11,16 @@ batch `--batch`; the table shows the median images/s and keras/smp ratios.
 
 - Keras training step: ``model.train_on_batch`` after ``compile(Adam, binary cross-entropy,
   jit_compile=effunet.models.jit_compile_default())``, i.e. the step function ``fit`` runs.
-- Keras inference: ``effunet.models.make_predict_fn(model)`` (a traced ``tf.function``).
+- Keras inference: ``effunet.models.make_predict_fn(model)`` (a traced ``tf.function`` on TensorFlow,
+  Keras' jitted ``predict_on_batch`` on jax; ``KERAS_BACKEND`` picks the backend).
 - torch training: ``model.train()``, Adam, ``BCEWithLogitsLoss``, ``zero_grad/backward/step``.
 - torch inference: ``model.eval()`` under ``torch.inference_mode()``.
 - ``--precision mixed``: Keras ``mixed_float16`` (GPU) / ``mixed_bfloat16`` (CPU) against torch
   autocast to the same dtype (with a GradScaler for float16). Default fp32 for both.
 
 Both run on the same device with the same number of threads (`--threads`, default: the CPUs
-this process may use). torch and segmentation_models_pytorch come from the `bench` extra.
+this process may use). torch and segmentation_models_pytorch come from the `bench` extra. On a GPU
+the table adds each library's peak GPU memory (its allocator's statistics).
 """
 
 from __future__ import annotations
@@ -65,10 +67,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 def set_threads(threads: int, lib: str) -> None:
     """The same thread count for both: TF's intra- and inter-op pools, torch's intra-op pool."""
     if lib == "keras":
-        import tensorflow as tf
+        import keras
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        elif keras.backend.backend() == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
     else:
         import torch
 
@@ -108,11 +117,10 @@ class KerasRunner:
     def __init__(self, model_name: str, size: int, batch: int, args):
         import keras
         import numpy as np
-        import tensorflow as tf
 
-        from effunet.models import build, jit_compile_default, make_predict_fn
+        from effunet.models import build, jit_compile_default, make_predict_fn, runtime
 
-        gpus = tf.config.list_physical_devices("GPU")
+        gpus = runtime.gpus()
         if args.precision == "mixed":  # compile() adds loss scaling for mixed_float16
             keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "mixed_bfloat16")
         widths = tuple(args.decoder_widths)
@@ -123,11 +131,12 @@ class KerasRunner:
             jit_compile=jit_compile_default(),
         )
         rng = np.random.default_rng(0)
-        self.x = tf.constant(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
-        self.y = tf.constant((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
+        self.x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
+        self.y = keras.ops.convert_to_tensor((rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32"))
         self.predict = make_predict_fn(self.model)
         self.params = self.model.count_params()
-        self.device_name = gpus[0].name if gpus else "CPU"
+        self.backend = runtime.backend()
+        self.device_name = f"{gpus[0] if gpus else 'CPU'} ({self.backend})"
 
     def train(self, steps: int) -> None:
         for _ in range(steps):
@@ -135,9 +144,15 @@ class KerasRunner:
         float(loss)
 
     def infer(self, steps: int) -> None:
+        import numpy as np
+
         for _ in range(steps):
             out = self.predict(self.x)
-        out.numpy()
+        np.asarray(out)
+
+    def peak_memory_mb(self) -> float:
+        """Peak GPU memory of this process (jax, torch or TF allocator statistics); nan on the CPU."""
+        return peak_gpu_memory_mb(self.backend)
 
 
 class TorchRunner:
@@ -181,12 +196,36 @@ class TorchRunner:
             self.scaler.update()
         loss.item()
 
+    def peak_memory_mb(self) -> float:
+        return peak_gpu_memory_mb("torch")
+
     def infer(self, steps: int) -> None:
         self.model.eval()
         with self.torch.inference_mode(), self._autocast():
             for _ in range(steps):
                 out = self.model(self.x)
             out.float().sum().item()
+
+
+def peak_gpu_memory_mb(backend: str) -> float:
+    """Peak memory the framework's allocator used on GPU 0, in MB; nan without a GPU."""
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            return device.memory_stats()["peak_bytes_in_use"] / 2**20 if device.platform == "gpu" else float("nan")
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return float("nan")
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    except (ImportError, KeyError, RuntimeError, ValueError):
+        return float("nan")
 
 
 def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
@@ -197,6 +236,9 @@ def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
     conn.send((runner.params, runner.device_name))
     while (request := conn.recv()) is not None:
         phase, steps = request
+        if phase == "memory":
+            conn.send(runner.peak_memory_mb())
+            continue
         start = time.perf_counter()
         getattr(runner, phase)(steps)
         conn.send(steps * args.batch / (time.perf_counter() - start))
@@ -230,6 +272,9 @@ def bench_pair(model_name: str, size: int, args) -> dict:
                 if repeat >= 0:
                     rates[lib, phase].append(rate)
     row["load_after"] = os.getloadavg()[0]  # 1-min load average: > threads means others competed
+    for lib, (_, conn) in workers.items():
+        conn.send(("memory", 0))
+        row[f"{lib}_memory_mb"] = conn.recv()
     for process, conn in workers.values():
         conn.send(None)
         process.join()
@@ -243,26 +288,36 @@ def bench_pair(model_name: str, size: int, args) -> dict:
 
 def describe_machine(threads: int) -> str:
     """CPU model and library versions, without importing TF or torch in this (idle) process."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(pkg):
+        try:
+            return f"{pkg} {version(pkg)}"
+        except PackageNotFoundError:
+            return None
 
     cpu = "unknown CPU"
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    versions = ", ".join(f"{pkg} {version(pkg)}" for pkg in ("tensorflow", "keras", "torch", "segmentation-models-pytorch"))
-    return f"{cpu}, {os.cpu_count()} CPUs, {threads} threads; {versions}"
+    packages = ("tensorflow", "jax", "keras", "torch", "segmentation-models-pytorch")
+    versions = ", ".join(filter(None, map(installed, packages)))
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return f"{cpu}, {os.cpu_count()} CPUs, {threads} threads; Keras backend {backend}; {versions}"
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio | load |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio | GPU MB keras/smp | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["model"], f"{r['size']}x{r['size']}"]
         for phase in ("train", "infer"):
             cells += [f"{r.get(f'keras_{phase}', float('nan')):.1f}", f"{r.get(f'smp_{phase}', float('nan')):.1f}"]
             cells.append(f"{r[f'ratio_{phase}']:.2f}x" if f"ratio_{phase}" in r else "-")
+        memory = [r.get(f"{lib}_memory_mb", float("nan")) for lib in ("keras", "smp")]
+        cells.append("-" if all(m != m for m in memory) else "/".join(f"{m:.0f}" for m in memory))
         cells.append(f"{r['load_before']:.1f}-{r['load_after']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from effunet.data import archives, dsb2018, synthetic
+from effunet.layout import PreparedData
 from effunet.training import dataset, loop
 
 

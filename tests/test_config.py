@@ -34,19 +34,27 @@ def test_train_settings_apply_data_set_overrides():
     assert effconfig.train_settings(config, "drive")["patience"] == 55
 
 
-@pytest.mark.parametrize("edit, key, reason", [
-    (lambda c: c["datasets"]["dsb2018"].update(imagesize=[1, 2]), "datasets.dsb2018.imagesize", "unknown key"),
-    (lambda c: c.update(sedds=[1]), "sedds", "unknown key"),
-    (lambda c: c["datasets"]["dsb2018"].update(image_size=[100, 128]), "datasets.dsb2018.image_size[0]",
-     "multiple of 32"),
-    (lambda c: c["datasets"]["dsb2018"]["split"].update(test_fraction=1.5), "datasets.dsb2018.split.test_fraction",
-     "maximum of 1"),
-    (lambda c: c["train"].update(learning_rate="fast"), "train.learning_rate", "not of type"),
-    (lambda c: c.update(models=["unet", "vgg-unet"]), "models[1]", "not one of"),
-    (lambda c: c["datasets"]["drive"]["train"].update(max_epochs=0), "datasets.drive.train.max_epochs",
-     "minimum"),
-    (lambda c: c["mlflow"].update(experiment="my study/1"), "mlflow.experiment", "does not match"),
-])
+@pytest.mark.parametrize(
+    "edit, key, reason",
+    [
+        (lambda c: c["datasets"]["dsb2018"].update(imagesize=[1, 2]), "datasets.dsb2018.imagesize", "unknown key"),
+        (lambda c: c.update(sedds=[1]), "sedds", "unknown key"),
+        (
+            lambda c: c["datasets"]["dsb2018"].update(image_size=[100, 128]),
+            "datasets.dsb2018.image_size[0]",
+            "multiple of 32",
+        ),
+        (
+            lambda c: c["datasets"]["dsb2018"]["split"].update(test_fraction=1.5),
+            "datasets.dsb2018.split.test_fraction",
+            "maximum of 1",
+        ),
+        (lambda c: c["train"].update(learning_rate="fast"), "train.learning_rate", "not of type"),
+        (lambda c: c.update(models=["unet", "vgg-unet"]), "models[1]", "not one of"),
+        (lambda c: c["datasets"]["drive"]["train"].update(max_epochs=0), "datasets.drive.train.max_epochs", "minimum"),
+        (lambda c: c["mlflow"].update(experiment="my study/1"), "mlflow.experiment", "does not match"),
+    ],
+)
 def test_bad_config_names_the_key(edit, key, reason):
     config = copy.deepcopy(load("config.yaml"))
     edit(config)
@@ -71,13 +79,16 @@ def test_model_options_in_the_schema_are_the_builders_options():
         assert widths["minItems"] == widths["maxItems"] == registry.decoder_steps(name), name
 
 
-@pytest.mark.parametrize("options, key, reason", [
-    ({"effunet-b0": {"decoder_widths": [8, 8]}}, "model_options.effunet-b0.decoder_widths", "too short"),
-    ({"unet": {"decoder_widths": [8, 8, 8, 8, 8]}}, "model_options.unet.decoder_widths", "too long"),
-    ({"unet": {"upsampling": "nearest"}}, "model_options.unet.upsampling", "unknown key"),
-    ({"resnet50-unet": {"base_filters": 8}}, "model_options.resnet50-unet.base_filters", "unknown key"),
-    ({"vgg-unet": {}}, "model_options.vgg-unet", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "options, key, reason",
+    [
+        ({"effunet-b0": {"decoder_widths": [8, 8]}}, "model_options.effunet-b0.decoder_widths", "too short"),
+        ({"unet": {"decoder_widths": [8, 8, 8, 8, 8]}}, "model_options.unet.decoder_widths", "too long"),
+        ({"unet": {"upsampling": "nearest"}}, "model_options.unet.upsampling", "unknown key"),
+        ({"resnet50-unet": {"base_filters": 8}}, "model_options.resnet50-unet.base_filters", "unknown key"),
+        ({"vgg-unet": {}}, "model_options.vgg-unet", "unknown key"),
+    ],
+)
 def test_model_options_a_model_does_not_accept_stop_at_start_up(options, key, reason):
     config = load("config/demo.yaml")
     config["model_options"] = options
@@ -86,12 +97,26 @@ def test_model_options_a_model_does_not_accept_stop_at_start_up(options, key, re
     assert f"config key {key}" in str(error.value) and reason in str(error.value)
 
 
-@pytest.mark.parametrize("edit, key, fix", [
-    (lambda d: d["split"].update(val_fraction=0.01), "datasets.dsb2018.split", "the val split of 24 images"),
-    (lambda d: d["split"].update(test_fraction=0.01), "datasets.dsb2018.split", "raise datasets.dsb2018.split.test"),
-    (lambda d: (d["synthetic"].update(n_images=4), d["split"].update(test_fraction=0.1)), "datasets.dsb2018.split",
-     "the test split of 4 images would be empty"),
-])
+@pytest.mark.parametrize(
+    "edit, key, fix",
+    [
+        (
+            lambda d: (d["synthetic"].update(n_images=24), d["split"].update(val_fraction=0.01)),
+            "datasets.dsb2018.split",
+            "the val split of 24 images",
+        ),
+        (
+            lambda d: d["split"].update(test_fraction=0.01),
+            "datasets.dsb2018.split",
+            "raise datasets.dsb2018.split.test",
+        ),
+        (
+            lambda d: (d["synthetic"].update(n_images=4), d["split"].update(test_fraction=0.1)),
+            "datasets.dsb2018.split",
+            "the test split of 4 images would be empty",
+        ),
+    ],
+)
 def test_an_empty_split_is_found_from_the_config(edit, key, fix):
     config = load("config/demo.yaml")
     edit(config["datasets"]["dsb2018"])
@@ -110,8 +135,9 @@ def test_an_empty_split_is_found_for_the_real_data_sets():
     with pytest.raises(ConfigError, match="datasets.drive.split.val_count: 20 .* of the 20 training"):
         effconfig.validate(study, SCHEMA)
     demo = load("config/demo.yaml")
-    demo["datasets"]["drive"]["split"]["val_count"] = 6
-    with pytest.raises(ConfigError, match="none of the 6 training images"):
+    n_train = demo["datasets"]["drive"]["synthetic"]["n_train"]
+    demo["datasets"]["drive"]["split"]["val_count"] = n_train
+    with pytest.raises(ConfigError, match=f"none of the {n_train} training images"):
         effconfig.validate(demo, SCHEMA)
 
 
@@ -148,7 +174,20 @@ def test_check_config_command(tmp_path, capsys):
     from effunet import cli
 
     (tmp_path / "broken.yaml").write_text("seeds: [0\n")
-    status = cli.main(["check-config", str(ROOT / "config/demo.yaml"), str(tmp_path / "broken.yaml"),
-                       "--schema", str(SCHEMA)])
+    status = cli.main(
+        ["check-config", str(ROOT / "config/demo.yaml"), str(tmp_path / "broken.yaml"), "--schema", str(SCHEMA)]
+    )
     captured = capsys.readouterr()
     assert status == 2 and "demo.yaml: ok" in captured.out and "broken.yaml, line 2" in captured.err
+
+
+def test_training_settings_defaults_are_the_schemas():
+    """The schema is the one source of defaults; the library's Settings must not drift from it."""
+    from dataclasses import fields
+
+    from effunet.training.loop import Settings
+
+    schema = yaml.safe_load(SCHEMA.read_text())["$defs"]["train"]["properties"]
+    defaults = {f.name: f.default for f in fields(Settings) if f.name != "model_options"}
+    placement = set(effconfig.PLACEMENT_KEYS)  # where a job runs (effunet.devices), not a training setting
+    assert defaults == {name: spec["default"] for name, spec in schema.items() if name not in placement}

@@ -14,7 +14,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-
 def test_download_verifies_checksum_and_logs_progress(file_server, tmp_path, caplog):
     file_server.files["/data.bin"] = PAYLOAD
     caplog.set_level("INFO")
@@ -27,8 +26,7 @@ def test_download_verifies_checksum_and_logs_progress(file_server, tmp_path, cap
 def test_interrupted_transfer_resumes_with_range(file_server, tmp_path):
     file_server.files["/data.bin"] = PAYLOAD
     file_server.cut_first_after = 700_000
-    path = download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256=sha(PAYLOAD),
-                             backoff_s=0)
+    path = download.download(file_server.url("/data.bin"), tmp_path / "data.bin", sha256=sha(PAYLOAD), backoff_s=0)
     assert path.read_bytes() == PAYLOAD
     assert [r["range"] for r in file_server.requests] == [None, "bytes=700000-"]
 
@@ -68,8 +66,13 @@ def test_http_404_is_not_retried(file_server, tmp_path):
 
 def test_fetch_url_archive_end_to_end(file_server, tmp_path, dsb_zip):
     file_server.files["/stage1_train.zip"] = dsb_zip.read_bytes()
-    raw = download.fetch("dsb2018", file_server.url("/stage1_train.zip"), tmp_path / "raw",
-                         tmp_path / "downloads", sha256=sha(dsb_zip.read_bytes()))
+    raw = download.fetch(
+        "dsb2018",
+        file_server.url("/stage1_train.zip"),
+        tmp_path / "raw",
+        tmp_path / "downloads",
+        sha256=sha(dsb_zip.read_bytes()),
+    )
     assert len(list(raw.glob("*/images/*.png"))) == 8
     assert (tmp_path / "downloads" / "stage1_train.zip").exists()
 
@@ -83,8 +86,9 @@ def test_fetch_local_archive_file_url_and_folder(tmp_path, dsb_zip):
 
 
 def test_fetch_synthetic_writes_original_layout(tmp_path):
-    raw = download.fetch("drive", "synthetic", tmp_path / "raw", tmp_path / "dl",
-                         synthetic_options={"n_train": 2, "n_test": 1})
+    raw = download.fetch(
+        "drive", "synthetic", tmp_path / "raw", tmp_path / "dl", synthetic_options={"n_train": 2, "n_test": 1}
+    )
     assert (raw / "DRIVE/training/images/21_training.tif").exists()
     assert not (tmp_path / "dl").exists()  # the generated archive is temporary
 

@@ -55,6 +55,7 @@ def native_truths(prepared, split):
     return [images.read_labels(prepared / "labels" / f"{i}.png") > 0 for i in table.loc[table.split == split, "id"]]
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("logit", [-20.0, 20.0])
 def test_constant_model_scores_known_answers_on_dsb2018(dsb, tmp_path, logit):
     result, per_image = run_evaluation(dsb, "dsb2018", constant_model(tmp_path / "m.keras", (32, 32), logit),
@@ -108,6 +109,7 @@ def test_threshold_is_chosen_on_validation_never_on_test():
         evaluate.choose_threshold([cases[1]], "val")
 
 
+@pytest.mark.backend
 def test_predict_command_writes_native_size_masks(tmp_path, capsys):
     model = constant_model(tmp_path / "m.keras", (32, 32), 20.0)
     folder = tmp_path / "in"

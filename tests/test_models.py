@@ -408,6 +408,21 @@ def test_flops_of_a_convolution():
     assert count_flops(conv) == 2 * 3 * 3 * 3 * 8 * 16 * 24 + 8 * 16 * 24
 
 
+def test_flops_without_freezing_equal_the_frozen_graphs_count():
+    """Reference: the profiler on the frozen graph (variables as constants), as count_flops once did."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    model = build("unet", (32, 32, 3), base_filters=4)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1, 32, 32, 3), tf.float32))
+    options = option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation())
+    frozen = model_analyzer.profile(graph=convert_variables_to_constants_v2(concrete).graph,
+                                    options=options.with_empty_output().build()).total_float_ops
+    assert count_flops(model) == frozen > 0
+
+
 def test_complexity_scales_with_pixels_and_counts_params():
     small = model_complexity("effunet-b0", (64, 64, 3))
     large = model_complexity("effunet-b0", (128, 128, 3))
@@ -432,3 +447,21 @@ def test_benchmark_runs_and_prints_ratios():
     cells = [c.strip() for c in table_row[0].strip("|").split("|")]
     assert cells[4].endswith("x") and float(cells[4][:-1]) > 0  # train ratio
     assert cells[7].endswith("x") and float(cells[7][:-1]) > 0  # infer ratio
+
+
+@pytest.mark.parametrize("given, expected", [
+    (None, None), ("none", None), ("None", None), (" NONE ", None), ("imagenet", "imagenet"),
+    ("ImageNet", "imagenet"), ("/w/b0.h5", "/w/b0.h5"),
+])
+def test_encoder_weights_are_read_in_one_place(given, expected):
+    from effunet.models.encoders import normalise_weights
+
+    assert normalise_weights(given) == expected
+
+
+def test_find_encoder():
+    from effunet import models
+
+    assert models.find_encoder(models.build("unet", (32, 32, 3), base_filters=2)) is None
+    model = models.build("effunet-b0", (32, 32, 3), encoder_weights="None")
+    assert models.find_encoder(model) is models.get_encoder(model) and models.find_encoder(model).name == "encoder"

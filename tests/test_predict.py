@@ -17,9 +17,18 @@ from effunet.errors import EffunetError
 def model(tmp_path_factory):
     """A model that says foreground everywhere (known answer: every mask pixel is 255)."""
     path = tmp_path_factory.mktemp("model") / "m.keras"
-    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(
-        1, 1, activation="sigmoid", kernel_initializer="zeros",
-        bias_initializer=keras.initializers.Constant(20.0))]).save(path)
+    keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(
+                1,
+                1,
+                activation="sigmoid",
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(20.0),
+            ),
+        ]
+    ).save(path)
     return path
 
 
@@ -69,10 +78,13 @@ def test_a_failing_image_is_reported_and_the_others_are_kept(model, tmp_path, ca
     assert "[1/3] a.png -> a_mask.png" in caplog.text and "[3/3] c.png" in caplog.text  # progress
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"just some notes\n", "is not a Keras model file"),
-    (None, "is a folder, not a model file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"just some notes\n", "is not a Keras model file"),
+        (None, "is a folder, not a model file"),
+    ],
+)
 def test_a_file_that_is_no_model_says_so(model, tmp_path, capsys, content, message):
     path = tmp_path / "model.keras"
     if content is None:
@@ -112,20 +124,26 @@ def test_the_command_is_quiet_and_predict_needs_no_training_code(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "training imported: False" in result.stdout
-    noise = [line for line in result.stderr.splitlines()
-             if line[:5] in ("I0000", "W0000", "E0000") or "cuInit" in line or "absl::InitializeLog" in line]
+    noise = [
+        line
+        for line in result.stderr.splitlines()
+        if line[:5] in ("I0000", "W0000", "E0000") or "cuInit" in line or "absl::InitializeLog" in line
+    ]
     assert noise == [], result.stderr
     assert (tmp_path / "out/a_mask.png").exists()
 
 
-@pytest.mark.parametrize("line, noise", [
-    ("I0000 00:00:1796008553.960028   17606 cudart_stub.cc:31] Could not find cuda drivers", True),
-    ("E0000 00:00:1796008581.308340   17606 cuda_platform.cc:52] failed call to cuInit", True),
-    ("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not", True),
-    ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", True),
-    ("[1/3] a.png -> a_mask.png (0.4 s, about 1 s left)", False),
-    ("effunet: error: model file not found: m.keras", False),
-    ("Traceback (most recent call last):", False),
-])
+@pytest.mark.parametrize(
+    "line, noise",
+    [
+        ("I0000 00:00:1796008553.960028   17606 cudart_stub.cc:31] Could not find cuda drivers", True),
+        ("E0000 00:00:1796008581.308340   17606 cuda_platform.cc:52] failed call to cuInit", True),
+        ("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not", True),
+        ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", True),
+        ("[1/3] a.png -> a_mask.png (0.4 s, about 1 s left)", False),
+        ("effunet: error: model file not found: m.keras", False),
+        ("Traceback (most recent call last):", False),
+    ],
+)
 def test_only_tensorflows_cpp_lines_are_filtered(line, noise):
     assert bool(cli.TF_NOISE.match(line)) is noise

@@ -387,3 +387,40 @@ def test_run_round_trips_through_an_mlflow_server(mlflow_server, tmp_path):
     assert [a.path for a in client.list_artifacts(run_id)] == ["history.csv"]
     served = list((tmp_path / "served-artifacts").rglob("history.csv"))
     assert len(served) == 1 and served[0].read_text().startswith("epoch,loss")
+
+
+def test_a_moved_store_opens_its_artifacts_after_relocation(tmp_path):
+    """MLflow keeps absolute artifact paths; relocation (run by prepare_store at every workflow start,
+    or by hand with python -m effunet.tracking relocate) points them at the store's new folder."""
+    import mlflow.artifacts
+
+    first = tmp_path / "a" / "results"
+    uri = f"sqlite:///{first}/mlflow.db"
+    tracking.prepare_store(uri, EXPERIMENT)
+    (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    with tracking.RunTracker.open(uri, EXPERIMENT, "dsb2018/unet/seed0") as tracker:
+        tracker.log_artifact(tmp_path / "history.csv")
+    moved = tmp_path / "b" / "moved results"  # a space, to check the URI quoting
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    new_uri = f"sqlite:///{moved}/mlflow.db"
+
+    def read_back() -> str:
+        return Path(mlflow.artifacts.download_artifacts(run_id=tracker.run_id, artifact_path="history.csv",
+                                                        tracking_uri=new_uri, dst_path=tmp_path / "dl")).read_text()
+
+    with pytest.raises((OSError, MlflowException)):  # the problem being solved: MLflow looks in the old folder
+        read_back()
+    done = subprocess.run([sys.executable, "-m", "effunet.tracking", "relocate", new_uri], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 artifact locations updated" in done.stdout  # the experiment and its run
+    assert read_back() == "epoch,loss\n1,0.5\n"
+    assert tracking.relocate_store(new_uri) == 0  # idempotent; prepare_store runs it at every start
+
+    shutil.move(moved, tmp_path / "again")
+    again = f"sqlite:///{tmp_path / 'again'}/mlflow.db"
+    tracking.prepare_store(again, EXPERIMENT)
+    client = MlflowClient(again)
+    assert client.get_run(tracker.run_id).info.artifact_uri.startswith((tmp_path / "again").as_uri())
+    assert [a.path for a in client.list_artifacts(tracker.run_id)] == ["history.csv"]

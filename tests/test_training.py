@@ -62,6 +62,7 @@ def test_epochs_are_seeded_permutations_and_augmentation_is_paired(prepared):
         assert any(np.array_equal(image, ci) and np.array_equal(mask.astype(bool), cm) for ci, cm in candidates)
 
 
+@pytest.mark.backend
 def test_pooled_metrics_and_losses_known_answers():
     import keras
 
@@ -86,6 +87,7 @@ def test_pooled_metrics_and_losses_known_answers():
     assert float(losses.make_loss("bce+dice")(truth, pred)) == pytest.approx(bce + soft, rel=1e-5)
 
 
+@pytest.mark.backend
 def test_early_stopping_counts_patience_and_ignores_nan():
     from effunet.training.loop import EarlyStopping
 
@@ -105,7 +107,7 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
     import keras
 
     from effunet import models  # noqa: F401 (registers the custom layers the saved model uses)
-    from effunet.training import dataset
+    from effunet.training import dataset, losses  # noqa: F401 (and the custom metrics)
 
     model = keras.models.load_model(model_path, compile=True)
     splits = {split: dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val", "test")}
@@ -119,30 +121,32 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["unet", "effunet-b0", "resnet50-unet"])
 def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared, tmp_path, model):
-    """Killed mid-epoch 2, then again between epochs 2 and 3 (checkpoint published, MLflow not yet
-    told): the result equals an uninterrupted run's, and MLflow has every epoch exactly once."""
+    """Killed between epochs 1 and 2 (checkpoint published, MLflow not yet told), then mid-epoch 2: the
+    result equals an uninterrupted run's, and MLflow has every epoch exactly once."""
     from mlflow.tracking import MlflowClient
 
     from effunet import tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracking.prepare_store(uri, "resume-test")
-    epochs = 3
+    epochs = 2
     straight = run_worker(prepared, tmp_path / "straight", epochs, model=model)
-    for kill in ("mid-epoch:2", "after-checkpoint:2"):
+    logs = []
+    for kill in ("after-checkpoint:1", "mid-epoch:2"):
         attempt = run_worker(prepared, tmp_path / "killed", epochs, uri, model, kill)
-        attempt_log, _ = attempt.communicate(timeout=600)
-        assert attempt.returncode == -signal.SIGKILL, attempt_log[-3000:]
+        logs.append(attempt.communicate(timeout=3000)[0])
+        assert attempt.returncode == -signal.SIGKILL, logs[-1][-3000:]
         assert not (tmp_path / "killed/run.json").exists()
-    assert (tmp_path / "killed/checkpoint/latest").read_text() == "epoch-0002"
+    assert "logging epoch 1 to MLflow" in logs[1]  # the first attempt died before it could
+    assert (tmp_path / "killed/checkpoint/latest").read_text() == "epoch-0001"
     resumed = run_worker(prepared, tmp_path / "killed", epochs, uri, model)
-    resumed_log, _ = resumed.communicate(timeout=600)
-    straight_log, _ = straight.communicate(timeout=600)
+    resumed_log, _ = resumed.communicate(timeout=3000)
+    straight_log, _ = straight.communicate(timeout=3000)
     assert resumed.returncode == 0 and straight.returncode == 0, resumed_log[-2000:] + straight_log[-2000:]
-    assert "resuming from" in resumed_log and "logging epoch 2 to MLflow" in resumed_log
+    assert "resuming from" in resumed_log and "to MLflow (the earlier" not in resumed_log
 
     summary = json.loads((tmp_path / "killed/run.json").read_text())
-    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"] == [1, 2]
+    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"] == [1]  # the second attempt died before it checkpointed
     a = pd.read_csv(tmp_path / "straight/history.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "killed/history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-7)  # same epochs, same metrics on CPU
@@ -161,14 +165,18 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
         logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
     artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
-    assert {"history.csv", "model.keras"} <= artifacts
+    assert {"history.csv", "run.json"} <= artifacts and "model.keras" not in artifacts  # one copy on disk
+    assert runs[0].data.tags["model_file"] == str(tmp_path / "killed/model.keras")
 
 
 @pytest.mark.slow
 def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
+    import zipfile
+
+    import h5py
     import keras
 
-    from effunet.training import loop
+    from effunet.training import loop, losses
 
     settings = loop.Settings(max_epochs=30, patience=2, batch_size=4, learning_rate=0.3, optimizer="sgd",
                              encoder_weights="none", model_options={"base_filters": 4})
@@ -187,7 +195,14 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert summary["seconds_per_epoch"] == history.seconds[1:].median()
     from effunet.training import dataset
 
-    model = keras.models.load_model(outputs.model, compile=True)
+    with zipfile.ZipFile(outputs.model) as saved, saved.open("model.weights.h5") as weights_file, \
+            h5py.File(weights_file) as weights:
+        groups = set(weights)
+        config = json.loads(saved.read("config.json"))
+    assert "optimizer" not in groups and "layers" in groups  # weights and architecture, no Adam/SGD state
+    assert not config.get("compile_config")  # no optimizer, loss or metrics to restore
+    model = keras.models.load_model(outputs.model, compile=False)
+    model.compile(loss=losses.make_loss(settings.loss), metrics=losses.make_metrics())
     val = model.evaluate(dataset.make_dataset(*dataset.load_split(PreparedData.in_folder(prepared), "val"), 4, shuffle=False),
                          verbose=0, return_dict=True)
     assert val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-4)  # the best weights were kept

@@ -28,18 +28,26 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="segment an image or a folder of images")
     predict.add_argument("model", help="a trained model.keras (results/<experiment>/<dataset>/<model>/seed<seed>/)")
     predict.add_argument("input", help="an image file or a folder of images (PNG, TIFF, JPEG, BMP, GIF)")
-    predict.add_argument("output", help="folder for <name>_mask.png (0/255, each image's own size); inputs "
-                         "that share a name (img.png, img.jpg) get <name>_<suffix>_mask.png")
+    predict.add_argument(
+        "output",
+        help="folder for <name>_mask.png (0/255, each image's own size); inputs "
+        "that share a name (img.png, img.jpg) get <name>_<suffix>_mask.png",
+    )
     predict.add_argument("--threshold", type=float, default=0.5)
-    predict.add_argument("--probabilities", action="store_true",
-                         help="also write <name>_prob.png (16-bit, probability x 65535)")
+    predict.add_argument(
+        "--probabilities", action="store_true", help="also write <name>_prob.png (16-bit, probability x 65535)"
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
     predict.add_argument("--tf-logs", action="store_true", help="show TensorFlow's C++ log lines (hidden by default)")
-    check = commands.add_parser("check-config", help="check config files: YAML syntax (file and line), "
-                                "then every key against the schema")
+    check = commands.add_parser(
+        "check-config", help="check config files: YAML syntax (file and line), then every key against the schema"
+    )
     check.add_argument("configs", nargs="+", help="config files, e.g. config.yaml config/demo.yaml")
-    check.add_argument("--schema", default="workflow/schemas/config.schema.yaml",
-                       help="the workflow's schema (default: %(default)s, from the repository root)")
+    check.add_argument(
+        "--schema",
+        default="workflow/schemas/config.schema.yaml",
+        help="the workflow's schema (default: %(default)s, from the repository root)",
+    )
     return parser
 
 
@@ -52,17 +60,21 @@ def check_config(args) -> int:
             load(path, args.schema)
             print(f"{path}: ok")
         except EffunetError as error:
-            print(f"effunet: error: {path}: {error}" if not str(error).startswith(path) else f"effunet: error: {error}",
-                  file=sys.stderr)
+            print(
+                f"effunet: error: {path}: {error}" if not str(error).startswith(path) else f"effunet: error: {error}",
+                file=sys.stderr,
+            )
             status = 2
     return status
 
 
 # TensorFlow's C++ log lines: absl's "I0000 00:00:17.. 123 file.cc:31] ..." and the older
 # "2025-01-01 12:00:00.123: I external/...] ..." format, and absl's warning about its own set-up.
-TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-                      r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\]"
-                      r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\])")
+TF_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\]"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\])"
+)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -35,8 +36,10 @@ def key_name(path) -> str:
 def _message(error: jsonschema.ValidationError) -> str:
     key = key_name(error.absolute_path)
     if error.absolute_path and error.absolute_path[-1] == "sha256" and isinstance(error.instance, (int, float)):
-        return (f"config key {key}: YAML read the checksum as a number because it has only digits; "
-                f"quote it, e.g. sha256: \"0123...\" (a number may also have lost leading zeros)")
+        return (
+            f"config key {key}: YAML read the checksum as a number because it has only digits; "
+            f'quote it, e.g. sha256: "0123..." (a number may also have lost leading zeros)'
+        )
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -67,24 +70,30 @@ def check_splits(config: dict) -> None:
     checks the rest when it counts the images."""
     from effunet.data.manifest import check_split_counts, split_counts  # pandas: only when needed
 
-    datasets = config.get("datasets", {})
+    datasets = config["datasets"]
     if "dsb2018" in datasets:
         dsb = datasets["dsb2018"]
-        n = dsb["synthetic"]["n_images"] if dsb.get("source") == "synthetic" else KNOWN_SOURCES.get(
-            (dsb.get("sha256") or "").lower())
+        n = (
+            dsb["synthetic"]["n_images"]
+            if dsb["source"] == "synthetic"
+            else KNOWN_SOURCES.get((dsb["sha256"] or "").lower())
+        )
         if n is not None:
             split = dsb["split"]
             try:
-                check_split_counts(split_counts(n, split["test_fraction"], split["val_fraction"]),
-                                   "datasets.dsb2018.split")
+                check_split_counts(
+                    split_counts(n, split["test_fraction"], split["val_fraction"]), "datasets.dsb2018.split"
+                )
             except EffunetError as error:
                 raise ConfigError(str(error)) from None
     if "drive" in datasets:
         drive = datasets["drive"]
-        n = drive["synthetic"]["n_train"] if drive.get("source") == "synthetic" else DRIVE_TRAINING_IMAGES
+        n = drive["synthetic"]["n_train"] if drive["source"] == "synthetic" else DRIVE_TRAINING_IMAGES
         if drive["split"]["val_count"] >= n:
-            raise ConfigError(f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
-                              f"validation images leave none of the {n} training images for training")
+            raise ConfigError(
+                f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
+                f"validation images leave none of the {n} training images for training"
+            )
 
 
 def load_yaml(config_path: str | os.PathLike) -> dict:
@@ -101,8 +110,9 @@ def load_yaml(config_path: str | os.PathLike) -> dict:
     except OSError as error:
         raise ConfigError(f"cannot read the config file {config_path}: {error.strerror}") from None
     if config is not None and not isinstance(config, dict):
-        raise ConfigError(f"{config_path}: a config is a mapping of keys (see config.yaml), "
-                          f"not a {type(config).__name__}")
+        raise ConfigError(
+            f"{config_path}: a config is a mapping of keys (see config.yaml), not a {type(config).__name__}"
+        )
     return config or {}
 
 
@@ -110,6 +120,50 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
+# Keys of the train block that say where a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+
+
 def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied."""
-    return {**config["train"], **config["datasets"][dataset].get("train", {})}
+    """The global train block with the data set's own overrides applied (placement keys left out)."""
+    settings = {**config["train"], **config["datasets"][dataset]["train"]}
+    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
+
+
+SKIPPED_DATASET_HELP = {
+    "drive": (
+        "DRIVE is skipped: datasets.drive.source is not set (DRIVE may not be redistributed). To add it, "
+        "request it from https://drive.grand-challenge.org/, then set datasets.drive.source in your config "
+        "file to the path of DRIVE.zip or of the extracted folder, or add to the command line: "
+        "--config 'datasets={drive: {source: /path/to/DRIVE.zip}}'"
+    ),
+}
+
+
+def active_datasets(config: dict) -> tuple[list[str], list[str]]:
+    """The data sets to run, and one message per configured data set left out for having no source.
+
+    A data set with ``source: null`` (DRIVE by default: it may not be redistributed) is skipped, so the
+    study runs on the others; a source that is set but broken still fails in the download step.
+    """
+    active, skipped = [], []
+    for name, settings in config["datasets"].items():
+        if settings.get("source"):
+            active.append(name)
+        else:
+            skipped.append(SKIPPED_DATASET_HELP.get(name, f"{name} is skipped: datasets.{name}.source is not set"))
+    if not active:
+        raise ConfigError(
+            "config key datasets: no data set has a source, so there is nothing to run; " + " ".join(skipped)
+        )
+    return active, skipped
+
+
+REPOSITORY_ROOT_VARIABLE = "EFFUNET_ROOT"
+
+
+def export_repository_root(workflow_basedir: str | os.PathLike) -> str:
+    """Set EFFUNET_ROOT to the repository the workflow runs from (for envs/effunet.yaml's pip entry)."""
+    root = str(Path(workflow_basedir).resolve())
+    os.environ[REPOSITORY_ROOT_VARIABLE] = root
+    return root

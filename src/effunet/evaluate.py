@@ -252,22 +252,35 @@ def _write(result, rows, cases, metrics_path: Path, per_image_path: Path, exampl
     write_text_atomic(metrics_path, json.dumps(result, indent=2, default=float) + "\n")
 
 
+HEADLINE_POOLED = ("dice", "iou", "accuracy", "roc_auc", "pr_auc")
+HEADLINE_IMAGE_MEAN = ("dice", "instance_ap")
+
+
 def tracked_metrics(result: dict) -> dict[str, float]:
-    """Flat MLflow metric names: <split>_<resolution>_<metric> (pooled) and ..._image_mean."""
-    flat = {"threshold": result["threshold"]["value"], "inference_images_per_s": result["inference_images_per_s"]}
-    flat.update({f"{split}_loss": value for split, value in result.get("loss", {}).items() if split != "function"})
-    for split, resolutions in result["splits"].items():
-        for resolution, summary in resolutions.items():
-            for name, value in summary["pooled"].items():
-                flat[f"{split}_{resolution}_{name}"] = value
-            for name, value in summary["per_image_mean"].items():
-                flat[f"{split}_{resolution}_{name}_image_mean"] = value
+    """The handful of headline numbers logged as MLflow metrics (the full evaluation is an artifact).
+
+    ``test_loss`` (the training loss function on the test images); ``test_<metric>``: pooled over
+    the test set at native resolution (dice, iou, accuracy, roc_auc, pr_auc);
+    ``test_<metric>_image_mean``: the per-image mean (dice, and DSB2018's instance_ap);
+    ``inference_images_per_s``. Everything else is in the logged ``eval/metrics.json``.
+    """
+    flat = {"inference_images_per_s": result["inference_images_per_s"],
+            "test_loss": result.get("loss", {}).get("test")}
+    test = result["splits"].get("test", {}).get("native")
+    if test:
+        flat.update({f"test_{name}": test["pooled"].get(name) for name in HEADLINE_POOLED})
+        flat.update({f"test_{name}_image_mean": test["per_image_mean"].get(name) for name in HEADLINE_IMAGE_MEAN})
     return {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
 
 
 def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path: str | os.PathLike,
-                        tracking_uri: str | None, experiment: str) -> None:
-    """Add the evaluation to the model's MLflow run (the run id is in run.json); skipped if untracked."""
+                        tracking_uri: str | None, experiment: str,
+                        per_image_path: str | os.PathLike | None = None) -> None:
+    """Add the evaluation to the model's MLflow run (the run id is in run.json); skipped if untracked.
+
+    Headline test metrics as metrics (`tracked_metrics`), the threshold as a param, and the full
+    evaluation (``metrics.json``, ``per_image.csv``) as artifacts under ``eval/``.
+    """
     from effunet import tracking
 
     run = json.loads(Path(run_json).read_text())
@@ -276,7 +289,11 @@ def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path:
         return
     with tracking.RunTracker.open(tracking_uri, experiment, "evaluation", run_id=run["run_id"]) as tracker:
         tracker.log_metrics(tracked_metrics(result), step=run.get("epochs_trained", 0))
+        tracker.log_params({"eval.threshold": result["threshold"]["value"],
+                            "eval.threshold_chosen_on": result["threshold"]["chosen_on"]})
         tracker.log_artifact(metrics_path, artifact_path="eval")
+        if per_image_path is not None:
+            tracker.log_artifact(per_image_path, artifact_path="eval")
 
 
 def load_examples(path: str | os.PathLike) -> list[dict]:

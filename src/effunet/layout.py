@@ -42,21 +42,23 @@ def _short_hash(value, length: int) -> str:
 
 
 def source_tag(dataset_config: dict) -> str:
-    """Names a data set's source: kind plus a hash of what identifies it (not the file's contents)."""
-    source = dataset_config.get("source")
+    """Names a data set's source: kind plus a hash of what identifies it (not the file's contents).
+
+    `dataset_config` is a validated data set block (the schema's defaults filled in)."""
+    source = dataset_config["source"]
     if source == "synthetic":
-        kind, identity = "synthetic", dataset_config.get("synthetic", {})
+        kind, identity = "synthetic", dataset_config["synthetic"]
     elif source and str(source).startswith(("http://", "https://")):
-        kind, identity = "url", [source, dataset_config.get("sha256")]
+        kind, identity = "url", [source, dataset_config["sha256"]]
     else:
-        kind, identity = "local", [source, dataset_config.get("sha256")]
+        kind, identity = "local", [source, dataset_config["sha256"]]
     return f"{kind}-{_short_hash([source, identity], 10)}"
 
 
 def variant_tag(dataset_config: dict) -> str:
     """Names a preparation of a source: the training size, then a hash of the split settings."""
     height, width = dataset_config["image_size"]
-    return f"{height}x{width}-{_short_hash(dataset_config.get('split', {}), 8)}"
+    return f"{height}x{width}-{_short_hash(dataset_config['split'], 8)}"
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,13 @@ class Layout:
     @staticmethod
     def prepared(dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False) -> PreparedData:
         root = RESOURCES / "prepared" / dataset / source / variant
-        return PreparedData(root / "manifest.csv", root / "images", root / "masks",
-                            fov=root / "fov" if fov else None,
-                            labels=Layout.labels(dataset, source) if labels else None)
+        return PreparedData(
+            root / "manifest.csv",
+            root / "images",
+            root / "masks",
+            fov=root / "fov" if fov else None,
+            labels=Layout.labels(dataset, source) if labels else None,
+        )
 
     @staticmethod
     def data_log(step: str, dataset: str, *tags: str) -> Path:

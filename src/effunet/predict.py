@@ -40,8 +40,10 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(N, h, w) probabilities for uint8 RGB images (N, h, w, 3) already at the training size."""
-        out = [np.asarray(self._predict(batch[i:i + self.batch_size].astype(np.float32)))[..., 0]
-               for i in range(0, len(batch), self.batch_size)]
+        out = [
+            np.asarray(self._predict(batch[i : i + self.batch_size].astype(np.float32)))[..., 0]
+            for i in range(0, len(batch), self.batch_size)
+        ]
         return np.concatenate(out)
 
     def native(self, rgb: np.ndarray) -> np.ndarray:
@@ -68,8 +70,10 @@ def check_model_file(path: str | os.PathLike) -> None:
     with open(path, "rb") as handle:
         head = handle.read(8)
     if not (zipfile.is_zipfile(path) or head.startswith(HDF5_MAGIC)):
-        raise EffunetError(f"{path} is not a Keras model file (.keras, as training writes to "
-                           "results/<experiment>/<dataset>/<model>/seed<seed>/model.keras)")
+        raise EffunetError(
+            f"{path} is not a Keras model file (.keras, as training writes to "
+            "results/<experiment>/<dataset>/<model>/seed<seed>/model.keras)"
+        )
 
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -80,8 +84,9 @@ def resize_probability(probability: np.ndarray, size: images.Size) -> np.ndarray
     height, width = size
     if probability.shape == (height, width):
         return probability
-    resized = Image.fromarray(probability.astype(np.float32), mode="F").resize((width, height),
-                                                                             Image.Resampling.BILINEAR)
+    resized = Image.fromarray(probability.astype(np.float32), mode="F").resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
     return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
@@ -102,13 +107,14 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     by_stem: dict[str, list[Path]] = {}
     for path in files:
         by_stem.setdefault(path.stem.lower(), []).append(path)
-    stems = {path: (path.stem if len(by_stem[path.stem.lower()]) == 1 else f"{path.stem}_{path.suffix[1:]}")
-             for path in files}
+    stems = {
+        path: (path.stem if len(by_stem[path.stem.lower()]) == 1 else f"{path.stem}_{path.suffix[1:]}")
+        for path in files
+    }
     taken: dict[str, Path] = {}
     for path, stem in stems.items():
         if stem.lower() in taken:
-            raise EffunetError(f"{path} and {taken[stem.lower()]} would both write {stem}_mask.png; "
-                               "rename one of them")
+            raise EffunetError(f"{path} and {taken[stem.lower()]} would both write {stem}_mask.png; rename one of them")
         taken[stem.lower()] = path
     return stems
 
@@ -124,8 +130,13 @@ def input_files(source: Path) -> list[Path]:
     raise EffunetError(f"input not found: {source}")
 
 
-def predict_files(model_path: str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
-                  threshold: float = 0.5, save_probabilities: bool = False) -> Predictions:
+def predict_files(
+    model_path: str | os.PathLike,
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    threshold: float = 0.5,
+    save_probabilities: bool = False,
+) -> Predictions:
     """Masks (0/255 PNG, native size) for an image file or every image in a folder.
 
     An image that cannot be read or segmented is reported in `failed`, and the others go on; each
@@ -143,14 +154,20 @@ def predict_files(model_path: str | os.PathLike, source: str | os.PathLike, out_
             mask_path = out_dir / f"{stems[path]}_mask.png"
             images.write_png(mask_path, probability > threshold)
             if save_probabilities:
-                images.write_png(out_dir / f"{stems[path]}_prob.png",
-                                 np.rint(probability * 65535).astype(np.uint16))
+                images.write_png(out_dir / f"{stems[path]}_prob.png", np.rint(probability * 65535).astype(np.uint16))
         except EffunetError as error:
             result.failed.append((path, str(error)))
             log.warning("[%d/%d] %s failed: %s", number, len(files), path.name, error)
             continue
         result.written.append(mask_path)
         elapsed = time.monotonic() - start
-        log.info("[%d/%d] %s -> %s (%.1f s, about %.0f s left)", number, len(files), path.name, mask_path.name,
-                 elapsed, elapsed / number * (len(files) - number))
+        log.info(
+            "[%d/%d] %s -> %s (%.1f s, about %.0f s left)",
+            number,
+            len(files),
+            path.name,
+            mask_path.name,
+            elapsed,
+            elapsed / number * (len(files) - number),
+        )
     return result

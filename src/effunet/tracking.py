@@ -15,6 +15,18 @@ API
     store is used. Raises `EffunetError` naming the URI if the store cannot be set up; with
     ``strict=False`` warns and returns None instead.
 
+``relocate_store(tracking_uri) -> int``
+    For a SQLite store that was moved (copied or renamed with its ``mlartifacts/`` folder):
+    points its experiments' and runs' artifact locations at ``<db folder>/mlartifacts/...``
+    again, so MLflow opens the artifacts at the new place; returns how many locations changed.
+    MLflow stores artifact locations as absolute paths, so `prepare_store` calls this at every
+    workflow start; after moving a results folder by hand, run
+    ``python -m effunet.tracking relocate sqlite:///new/place/mlflow.db`` before ``mlflow ui``.
+
+``log_files(tracking_uri, experiment, run_json, paths, artifact_path)``
+    Adds files to the run named by a training job's ``run.json`` (plots, evaluation files);
+    a no-op when the run was not tracked.
+
 ``run_name(dataset, model, seed) -> "<dataset>/<model>/seed<seed>"``
 
 ``default_tags(dataset, model, seed, rule=None) -> dict``
@@ -109,7 +121,7 @@ class _StoreUnavailable(Exception):
 
 
 def run_name(dataset: str, model: str, seed: int | str) -> str:
-    """The run name the issue fixes: ``<dataset>/<model>/seed<seed>``."""
+    """The run name: ``<dataset>/<model>/seed<seed>``."""
     return f"{dataset}/{model}/seed{seed}"
 
 
@@ -285,7 +297,65 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
         log.warning("MLflow tracking will be skipped: %s", failure)
         return None
     log.info("MLflow store %s ready: experiment %r has id %s", tracking_uri, experiment, experiment_id)
+    if db is not None:
+        try:
+            relocate_store(tracking_uri)
+        except Exception as error:  # a store we cannot rewrite still works where it was made
+            log.warning("could not check the artifact locations of %s: %s", tracking_uri, _short(error))
     return experiment_id
+
+
+def relocate_store(tracking_uri: str) -> int:
+    """Point a moved SQLite store's artifact locations at ``<db folder>/mlartifacts/``.
+
+    Only locations of the form ``file://<old folder>/mlartifacts/...`` (what `prepare_store`
+    creates) whose old folder is not the database's folder are rewritten, in one transaction;
+    anything else (a server's store, a location the user chose) is left alone.
+    """
+    import sqlite3
+    import urllib.parse
+
+    db = _sqlite_path(tracking_uri)
+    if db is None:
+        raise EffunetError(f"relocate_store: {tracking_uri} is not a sqlite:/// store")
+    if not db.is_file():
+        raise EffunetError(f"relocate_store: no MLflow database at {db}")
+    here = (db.resolve().parent / "mlartifacts").as_uri()
+    marker = "/mlartifacts/"
+
+    def moved(uri: str | None) -> str | None:
+        if not uri or not uri.startswith("file://") or marker not in uri:
+            return None
+        prefix, rest = uri.split(marker, 1)
+        new = f"{here}/{rest}"
+        return new if urllib.parse.unquote(new) != urllib.parse.unquote(uri) else None
+
+    changed = 0
+    with _store_lock(db), contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        for table, key, column in (("experiments", "experiment_id", "artifact_location"),
+                                   ("runs", "run_uuid", "artifact_uri")):
+            for row_id, uri in connection.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+                new = moved(uri)
+                if new is not None:
+                    connection.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (new, row_id))
+                    changed += 1
+    if changed:
+        log.info("MLflow store %s was moved: %d artifact locations now point to %s", tracking_uri, changed, here)
+    return changed
+
+
+def log_files(tracking_uri: str | None, experiment: str, run_json: str | os.PathLike,
+              paths: list[str | os.PathLike], artifact_path: str | None = None) -> None:
+    """Add `paths` to the MLflow run of a training job's ``run.json``; skipped if it was not tracked."""
+    import json
+
+    run_id = json.loads(Path(run_json).read_text()).get("run_id")
+    if not tracking_uri or not run_id:
+        log.info("the training run was not tracked: %s not logged to MLflow", ", ".join(map(str, paths)))
+        return
+    with RunTracker.open(tracking_uri, experiment, "files", run_id=run_id) as tracker:
+        for path in paths:
+            tracker.log_artifact(path, artifact_path)
 
 
 # --- tags ----------------------------------------------------------------------------------------
@@ -537,3 +607,12 @@ def disabled(reason: str = "tracking switched off") -> RunTracker:
     """A tracker whose every call does nothing."""
     log.debug("MLflow tracking disabled: %s", reason)
     return RunTracker()
+
+
+if __name__ == "__main__":  # python -m effunet.tracking relocate sqlite:///path/to/mlflow.db
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if len(sys.argv) != 3 or sys.argv[1] != "relocate":
+        sys.exit("usage: python -m effunet.tracking relocate sqlite:///path/to/mlflow.db")
+    print(f"{relocate_store(sys.argv[2])} artifact locations updated")

@@ -223,7 +223,7 @@ class Cluster:
                     time.sleep(1)
             except (subprocess.SubprocessError, OSError):
                 pass
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

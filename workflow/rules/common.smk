@@ -2,6 +2,7 @@
 # Every path comes from effunet.layout (the one map of the files; docs/architecture.md).
 
 import effunet.config
+import effunet.files
 import effunet.layout
 import effunet.provenance
 from effunet.layout import Layout
@@ -10,8 +11,15 @@ effunet.config.validate(
     config, f"{workflow.current_basedir}/../schemas/config.schema.yaml"
 )
 
-DATASETS = list(config["datasets"])
+# Data sets without a source (DRIVE unless you set datasets.drive.source) are left out, said once here.
+DATASETS, SKIPPED_DATASETS = effunet.config.active_datasets(config)
+if workflow.is_main_process:
+    for message in SKIPPED_DATASETS:
+        logger.warning(message)
 LAYOUT = Layout.of(config)
+
+# envs/effunet.yaml installs the package from this repository (pip expands ${EFFUNET_ROOT}).
+effunet.config.export_repository_root(workflow.basedir)
 
 
 wildcard_constraints:
@@ -100,12 +108,16 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
+# The rules whose outputs are made (directly or through others) from a run's model or history.
+MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_comparison")
+
+
 def made_from_model(wildcards):
     """Outputs made from a run's model: its training job removes them when it starts, so that a failed
-    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
-    per_run = [*rules.evaluate.output, *rules.plot_run.output]
-    shared = [*rules.aggregate.output, *rules.plot_comparison.output]
-    return [str(path).format(**wildcards) for path in per_run] + [str(path) for path in shared]
+    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes.
+    Untracked: adding an output to a later rule must not retrain every model."""
+    patterns = [path for name in MADE_FROM_TRAINING for path in getattr(rules, name).output]
+    return effunet.files.Untracked(tuple(str(path).format(**wildcards) for path in patterns))
 
 
 def evaluation_inputs(wildcards):

@@ -7,14 +7,14 @@ rule download:
         raw=directory(RAW),
     log:
         data_log("download", "{dataset}", "{source}"),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         source=dataset_param("source"),
         sha256=dataset_param("sha256"),
         synthetic=synthetic_options,
         local=local_source_state,
         downloads=str(Layout.downloads("{dataset}")),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/download.py"
 
@@ -26,9 +26,9 @@ rule merge_masks:
         labels=directory(LABELS),
     log:
         data_log("merge_masks", "dsb2018", "{source}"),
+    threads: config["threads"]["prepare"]
     conda:
         "../../envs/effunet.yaml"
-    threads: config["threads"]["prepare"]
     script:
         "../scripts/merge_masks.py"
 
@@ -43,13 +43,13 @@ rule resize_dsb2018:
         manifest=prepared_pattern("dsb2018", "manifest"),
     log:
         data_log("prepare", "dsb2018", "{source}", "{variant}"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
         targets=dataset_setting("dsb2018", "targets"),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -64,12 +64,12 @@ rule convert_drive:
         manifest=prepared_pattern("drive", "manifest"),
     log:
         data_log("prepare", "drive", "{source}", "{variant}"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["prepare"]
     params:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
         targets=dataset_setting("drive", "targets"),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/convert_drive.py"

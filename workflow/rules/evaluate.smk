@@ -13,14 +13,14 @@ rule evaluate:
         examples=run_file("examples"),
     log:
         run_log("evaluate"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
         runtime=60,
     params:
         threshold=config["evaluate"]["threshold"],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -49,10 +49,10 @@ rule plot_run:
         examples_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
     log:
         run_log("plot"),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         threshold=config["evaluate"]["threshold"],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_run.py"
 
@@ -64,11 +64,11 @@ rule reference:
         reference=reference_file("{dataset}"),
     log:
         str(LAYOUT.log("reference_{dataset}")),
-    conda:
-        "../../envs/effunet.yaml"
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/reference.py"
 
@@ -88,11 +88,11 @@ rule plot_curves:
         svg=svg(curves_overlay("{dataset}")),
     log:
         str(LAYOUT.log("plot_curves_{dataset}")),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         # The model of each run, in the order of the inputs: nothing parses it out of the paths.
         models=dataset_run_models,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_curves.py"
 
@@ -116,11 +116,11 @@ rule aggregate:
         claims=str(LAYOUT.claims),
     log:
         str(LAYOUT.log("aggregate")),
-    conda:
-        "../../envs/effunet.yaml"
     params:
         # Who each run is, in the order of the inputs: nothing parses it out of the paths.
         runs=[vars(run) for run in RUNS],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/aggregate.py"
 

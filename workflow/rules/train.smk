@@ -12,11 +12,9 @@ rule train:
         run=run_file("run"),
     log:
         run_log("train"),
-    conda:
-        "../../envs/effunet.yaml"
     threads: config["threads"]["train"]
     resources:
-        gpu=1,
+        gpu=config["train"]["gpus_per_job"],
         mem_mb=16000,
         runtime=720,
     params:
@@ -24,5 +22,7 @@ rule train:
         code=training_code,
         checkpoint=run_file("checkpoint"),
         stale=made_from_model,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/train.py"

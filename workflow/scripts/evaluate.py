@@ -6,6 +6,9 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    from effunet import devices
+
+    devices.prepare_job(smk.config["train"], holds_gpu=False)  # on the CPU: it holds no gpu resource
     from effunet.evaluate import evaluate, log_to_training_run  # after logging is set up
     from effunet.layout import PreparedData
 
@@ -20,7 +23,8 @@ def main(smk):
                       threshold=smk.params.threshold, run_json=smk.input.run)
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
     mlflow = smk.config["mlflow"]
-    log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"])
+    log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"],
+                        per_image_path=smk.output.per_image)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ def main(smk):
     learning_curves(smk.input.history, smk.input.run, smk.output.curves, title)
     qualitative_panel(load_examples(smk.input.examples), smk.output.examples, title,
                       threshold=smk.params.threshold)
+    from effunet.tracking import log_files
+
+    # Read from the config on purpose: moving the MLflow store must not redraw plots.
+    mlflow = smk.config["mlflow"]
+    log_files(mlflow["tracking_uri"], mlflow["experiment"], smk.input.run,
+              [smk.output.curves, smk.output.examples], artifact_path="plots")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    from effunet import devices
+
+    # Read from the config on purpose (like the MLflow store): where a job runs retrains nothing.
+    # The GPU slot and the backend are set before Keras starts and held until the job ends.
+    devices.prepare_job(smk.config["train"], holds_gpu=True)
     from effunet.layout import PreparedData
     from effunet.training.loop import Outputs, Settings, Tracking, train  # after logging is set up
 
@@ -15,8 +20,9 @@ def main(smk):
     prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks))
     train(prepared=prepared, model_name=smk.wildcards.model,
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
+          device=smk.config["train"]["device"],
           outputs=Outputs(Path(smk.output.model), Path(smk.output.history), Path(smk.output.run),
-                          Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale))),
+                          Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale.value))),
           code_version=smk.params.code,
           tracking_info=Tracking(uri=mlflow["tracking_uri"], experiment=mlflow["experiment"],
                                  dataset=smk.wildcards.dataset, rule=smk.rule))

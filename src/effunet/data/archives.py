@@ -71,8 +71,10 @@ def not_an_archive(path: Path) -> str:
         head = handle.read(8)
     for magic, kind in MAGIC.items():
         if head.startswith(magic):
-            return (f"a truncated or corrupt {kind} archive (it starts like one but cannot be read to the end; "
-                    "download or copy it again)")
+            return (
+                f"a truncated or corrupt {kind} archive (it starts like one but cannot be read to the end; "
+                "download or copy it again)"
+            )
     if not head:
         return "an empty file, not a zip/tar archive"
     return "neither a folder nor a zip/tar archive"

@@ -61,8 +61,14 @@ class _Progress:
         self.last = now
         rate = done / max(now - self.start, 1e-9) / 1e6
         if self.total:
-            log.info("%s: %.1f / %.1f MB (%.0f%%), %.1f MB/s", self.name, done / 1e6,
-                     self.total / 1e6, 100 * done / self.total, rate)
+            log.info(
+                "%s: %.1f / %.1f MB (%.0f%%), %.1f MB/s",
+                self.name,
+                done / 1e6,
+                self.total / 1e6,
+                100 * done / self.total,
+                rate,
+            )
         else:
             log.info("%s: %.1f MB, %.1f MB/s", self.name, done / 1e6, rate)
 
@@ -102,8 +108,14 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             raise http.client.IncompleteRead(b"", total - done)
 
 
-def download(url: str, destination: str | os.PathLike, sha256: str | None = None,
-             retries: int = 3, timeout: float = 60.0, backoff_s: float = 2.0) -> Path:
+def download(
+    url: str,
+    destination: str | os.PathLike,
+    sha256: str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff_s: float = 2.0,
+) -> Path:
     """Download `url` to `destination` via a `.part` file that resumes; rename only when complete."""
     destination = Path(destination)
     if destination.exists():
@@ -125,8 +137,13 @@ def download(url: str, destination: str | os.PathLike, sha256: str | None = None
             if error.code < 500:
                 raise EffunetError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
             reason = f"HTTP {error.code}"
-        except (urllib.error.URLError, ConnectionError, http.client.HTTPException,
-                socket.timeout, TimeoutError) as error:
+        except (
+            urllib.error.URLError,
+            ConnectionError,
+            http.client.HTTPException,
+            socket.timeout,
+            TimeoutError,
+        ) as error:
             reason = str(getattr(error, "reason", error)) or type(error).__name__
         log.warning("download of %s interrupted: %s", url, reason)
         if attempt == retries:
@@ -136,8 +153,10 @@ def download(url: str, destination: str | os.PathLike, sha256: str | None = None
         verify_sha256(part, sha256)
     except EffunetError:
         part.unlink()
-        raise EffunetError(f"checksum mismatch for {destination} downloaded from {url}: "
-                           f"expected sha256 {sha256}, got a different file (deleted)") from None
+        raise EffunetError(
+            f"checksum mismatch for {destination} downloaded from {url}: "
+            f"expected sha256 {sha256}, got a different file (deleted)"
+        ) from None
     os.replace(part, destination)
     return destination
 
@@ -147,9 +166,14 @@ def _copy_folder(source: Path, target: Path) -> None:
         shutil.copytree(source, staging, dirs_exist_ok=True, symlinks=False)
 
 
-def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
-          downloads_dir: str | os.PathLike, sha256: str | None = None,
-          synthetic_options: dict | None = None) -> Path:
+def fetch(
+    dataset: str,
+    source: str | None,
+    raw_dir: str | os.PathLike,
+    downloads_dir: str | os.PathLike,
+    sha256: str | None = None,
+    synthetic_options: dict | None = None,
+) -> Path:
     """Put the original files of `dataset` under `raw_dir`, whatever kind of source it has."""
     raw_dir, downloads_dir = Path(raw_dir), Path(downloads_dir)
     key = f"datasets.{dataset}.source"
@@ -176,9 +200,11 @@ def fetch(dataset: str, source: str | None, raw_dir: str | os.PathLike,
         # A cached download that cannot be extracted would otherwise be reused forever.
         archive.unlink(missing_ok=True)
         hint = "" if sha256 else f"; set datasets.{dataset}.sha256 to catch a wrong file before extracting"
-        raise EffunetError(f"config key {key}: the file downloaded from {source} cannot be extracted ({error}); "
-                           f"it was removed from the download cache, so the next run downloads it again"
-                           f"{hint}") from error
+        raise EffunetError(
+            f"config key {key}: the file downloaded from {source} cannot be extracted ({error}); "
+            f"it was removed from the download cache, so the next run downloads it again"
+            f"{hint}"
+        ) from error
     origin.write_note(raw_dir, source, "url", key)
     return raw_dir
 
@@ -195,8 +221,10 @@ def _local_or_downloaded(source: str, key: str, downloads_dir: Path, sha256: str
     if parsed.scheme == "file":
         source = urllib.parse.unquote(parsed.path)
     elif "://" in source:
-        raise EffunetError(f"config key {key}: unknown source scheme {parsed.scheme!r} in {source!r}; "
-                           "use an http(s) URL, a local archive or folder, or 'synthetic'")
+        raise EffunetError(
+            f"config key {key}: unknown source scheme {parsed.scheme!r} in {source!r}; "
+            "use an http(s) URL, a local archive or folder, or 'synthetic'"
+        )
     path = Path(source).expanduser()
     if not path.exists():
         raise EffunetError(f"config key {key}: {path} does not exist")
@@ -237,6 +265,7 @@ def local_source_state(source: str | None) -> str | None:
     digest = hashlib.sha256()
     for file in files:
         status = file.stat()
-        digest.update(f"{file.relative_to(path) if file != path else ''}\0{status.st_size}\0"
-                      f"{status.st_mtime_ns}\n".encode())
+        digest.update(
+            f"{file.relative_to(path) if file != path else ''}\0{status.st_size}\0{status.st_mtime_ns}\n".encode()
+        )
     return f"{len(files)} files, {digest.hexdigest()[:16]}"

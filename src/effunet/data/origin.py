@@ -55,8 +55,9 @@ def original_names(raw_dir: str | os.PathLike):
         if note is None:
             raise
         prefix = re.escape(str(raw_dir).rstrip("/"))
-        message = re.sub(prefix + r"(/[^\s:,;'\"()]*)?",
-                         lambda match: original_name(raw_dir, match.group(0)), str(error))
+        message = re.sub(
+            prefix + r"(/[^\s:,;'\"()]*)?", lambda match: original_name(raw_dir, match.group(0)), str(error)
+        )
         if message == str(error):
             raise
         raise type(error)(f"{message} (config key {note['key']})") from error

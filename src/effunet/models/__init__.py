@@ -11,7 +11,7 @@ probabilities (sigmoid). `build` returns an uncompiled `keras.Model`.
 from effunet.models.decoder import DEFAULT_DECODER_WIDTHS
 from effunet.models.encoders import ENCODERS, build_backbone
 from effunet.models.flops import count_flops, model_complexity
-from effunet.models.freeze import EncoderWarmup, get_encoder, set_encoder_trainable
+from effunet.models.freeze import EncoderWarmup, find_encoder, get_encoder, set_encoder_trainable
 from effunet.models.layers import FusedBatchNormalization
 from effunet.models.registry import MODEL_NAMES, SIZE_MULTIPLE, build
 from effunet.models.runtime import jit_compile_default, make_predict_fn
@@ -26,6 +26,7 @@ __all__ = [
     "build",
     "build_backbone",
     "count_flops",
+    "find_encoder",
     "get_encoder",
     "jit_compile_default",
     "make_predict_fn",

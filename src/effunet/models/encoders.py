@@ -190,11 +190,23 @@ def weights_cache_dir() -> Path:
     return Path(home) / "models"
 
 
+def normalise_weights(weights) -> str | None:
+    """The one reading of `encoder_weights`: None for random initialisation (None or "none", any
+    case), "imagenet" (any case), or the path given, as a string."""
+    if weights is None:
+        return None
+    text = str(weights).strip()
+    if text.lower() in ("none", "imagenet"):
+        return None if text.lower() == "none" else "imagenet"
+    return text
+
+
 def resolve_weights(encoder: str, weights) -> Path | None:
     """The weights file for `weights` (None/"none", "imagenet" or a path); None for random init."""
-    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+    weights = normalise_weights(weights)
+    if weights is None:
         return None
-    if isinstance(weights, str) and weights.lower() == "imagenet":
+    if weights == "imagenet":
         return _fetch_imagenet(_spec(encoder))
     path = Path(weights).expanduser()
     if not path.is_file():

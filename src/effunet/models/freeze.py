@@ -12,12 +12,17 @@ from effunet.models.encoders import ENCODER_NAME
 log = logging.getLogger(__name__)
 
 
+def find_encoder(model: keras.Model) -> keras.Model | None:
+    """The nested backbone model named "encoder", or None for models without one (unet)."""
+    return next((layer for layer in model.layers if layer.name == ENCODER_NAME), None)
+
+
 def get_encoder(model: keras.Model) -> keras.Model:
     """The nested backbone model named "encoder" (EffunetError for models without one: unet)."""
-    try:
-        return model.get_layer(ENCODER_NAME)
-    except ValueError:
-        raise EffunetError(f"model {model.name!r} has no pretrained encoder to freeze") from None
+    encoder = find_encoder(model)
+    if encoder is None:
+        raise EffunetError(f"model {model.name!r} has no pretrained encoder to freeze")
+    return encoder
 
 
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:

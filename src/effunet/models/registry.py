@@ -81,7 +81,7 @@ def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder
     _check_options(name, builder, options)
     inputs = keras.Input(shape, name=INPUT_NAME)
     return builder(
-        inputs, encoder_weights=encoder_weights, decoder_widths=widths, name=name.replace("-", "_"), **options
+        inputs, encoder_weights=encoders.normalise_weights(encoder_weights), decoder_widths=widths, name=name.replace("-", "_"), **options
     )
 
 

@@ -1,32 +1,105 @@
-"""Fast ways to run the models: compiled inference function and compile settings.
+"""Backend-specific ways to run the models fast, behind one interface with a plain-Keras fallback.
 
-Measured on the 2-core CPU (shared/notes/tf-cpu-performance.md and benchmarks/README.md): XLA
-(`jit_compile=True`) is several times slower on CPU, eager calls are slow, and `predict` traces on
-its first call. `make_predict_fn` returns a traced, graph-compiled inference function; use
-`jit_compile_default()` for `model.compile(jit_compile=...)` (Keras' "auto" turns XLA on).
+The models, losses, metrics and training loop are Keras 3 code and run on the tensorflow (default),
+jax and torch backends (``KERAS_BACKEND``, or the config key ``train.backend``). What only one
+backend has lives here:
+
+| concern | tensorflow | jax | torch |
+|---|---|---|---|
+| GPUs seen (`gpus`) | `tf.config` | `jax.devices()` | `torch.cuda` |
+| XLA (`jit_compile_default`) | on a GPU only (~4x slower on CPU) | always (Keras' jax path is XLA) | off |
+| inference (`make_predict_fn`) | traced `tf.function` | `predict_on_batch` (jitted by Keras) | `predict_on_batch` |
+| threads (`limit_threads`) | TF's thread pools | XLA's own | `torch.set_num_threads` |
+| several GPUs (`distribution_scope`) | `MirroredStrategy` | `keras.distribution.DataParallel` | one GPU |
+| FLOPs (`count_flops`) | TF profiler | convolutions and dense layers counted from shapes | same |
+
+The fused batch norm (`effunet.models.layers.FusedBatchNormalization`) falls back to Keras'
+own batch norm on other backends by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import keras
-import tensorflow as tf
+
+from effunet import devices
+from effunet.errors import EffunetError
+
+log = logging.getLogger(__name__)
+
+
+def backend() -> str:
+    return keras.backend.backend()
+
+
+def gpus() -> list[str]:
+    """The GPUs the Keras backend sees (after CUDA_VISIBLE_DEVICES)."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return [device.name for device in tf.config.list_physical_devices("GPU")]
+    if name == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform == "gpu"]
+    if name == "torch":
+        import torch
+
+        return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    return []
 
 
 def has_gpu() -> bool:
-    return bool(tf.config.list_physical_devices("GPU"))
+    return bool(gpus())
+
+
+def require_device(device: str) -> list[str]:
+    """Check, once the backend has started, that it sees the GPUs the job was given.
+
+    ``gpu``: no GPU seen is an EffunetError (typically TensorFlow without its CUDA libraries);
+    ``auto``: a warning when the driver lists GPUs the backend cannot use. Returns the GPUs seen.
+    """
+    devices.check_device(device)
+    seen = gpus() if device != "cpu" else []
+    if seen or device == "cpu":
+        return seen
+    given = devices.listed_gpus()
+    given = devices.probe_gpus() if given is None else given
+    hint = f"; {devices.GPU_INSTALL_HINT}" if backend() == "tensorflow" else ""
+    if device == "gpu":
+        where = f"the job was given GPU(s) {','.join(given)}" if given else "no GPU is visible"
+        raise EffunetError(f"config key train.device is 'gpu' but {backend()} sees no GPU ({where}){hint}")
+    if given:
+        log.warning(
+            "GPU(s) %s are there but %s cannot use them: training on the CPU%s", ",".join(given), backend(), hint
+        )
+    return seen
 
 
 def jit_compile_default() -> bool:
-    """XLA where it pays off (a GPU); off on CPU, where it is ~4x slower for these models."""
-    return has_gpu()
+    """`model.compile(jit_compile=...)`: XLA where it pays off (TF: a GPU; jax: always; torch: never)."""
+    name = backend()
+    if name == "jax":
+        return True
+    if name == "tensorflow":
+        return has_gpu()
+    return False
 
 
 def make_predict_fn(model: keras.Model, jit_compile: bool | None = None):
-    """A `tf.function` computing ``model(images, training=False)``; traced once per input shape.
+    """A compiled ``model(images, training=False)`` for float32 batches (N, H, W, 3) in 0..255.
 
-    Takes a float32 batch (N, H, W, 3) in 0..255 (NumPy or tensor) and returns a tensor of
-    probabilities (N, H, W, 1). `reduce_retracing` makes one trace serve varying batch sizes.
+    TensorFlow: a `tf.function` traced once per input shape (`reduce_retracing` lets one trace serve
+    varying batch sizes); other backends: Keras' own compiled `predict_on_batch`. Returns
+    (N, H, W, 1) probabilities as a tensor or array (``np.asarray`` takes both).
     """
+    if backend() != "tensorflow":
+        return model.predict_on_batch
+    import tensorflow as tf
+
     jit = jit_compile_default() if jit_compile is None else jit_compile
 
     @tf.function(reduce_retracing=True, jit_compile=jit)
@@ -34,3 +107,50 @@ def make_predict_fn(model: keras.Model, jit_compile: bool | None = None):
         return model(images, training=False)
 
     return predict
+
+
+def limit_threads(threads: int | None) -> None:
+    """Use the cores the scheduler gave the job; must run before the backend executes anything."""
+    if not threads:
+        return
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # TensorFlow already started in this process (tests, notebooks): keep its pools
+            log.info("TensorFlow already initialised; keeping its thread pools")
+    elif name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def distribution_scope():
+    """A context to build and train the model in: several GPUs only when the job was given several."""
+    found = gpus()
+    name = backend()
+    if len(found) > 1 and name == "tensorflow":
+        import tensorflow as tf
+
+        log.info("training on %d GPUs with MirroredStrategy", len(found))
+        return tf.distribute.MirroredStrategy().scope()
+    if len(found) > 1 and name == "jax":
+        log.info("training on %d GPUs with keras.distribution.DataParallel", len(found))
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    elif len(found) > 1:
+        log.warning("the %s backend trains on one GPU; the job was given %d", name, len(found))
+    else:
+        log.info("training on %s with the %s backend", "the GPU" if found else "the CPU", name)
+    return contextlib.nullcontext()
+
+
+def count_flops(model: keras.Model, input_shape=None) -> int:
+    """Forward FLOPs of one image: TF's profiler on TensorFlow, the convolution count elsewhere."""
+    from effunet.models import flops
+
+    if backend() == "tensorflow":
+        return flops.profiler_flops(model, input_shape)
+    return flops.layer_flops(model, input_shape)

@@ -9,6 +9,7 @@ from keras import layers
 
 from effunet.errors import EffunetError
 from effunet.models.decoder import conv_block, model_from_features
+from effunet.models.encoders import normalise_weights
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ def build_unet(
 
 
 def _check_no_encoder_weights(encoder_weights) -> None:
-    if encoder_weights is None or str(encoder_weights).lower() == "none":
+    encoder_weights = normalise_weights(encoder_weights)
+    if encoder_weights is None:
         return
-    if str(encoder_weights).lower() == "imagenet":
+    if encoder_weights == "imagenet":
         log.info("unet has no pretrained encoder; encoder_weights='imagenet' ignored")
         return
     raise EffunetError(f"encoder_weights: unet has no pretrained encoder, got the file {encoder_weights!r}")

@@ -19,17 +19,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
-from effunet.models.encoders import ENCODER_NAME
-from effunet.training import checkpoint, dataset, losses, rng
+from effunet.models import runtime
+from effunet.training import checkpoint, dataset, losses, optimizers, rng
 
 log = logging.getLogger(__name__)
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+# Adam/AdamW with a fused update: same maths, a fraction of the graph-building time (optimizers.py).
+OPTIMIZERS = {"adam": optimizers.Adam, "adamw": optimizers.AdamW,
               "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
 
 
@@ -84,28 +84,14 @@ class EarlyStopping:
 
 
 def use_mixed_precision(setting: str) -> bool:
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = runtime.gpus()
     if setting == "on" and not gpus:
         log.warning("mixed_precision is on but no GPU is visible: training in float32 on the CPU")
     return bool(gpus) and setting in ("on", "auto")
 
 
-def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy across the GPUs a job was given; the default (one device, CPU fallback) else."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    log.info("training on %s", "the GPU" if gpus else "the CPU (no GPU visible)")
-    return tf.distribute.get_strategy()
-
-
-def _encoder_weights(value: str):
-    return None if value in (None, "none") else value
-
-
 def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Model:
-    model = models.build(model_name, input_shape, encoder_weights=_encoder_weights(settings.encoder_weights),
+    model = models.build(model_name, input_shape, encoder_weights=settings.encoder_weights,
                          **settings.model_options)
     if settings.optimizer not in OPTIMIZERS:
         raise ConfigError(f"config key train.optimizer: unknown optimizer {settings.optimizer!r}")
@@ -132,17 +118,6 @@ def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
             f"dice {row['dice']:.4f}/{row['val_dice']:.4f}  lr {row['learning_rate']:.2e}  {row['seconds']:.1f} s")
 
 
-def limit_threads(threads: int | None) -> None:
-    """Use the cores the scheduler gave the job; must run before TensorFlow executes anything."""
-    if not threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TensorFlow already started in this process (tests, notebooks): keep its pools
-        log.info("TensorFlow already initialised; keeping its thread pools")
-
-
 @dataclass
 class Outputs:
     model: Path
@@ -161,7 +136,7 @@ def _fresh_state(settings: Settings, identity: dict) -> dict:
 def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path):
     """A fresh compiled model, or the model, optimizer and loop state of the last checkpoint."""
     resumed = checkpoint.latest(checkpoint_dir, identity)
-    with distribution_strategy().scope():
+    with runtime.distribution_scope():
         if not resumed:
             return build_compiled(model_name, input_shape, settings), _fresh_state(settings, identity)
         folder, state = resumed
@@ -184,7 +159,7 @@ def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None
 def _callbacks(model, settings: Settings) -> list:
     if not settings.freeze_encoder_epochs:
         return []
-    if not any(layer.name == ENCODER_NAME for layer in model.layers):
+    if models.find_encoder(model) is None:
         log.info("%s has no pretrained encoder: freeze_encoder_epochs does not apply", model.name)
         return []
     return [models.EncoderWarmup(settings.freeze_encoder_epochs)]
@@ -208,13 +183,16 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
 
 
 def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
-          tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None) -> dict:
+          tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None,
+          device: str = "auto") -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
+    `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
     """
     start = time.monotonic()
-    limit_threads(threads)
+    runtime.limit_threads(threads)
+    runtime.require_device(device)
     checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
@@ -231,7 +209,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     best_weights = checkpoint_dir / "best.weights.h5"
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
         if state["run_id"] is None:
-            state["flops"] = models.count_flops(model)
+            state["flops"] = runtime.count_flops(model)
             tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
                                 "input_shape": list(data[0][0].shape[1:]), "parameters": model.count_params(),
                                 "flops": state["flops"], "train_images": len(data[0][0]),
@@ -320,14 +298,23 @@ def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
                             step=summary["epochs_trained"])
     tracker.set_tags({"stop_reason": summary["stop_reason"]})
     tracker.log_artifact(outputs.history)
-    tracker.log_artifact(outputs.model)
+    tracker.log_artifact(outputs.run)
+    # One copy of the model on disk: the run references the workflow's file instead of copying it.
+    tracker.set_tags({"model_file": os.fspath(outputs.model)})
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The same layers and weights as an uncompiled model: saved, it holds the architecture and
+    weights only (no optimizer state, a third of a compiled save with Adam), which is all inference
+    needs. Resumable state lives in the checkpoint folder until the job ends."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
 
 
 def _write_outputs(model, history: list[dict], summary: dict, outputs: Outputs) -> None:
     model_path = Path(outputs.model)
     partial = model_path.with_name(f".{model_path.stem}.partial.keras")  # Keras insists on the suffix
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(partial)
+    inference_model(model).save(partial)
     os.replace(partial, model_path)
     with atomic_path(outputs.history) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
