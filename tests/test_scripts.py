@@ -47,6 +47,7 @@ def test_plot_curves_script_with_a_stub_snakemake(tmp_path):
 def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, monkeypatch):
     from pathlib import Path
 
+    from effunet.files import Untracked
     from effunet.training import loop
 
     calls = []
@@ -56,7 +57,7 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
     train["main"](SimpleNamespace(
         input=SimpleNamespace(manifest=tmp_path / "m.csv", images=tmp_path / "i", masks=tmp_path / "k"),
         output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
-        params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=stale),
+        params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=Untracked(stale)),
         wildcards=SimpleNamespace(dataset="dsb2018", model="unet", seed="0"), threads=1, rule="train",
         config={"mlflow": {"tracking_uri": None, "experiment": "x"}}))
     (call,) = calls

@@ -146,7 +146,7 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
     assert "resuming from" in resumed_log and "to MLflow (the earlier" not in resumed_log
 
     summary = json.loads((tmp_path / "killed/run.json").read_text())
-    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"] == [1, 1]
+    assert summary["epochs_trained"] == epochs and summary["resumed_after_epochs"] == [1]  # the second attempt died before it checkpointed
     a = pd.read_csv(tmp_path / "straight/history.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "killed/history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-7)  # same epochs, same metrics on CPU

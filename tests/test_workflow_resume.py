@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +81,25 @@ def test_a_killed_retrain_resumes_and_redoes_everything_made_from_the_model(tmp_
     dry = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "-n", "--configfile", str(config)], capture_output=True,
                          text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+@pytest.mark.slow
+def test_an_untracked_param_reaches_the_job_but_does_not_rerun_it(tmp_path):
+    """The train rule passes the paths to remove as `Untracked`: adding an output to a later rule
+    must not retrain every model, while a plain param still reruns its job."""
+    (tmp_path / "Snakefile").write_text(
+        "from effunet.files import Untracked\n\n"
+        "rule make:\n"
+        "    output: 'out.txt'\n"
+        "    params:\n"
+        "        tracked=config.get('tracked', 1),\n"
+        "        untracked=lambda w: Untracked((config.get('untracked', 'a'),)),\n"
+        "    run:\n"
+        "        open(output[0], 'w').write(repr(params.untracked.value))\n")
+    command = [sys.executable, "-m", "snakemake", "-d", str(tmp_path), "-s", str(tmp_path / "Snakefile"), "-c1"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and (tmp_path / "out.txt").read_text() == "('a',)", first.stderr[-2000:]
+    untracked = subprocess.run([*command, "-n", "--config", "untracked=b"], capture_output=True, text=True)
+    assert "Nothing to be done" in untracked.stdout + untracked.stderr
+    tracked = subprocess.run([*command, "-n", "--config", "tracked=2"], capture_output=True, text=True)
+    assert "Params have changed" in tracked.stdout + tracked.stderr

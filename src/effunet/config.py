@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -156,3 +157,13 @@ def active_datasets(config: dict) -> tuple[list[str], list[str]]:
             "config key datasets: no data set has a source, so there is nothing to run; " + " ".join(skipped)
         )
     return active, skipped
+
+
+REPOSITORY_ROOT_VARIABLE = "EFFUNET_ROOT"
+
+
+def export_repository_root(workflow_basedir: str | os.PathLike) -> str:
+    """Set EFFUNET_ROOT to the repository the workflow runs from (for envs/effunet.yaml's pip entry)."""
+    root = str(Path(workflow_basedir).resolve())
+    os.environ[REPOSITORY_ROOT_VARIABLE] = root
+    return root

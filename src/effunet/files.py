@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -67,3 +68,11 @@ def remove_paths(paths) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+@dataclass(frozen=True)
+class Untracked:
+    """A rule param that Snakemake passes to the job but leaves out of its `params` rerun trigger
+    (which compares plain Python values only): for values that name files rather than shape results."""
+
+    value: tuple

@@ -2,6 +2,7 @@
 # Every path comes from effunet.layout (the one map of the files; docs/architecture.md).
 
 import effunet.config
+import effunet.files
 import effunet.layout
 import effunet.provenance
 from effunet.layout import Layout
@@ -16,6 +17,9 @@ if workflow.is_main_process:
     for message in SKIPPED_DATASETS:
         logger.warning(message)
 LAYOUT = Layout.of(config)
+
+# envs/effunet.yaml installs the package from this repository (pip expands ${EFFUNET_ROOT}).
+effunet.config.export_repository_root(workflow.basedir)
 
 
 wildcard_constraints:
@@ -110,9 +114,10 @@ MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_
 
 def made_from_model(wildcards):
     """Outputs made from a run's model: its training job removes them when it starts, so that a failed
-    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes."""
+    or killed retrain leaves them missing (rerun) rather than stale but up to date in Snakemake's eyes.
+    Untracked: adding an output to a later rule must not retrain every model."""
     patterns = [path for name in MADE_FROM_TRAINING for path in getattr(rules, name).output]
-    return [str(path).format(**wildcards) for path in patterns]
+    return effunet.files.Untracked(tuple(str(path).format(**wildcards) for path in patterns))
 
 
 def evaluation_inputs(wildcards):

@@ -13,6 +13,8 @@ rule download:
         synthetic=synthetic_options,
         local=local_source_state,
         downloads=str(Layout.downloads("{dataset}")),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/download.py"
 
@@ -25,6 +27,8 @@ rule merge_masks:
     log:
         data_log("merge_masks", "dsb2018", "{source}"),
     threads: config["threads"]["prepare"]
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/merge_masks.py"
 
@@ -44,6 +48,8 @@ rule resize_dsb2018:
         size=dataset_setting("dsb2018", "image_size"),
         split=dataset_setting("dsb2018", "split"),
         targets=dataset_setting("dsb2018", "targets"),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/resize_dsb2018.py"
 
@@ -63,5 +69,7 @@ rule convert_drive:
         size=dataset_setting("drive", "image_size"),
         split=dataset_setting("drive", "split"),
         targets=dataset_setting("drive", "targets"),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/convert_drive.py"

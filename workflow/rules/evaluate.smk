@@ -19,6 +19,8 @@ rule evaluate:
         runtime=60,
     params:
         threshold=config["evaluate"]["threshold"],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -49,6 +51,8 @@ rule plot_run:
         run_log("plot"),
     params:
         threshold=config["evaluate"]["threshold"],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_run.py"
 
@@ -63,6 +67,8 @@ rule reference:
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/reference.py"
 
@@ -85,6 +91,8 @@ rule plot_curves:
     params:
         # The model of each run, in the order of the inputs: nothing parses it out of the paths.
         models=dataset_run_models,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_curves.py"
 
@@ -111,6 +119,8 @@ rule aggregate:
     params:
         # Who each run is, in the order of the inputs: nothing parses it out of the paths.
         runs=[vars(run) for run in RUNS],
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -135,5 +145,7 @@ rule plot_comparison:
         speed_svg=svg(LAYOUT.comparison_plot("training_speed")),
     log:
         str(LAYOUT.log("plot_comparison")),
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/plot_comparison.py"

@@ -22,5 +22,7 @@ rule train:
         code=training_code,
         checkpoint=run_file("checkpoint"),
         stale=made_from_model,
+    conda:
+        "../../envs/effunet.yaml"
     script:
         "../scripts/train.py"

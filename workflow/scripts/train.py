@@ -22,7 +22,7 @@ def main(smk):
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
           device=smk.config["train"]["device"],
           outputs=Outputs(Path(smk.output.model), Path(smk.output.history), Path(smk.output.run),
-                          Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale))),
+                          Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale.value))),
           code_version=smk.params.code,
           tracking_info=Tracking(uri=mlflow["tracking_uri"], experiment=mlflow["experiment"],
                                  dataset=smk.wildcards.dataset, rule=smk.rule))
