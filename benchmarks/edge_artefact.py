@@ -24,7 +24,7 @@ FRAME = 4
 def frame_table(probability: np.ndarray, truth: np.ndarray, frame: int = FRAME) -> dict[str, float]:
     """Mean probability over background pixels (truth 0) of each side of the frame and the interior,
     over a stack (N, H, W); the corners count in two sides."""
-    n, h, w = probability.shape
+    _, h, w = probability.shape
     sides = {"top": np.s_[:, :frame, :], "bottom": np.s_[:, h - frame:, :], "left": np.s_[:, :, :frame],
              "right": np.s_[:, :, w - frame:], "interior": np.s_[:, frame:h - frame, frame:w - frame]}
     return {name: float(probability[index][~truth[index]].mean()) for name, index in sides.items()}

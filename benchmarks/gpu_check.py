@@ -102,7 +102,10 @@ def train_and_test(args, prepared: Path, out: Path) -> dict:
     summary = loop.train(prepared, "effunet-b0", 0, settings, outputs)
     import keras
 
-    model = keras.models.load_model(outputs.model)
+    from effunet.training import losses
+
+    model = keras.models.load_model(outputs.model, compile=False)  # saved without its optimizer
+    model.compile(loss=losses.make_loss(settings.loss), metrics=losses.make_metrics())
     test_images, test_masks = dataset.load_split(prepared, "test")
     metrics = model.evaluate(
         dataset.make_dataset(test_images, test_masks, args.batch_size, shuffle=False), verbose=0, return_dict=True

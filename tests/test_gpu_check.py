@@ -96,7 +96,7 @@ def test_dry_run_on_the_jax_cpu_backend(tmp_path):
     ]
     if importlib.util.find_spec("segmentation_models_pytorch") is None:
         command.append("--skip-bench")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     line = next(line for line in out.splitlines() if line.startswith("(b) "))

@@ -20,7 +20,8 @@ def test_download_and_merge_scripts_with_a_stub_snakemake(tmp_path, dsb_zip):
     resize["main"](SimpleNamespace(
         input=SimpleNamespace(raw=tmp_path / "raw", labels=tmp_path / "labels"),
         output=SimpleNamespace(images=tmp_path / "i", masks=tmp_path / "m", manifest=tmp_path / "x.csv"),
-        params=SimpleNamespace(size=[32, 64], split={"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0}),
+        params=SimpleNamespace(size=[32, 64], split={"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0},
+                              targets="hard"),
         threads=1))
     assert pd.read_csv(tmp_path / "x.csv")["split"].value_counts().to_dict() == {"test": 4, "train": 2, "val": 2}
 
@@ -47,10 +48,9 @@ def test_plot_curves_script_with_a_stub_snakemake(tmp_path):
 def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, monkeypatch):
     from pathlib import Path
 
+    from effunet import devices
     from effunet.files import Untracked
     from effunet.training import loop
-
-    from effunet import devices
 
     calls = []
     monkeypatch.setattr(loop, "train", lambda **kwargs: calls.append(kwargs))
@@ -62,7 +62,8 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
         output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
         params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=Untracked(stale)),
         wildcards=SimpleNamespace(dataset="dsb2018", model="unet", seed="0"), threads=1, rule="train",
-        config={"mlflow": {"tracking_uri": None, "experiment": "x"}, "train": {"device": "auto"}}))
+        config={"mlflow": {"tracking_uri": None, "experiment": "x"},
+                "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1}}))
     (call,) = calls
     assert call["code_version"] == "abc123"
     assert call["outputs"].stale == tuple(map(Path, stale))

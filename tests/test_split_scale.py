@@ -42,7 +42,7 @@ def touching_pair(rng) -> np.ndarray:
         a1, a2 = _axes(rng, rng.uniform(3, 7), 1.4), _axes(rng, rng.uniform(3, 7), 1.4)
         theta, (ang1, ang2) = rng.uniform(0, np.pi), rng.uniform(0, np.pi, 2)
 
-        def extent(a, angle):
+        def extent(a, angle, theta=theta):
             d = theta - angle
             return 1 / np.sqrt((np.cos(d) / a[0]) ** 2 + (np.sin(d) / a[1]) ** 2)
 

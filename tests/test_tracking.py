@@ -55,7 +55,7 @@ def store(tmp_path, default_store) -> str:
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(tracking, "BACKOFF_S", 0.001)
+    monkeypatch.setattr(tracking.retry, "BACKOFF_S", 0.001)  # read where _retry lives
 
 
 def runs_of(uri: str, experiment: str = EXPERIMENT):

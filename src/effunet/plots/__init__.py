@@ -1,0 +1,78 @@
+"""Figures: learning curves of a run, qualitative prediction panels, and cross-model charts.
+
+Everything is drawn with matplotlib's object API on an Agg canvas (no display, no global pyplot
+state) and written atomically as PNG and, beside it, as SVG (same name, `.svg`) for papers. The pure
+helpers (`read_history`, `curve_markers`, `error_overlay`, `model_order`, `short_id`, `seed_curves`)
+hold the logic the tests check; the figure functions only lay out.
+
+Colours are the Okabe-Ito colour-blind-safe palette. In error overlays the image is shown in grey
+at `DIM` brightness (`OUTSIDE_DIM` outside the scored region) and the errors on top of it in
+`TP_COLOUR`, `FP_COLOUR` and `FN_COLOUR`.
+
+Layout: `inputs` (history and run files), `curves`, `panels` (qualitative), `charts` (cross-model
+bars), `overlay` (several models' curves), `_common` (palette, `_save`); this package re-exports
+their public names.
+"""
+
+from effunet.plots._common import (
+    DIM,
+    DPI,
+    FN_COLOUR,
+    FP_COLOUR,
+    MODEL_COLOURS,
+    OUTSIDE_DIM,
+    REFERENCE_STYLES,
+    TP_COLOUR,
+    TRAIN_COLOUR,
+    VAL_COLOUR,
+    PathLike,
+)
+from effunet.plots.charts import (
+    SPEED_NOTE,
+    SPEED_PANELS,
+    comparison_chart,
+    comparison_figure,
+    model_order,
+    training_speed_chart,
+    training_speed_figure,
+)
+from effunet.plots.curves import learning_curves, learning_curves_figure
+from effunet.plots.inputs import HISTORY_COLUMNS, RUN_KEYS, curve_markers, read_history, read_run
+from effunet.plots.overlay import learning_curves_overlay, overlay_figure, seed_curves
+from effunet.plots.panels import SHORT_ID, error_overlay, qualitative_figure, qualitative_panel, short_id
+
+__all__ = [
+    "DIM",
+    "DPI",
+    "FN_COLOUR",
+    "FP_COLOUR",
+    "HISTORY_COLUMNS",
+    "MODEL_COLOURS",
+    "OUTSIDE_DIM",
+    "REFERENCE_STYLES",
+    "RUN_KEYS",
+    "SHORT_ID",
+    "SPEED_NOTE",
+    "SPEED_PANELS",
+    "TP_COLOUR",
+    "TRAIN_COLOUR",
+    "VAL_COLOUR",
+    "PathLike",
+    "comparison_chart",
+    "comparison_figure",
+    "curve_markers",
+    "error_overlay",
+    "learning_curves",
+    "learning_curves_figure",
+    "learning_curves_overlay",
+    "model_order",
+    "overlay_figure",
+    "qualitative_figure",
+    "qualitative_panel",
+    "read_history",
+    "read_run",
+    "seed_curves",
+    "short_id",
+    "training_speed_chart",
+    "training_speed_figure",
+]

@@ -1,0 +1,180 @@
+"""Cross-model bar charts: metrics per data set and training effort."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from effunet.errors import EffunetError
+from effunet.plots._common import MODEL_COLOURS, REFERENCE_STYLES, PathLike, _save
+
+
+def _load_table(table: pd.DataFrame | PathLike) -> tuple[pd.DataFrame, str]:
+    if isinstance(table, pd.DataFrame):
+        return table, "comparison table"
+    try:
+        return pd.read_csv(table), str(table)
+    except FileNotFoundError:
+        raise EffunetError(f"{table}: comparison table not found") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise EffunetError(f"{table}: not a readable comparison table ({exc})") from None
+
+
+def _require(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise EffunetError(f"{source}: missing column(s) {', '.join(missing)}")
+    if table.empty:
+        raise EffunetError(f"{source}: no rows")
+    duplicated = table[table.duplicated(["dataset", "model"])]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        raise EffunetError(f"{source}: more than one row for {first['dataset']} / {first['model']}")
+
+
+def model_order(table: pd.DataFrame, models: Sequence[str] | None = None) -> list[str]:
+    """Models in a stable order: `models` first (those present), then the rest by first appearance;
+    reference rows (`REFERENCE_STYLES`) last."""
+    present = list(dict.fromkeys(table["model"]))
+    ordered = [m for m in (models or ()) if m in present]
+    ordered += [m for m in present if m not in ordered]
+    return [m for m in ordered if m not in REFERENCE_STYLES] + [m for m in ordered if m in REFERENCE_STYLES]
+
+
+def _style(models: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(colour, hatch) per model: MODEL_COLOURS in order for models, grey hatches for reference rows."""
+    styles, k = [], 0
+    for model in models:
+        if model in REFERENCE_STYLES:
+            styles.append(REFERENCE_STYLES[model])
+        else:
+            styles.append((MODEL_COLOURS[k % len(MODEL_COLOURS)], None))
+            k += 1
+    return styles
+
+
+def _grouped_bars(ax, groups: Sequence[str], models: Sequence[str], means: np.ndarray, stds: np.ndarray,
+                  fmt: str) -> None:
+    """Bars at x = group, one per model (means/stds indexed [group, model]; NaN mean = no bar)."""
+    width = 0.8 / len(models)
+    x = np.arange(len(groups))
+    for j, (model, (colour, hatch)) in enumerate(zip(models, _style(models))):
+        offset = x + (j - (len(models) - 1) / 2) * width
+        bars = ax.bar(offset, np.nan_to_num(means[:, j]), width, yerr=stds[:, j], capsize=3,
+                      color=colour, hatch=hatch, edgecolor="black" if hatch else None, linewidth=0.5 if hatch else 0,
+                      label=model, error_kw={"elinewidth": 1, "ecolor": "black"})
+        labels = ["n/a" if not np.isfinite(m) else format(m, fmt) for m in means[:, j]]
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+    ax.set_xticks(x, groups)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def _top(means: np.ndarray, stds: np.ndarray) -> float:
+    """Highest bar plus its error bar; 0 when there is no finite value."""
+    tops = means + np.nan_to_num(stds)
+    return float(np.max(tops[np.isfinite(tops)], initial=0.0))
+
+
+def _values(table: pd.DataFrame, dataset: str, models: Sequence[str], metrics: Sequence[str]):
+    """means/stds [metric, model] for one data set; missing std (one seed) counts as no error bar."""
+    means = np.full((len(metrics), len(models)), np.nan)
+    stds = np.full_like(means, np.nan)
+    rows = table[table["dataset"] == dataset]
+    for j, model in enumerate(models):
+        row = rows[rows["model"] == model]
+        if row.empty:
+            continue
+        for i, metric in enumerate(metrics):
+            means[i, j] = row[f"{metric}_mean"].iloc[0]
+            if f"{metric}_std" in row:
+                stds[i, j] = row[f"{metric}_std"].iloc[0]
+    return means, stds
+
+
+def comparison_chart(table: pd.DataFrame | PathLike, metrics: Sequence[str], out_png: PathLike,
+                     title: str, models: Sequence[str] | None = None) -> Path:
+    """One panel per data set: a group of bars per metric, one bar per model, error bars = std over seeds.
+
+    `table` (DataFrame or CSV path) has columns dataset, model, <metric>_mean and optionally
+    <metric>_std; models are drawn in `model_order(table, models)`, each in its MODEL_COLOURS colour,
+    reference rows (protocol ceiling, 2nd observer) last as hatched grey bars.
+    """
+    if not metrics:
+        raise EffunetError(f"{out_png}: no metrics to chart")
+    return _save(comparison_figure(table, metrics, title, models), out_png)
+
+
+def comparison_figure(table: pd.DataFrame | PathLike, metrics: Sequence[str], title: str,
+                      models: Sequence[str] | None = None) -> Figure:
+    """The comparison chart as a figure (see `comparison_chart`)."""
+    table, source = _load_table(table)
+    _require(table, ["dataset", "model", *(f"{m}_mean" for m in metrics)], source)
+    order = model_order(table, models)
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig = Figure(figsize=(max(5.0, 1.2 + 0.45 * len(metrics) * len(order)) * len(datasets), 4.4),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(datasets), squeeze=False)[0])
+    for ax, dataset in zip(axes, datasets):
+        means, stds = _values(table, dataset, order, metrics)
+        _grouped_bars(ax, list(metrics), order, means, stds, ".3f")
+        top = _top(means, stds)
+        ax.set_ylim(0, 1.12 if top <= 1 else top * 1.15)
+        ax.set_title(dataset)
+        ax.set_ylabel("mean over seeds (± std)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(order), frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
+SPEED_PANELS = (  # column, title, number format
+    ("best_epoch", "Best epoch\n(lowest validation loss)", ".0f"),
+    ("epochs_trained", "Epochs trained\n(early stopping)", ".0f"),
+    ("seconds_per_epoch", "Seconds per epoch\n(median of epochs 2..)", ".2f"),
+    ("first_epoch_seconds", "First epoch, seconds\n(includes graph building)", ".1f"),
+    ("seconds_to_best", "Seconds to the best epoch", ".1f"),
+)
+SPEED_NOTE = ("Epoch 1 includes graph building and is shown apart; seconds per epoch is the median of "
+              "epochs 2.. (training + validation).")
+
+
+def training_speed_chart(table: pd.DataFrame | PathLike, out_png: PathLike, title: str = "Training effort",
+                         models: Sequence[str] | None = None) -> Path:
+    """Epochs (best, trained) and fair timing (`SPEED_PANELS`) per data set and model, mean ± std over seeds.
+
+    Seconds per epoch is the median of epochs 2.. and epoch 1 (graph building) is its own panel, so
+    a model whose first epoch is slow is not ranked by it; reference rows are left out.
+    """
+    return _save(training_speed_figure(table, title, models), out_png)
+
+
+def training_speed_figure(table: pd.DataFrame | PathLike, title: str = "Training effort",
+                          models: Sequence[str] | None = None) -> Figure:
+    """The training-effort chart as a figure (see `training_speed_chart`)."""
+    table, source = _load_table(table)
+    _require(table, ["dataset", "model", "epochs_trained_mean", "seconds_per_epoch_mean"], source)
+    if "kind" in table:
+        table = table[table["kind"] != "reference"]
+    order = [m for m in model_order(table, models) if m not in REFERENCE_STYLES]
+    datasets = list(dict.fromkeys(table["dataset"]))
+    panels = [panel for panel in SPEED_PANELS if f"{panel[0]}_mean" in table]
+    width = max(3.2, 0.5 * len(datasets) * len(order) + 1.0)
+    fig = Figure(figsize=(width * len(panels), 4.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (metric, label, fmt) in zip(axes, panels):
+        per_dataset = [_values(table, dataset, order, [metric]) for dataset in datasets]
+        means = np.vstack([m for m, _ in per_dataset])
+        stds = np.vstack([s for _, s in per_dataset])
+        _grouped_bars(ax, datasets, order, means, stds, fmt)
+        ax.set_ylim(0, _top(means, stds) * 1.15 or 1)
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("mean over seeds (± std)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(order), frameon=False)
+    fig.suptitle(f"{title}\n{SPEED_NOTE}", fontsize=10)
+    return fig
