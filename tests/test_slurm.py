@@ -78,7 +78,7 @@ def test_slurm_profile_asks_gpus_for_training_and_cpus_for_the_rest(tmp_path):
         else:
             assert resources["slurm_partition"] == "your-cpu-partition"
             assert "gpu" not in resources and "cpus_per_gpu" not in resources
-            assert resources["mem_mb"] == ("8000" if rule == "evaluate" else "4000")
+            assert resources["mem_mb"] == ("8000" if rule in ("evaluate", "reference") else "4000")
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm" and profile["keep-going"] and profile["retries"] >= 1
     assert "attempt" in profile["set-resources"]["train"]["mem_mb"]  # retries ask for more memory
