@@ -124,10 +124,10 @@ def test_demo_data_is_learnable_at_the_demo_size(tmp_path):
         if name == "dsb2018":
             dsb2018.merge_masks(raw, tmp_path / "labels")
             dsb2018.resize(raw, tmp_path / "labels", prepared / "images", prepared / "masks", prepared / "manifest.csv",
-                           size, test_fraction=0.25, val_fraction=0.0, seed=0)
+                           size, test_fraction=0.25, val_fraction=0.25, seed=0)
         else:
             drive.convert(raw, prepared / "images", prepared / "masks", prepared / "fov", prepared / "manifest.csv",
-                          size, val_count=0, seed=0)
+                          size, val_count=1, seed=0)
         x, y, region = _prepared_pixels(prepared, "train")
         forest = RandomForestClassifier(n_estimators=20, max_depth=12, random_state=0, n_jobs=1)
         forest.fit(x[region], y[region])
