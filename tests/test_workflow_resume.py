@@ -15,14 +15,9 @@ import yaml
 from effunet.layout import Layout
 
 from test_workflow import SNAKEMAKE
+from test_workflow import TINY as FIRST
 
-TINY = {
-    "seeds": [0], "models": ["unet"], "model_options": {"unet": {"base_filters": 4}},
-    "datasets": {"dsb2018": {"source": "synthetic", "synthetic": {"n_images": 8}, "image_size": [32, 32],
-                             "split": {"test_fraction": 0.25, "val_fraction": 0.34},
-                             "train": {"max_epochs": 1, "batch_size": 4}}},
-    "train": {"encoder_weights": "none"}, "threads": {"prepare": 1, "train": 1},
-    "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "stale-test"}}
+TINY = {**FIRST, "mlflow": {**FIRST["mlflow"], "experiment": "stale-test"}}
 LAYOUT = Layout("stale-test")
 RUN = LAYOUT.run("dsb2018", "unet", 0)
 
