@@ -115,10 +115,15 @@ def test_gpu_without_a_gpu_fails_at_start_and_auto_falls_back(tmp_path, caplog):
         devices.place_job("tpu", env={})
 
 
-def test_backend_choice_and_errors():
-    env = {"KERAS_BACKEND": "jax"}
-    assert devices.select_backend(None, env) == "jax"  # the environment's choice stays
+def test_backend_choice_and_errors(monkeypatch):
     import keras
+
+    with monkeypatch.context() as before_keras:  # as in a fresh job: Keras not imported yet
+        before_keras.delitem(sys.modules, "keras")
+        env = {"KERAS_BACKEND": "jax"}
+        assert devices.select_backend(None, env) == "jax"  # the environment's choice stays
+        assert devices.select_backend("torch", env) == "torch" and env["KERAS_BACKEND"] == "torch"
+        assert devices.select_backend(None, {}) == "tensorflow"
 
     running = keras.backend.backend()
     assert devices.select_backend(running, env) == running and env["KERAS_BACKEND"] == running
