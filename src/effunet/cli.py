@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--threshold", type=float, default=0.5)
     predict.add_argument(
+        "--inference",
+        choices=("resize", "sliding"),
+        help="resize to the training size, or overlapping tiles at native resolution (sliding); "
+        "default: the run's train.inference, from the run.json beside the model (resize without one)",
+    )
+    predict.add_argument(
         "--probabilities", action="store_true", help="also write <name>_prob.png (16-bit, probability x 65535)"
     )
     predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
@@ -126,7 +132,9 @@ def _main(args) -> int:
     try:
         from effunet.predict import predict_files
 
-        result = predict_files(args.model, args.input, args.output, args.threshold, args.probabilities)
+        result = predict_files(
+            args.model, args.input, args.output, args.threshold, args.probabilities, inference=args.inference
+        )
     except EffunetError as error:
         print(f"effunet: error: {error}", file=sys.stderr)
         return 2

@@ -124,10 +124,20 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
 PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
 
 
+# Train keys added after the study's runs, left out of a run's settings (the train rule's params)
+# while they hold their default, the study's behaviour, so that adding them reruns nothing.
+OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_epochs": 0, "input": "resize", "inference": "resize"}
+
+
 def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied (placement keys left out)."""
+    """The global train block with the data set's own overrides applied (placement keys left out,
+    and the `OMITTED_AT_DEFAULT` keys where they hold their default)."""
     settings = {**config["train"], **config["datasets"][dataset]["train"]}
-    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
+    return {
+        key: value
+        for key, value in settings.items()
+        if key not in PLACEMENT_KEYS and not (key in OMITTED_AT_DEFAULT and OMITTED_AT_DEFAULT[key] == value)
+    }
 
 
 SKIPPED_DATASET_HELP = {

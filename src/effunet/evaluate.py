@@ -2,7 +2,10 @@
 
 Protocol (what reviewers ask for, and what the study's accuracy numbers leave open):
 - Predictions are made at the training size; for native scores the probabilities are resized back
-  to each image's original height x width (recorded in the manifest) and thresholded there.
+  to each image's original height x width (recorded in the manifest) and thresholded there. A run
+  trained with train.inference sliding is predicted instead on the original image by overlapping
+  tiles at the training size, blended (`effunet.predict.sliding_window`); its training-size
+  probabilities are those resized down to the training size.
 - The threshold is 0.5, or the one maximising pooled Dice on the validation split ("val"), never
   chosen on the test split.
 - DRIVE: only pixels inside the field-of-view mask are scored, against `1st_manual`; the number of
@@ -33,7 +36,7 @@ from effunet.data.manifest import SPLITS, read_manifest
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
 from effunet.layout import PreparedData
-from effunet.predict import Predictor, resize_probability
+from effunet.predict import Predictor, inference_mode, resize_probability
 
 log = logging.getLogger(__name__)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -55,11 +58,31 @@ class Case:
     second_observer: np.ndarray | None  # DRIVE 2nd_manual
     probability: np.ndarray | None = None  # training size
     loss: float | None = None  # the training loss at the training size
+    source: str | None = None  # the original image (manifest `image`): sliding-window inference reads it
+    native_probability: np.ndarray | None = None  # predicted at native size (sliding window)
 
 
 def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
     table = read_manifest(prepared.manifest)
-    return [_case(prepared, dataset_kind, row) for row in table.itertuples()]
+    cases = [_case(prepared, dataset_kind, row) for row in table.itertuples()]
+    if "image" in table.columns:
+        for case, source in zip(cases, table["image"]):
+            case.source = source
+    return cases
+
+
+def predict_native(predictor: Predictor, cases: list[Case]) -> None:
+    """Sliding-window probabilities at native size from each case's original image, and the
+    training-size probabilities as those resized down."""
+    for case in cases:
+        if case.source is None:
+            raise EffunetError(f"sliding-window inference needs the original images; the manifest has no "
+                               f"`image` column for {case.id}")
+        case.native_probability = predictor.native(images.read_rgb(case.source))
+        if case.native_probability.shape != case.native_truth.shape:
+            raise EffunetError(f"{case.source} is {case.native_probability.shape} but its truth is "
+                               f"{case.native_truth.shape}; rerun the data steps")
+        case.probability = resize_probability(case.native_probability, case.truth.shape)
 
 
 def _case(prepared: PreparedData, kind: str, row) -> Case:
@@ -90,6 +113,8 @@ def choose_threshold(cases: list[Case], setting: str | float) -> tuple[float, st
 
 
 def _native_probability(case: Case) -> np.ndarray:
+    if case.native_probability is not None:
+        return case.native_probability
     return resize_probability(case.probability, case.native_truth.shape)
 
 
@@ -204,20 +229,24 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind
     The loss is the one the run was trained with (`run_json`'s `loss`; BCE without a run.json).
     """
     loss_name = training_loss_name(run_json)
-    predictor = Predictor(model_path)
+    predictor = Predictor(model_path, inference=inference_mode(model_path, run_json))
     cases = load_cases(prepared, dataset_kind)
     if not cases:
         raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])
-    for case, probability in zip(cases, predictor.probabilities(batch)):
-        case.probability = probability
+    if predictor.inference == "sliding":
+        predict_native(predictor, cases)
+    else:
+        for case, probability in zip(cases, predictor.probabilities(batch)):
+            case.probability = probability
     for case, loss in zip(cases, image_losses(loss_name, [c.truth for c in cases], [c.probability for c in cases])):
         case.loss = loss
     value, source = choose_threshold(cases, threshold)
     log.info("threshold %.2f (%s)", value, source)
     rows, summaries = score_cases(cases, value)
     test_images = np.stack([c.image for c in cases if c.split == "test"] or [batch[0]])
-    result = {"threshold": {"value": value, "chosen_on": source}, "splits": summaries,
+    result = {"threshold": {"value": value, "chosen_on": source}, "inference": predictor.inference,
+              "splits": summaries,
               "loss": {"function": loss_name, **{split: summaries[split]["training_size"]["per_image_mean"]["loss"]
                                                  for split in summaries}},
               "inference_images_per_s": predictor.images_per_second(test_images),

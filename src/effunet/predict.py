@@ -1,11 +1,16 @@
-"""Apply a trained model to images of any size: resize to the training size, predict, resize back.
+"""Apply a trained model to images of any size: resize to the training size, predict, resize back
+(inference ``resize``, the study), or predict overlapping tiles at the training size over the image
+at native resolution and blend them (inference ``sliding``, `sliding_window`).
 
-Evaluation and the `effunet predict` command share this, so both follow the same protocol.
+The mode is the run's config key train.inference, read from the run.json beside the model (written
+by training), so evaluation and the `effunet predict` command share it and follow the same protocol.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import time
 import zipfile
@@ -21,11 +26,86 @@ from effunet.errors import EffunetError
 log = logging.getLogger(__name__)
 
 
-class Predictor:
-    """A trained model and its compiled inference function."""
+INFERENCE_MODES = ("resize", "sliding")
+TILE_OVERLAP = 0.5  # sliding window: each tile overlaps its neighbours by half a tile
 
-    def __init__(self, model_path: str | os.PathLike, batch_size: int = 8):
+
+def run_settings(run_json: str | os.PathLike | None) -> dict:
+    """The training settings a run recorded in its run.json (`settings`; empty for older runs or none)."""
+    if run_json is None:
+        return {}
+    try:
+        return json.loads(Path(run_json).read_text()).get("settings") or {}
+    except (OSError, ValueError) as error:
+        raise EffunetError(f"cannot read the training settings in {run_json}: {error}") from error
+
+
+def inference_mode(model_path: str | os.PathLike, run_json: str | os.PathLike | None = None) -> str:
+    """The run's train.inference: from `run_json`, or the run.json beside the model; resize without one."""
+    if run_json is None:
+        beside = Path(model_path).with_name("run.json")
+        run_json = beside if beside.is_file() else None
+    mode = run_settings(run_json).get("inference", "resize")
+    if mode not in INFERENCE_MODES:
+        raise EffunetError(f"{run_json}: unknown inference mode {mode!r} ({', '.join(INFERENCE_MODES)})")
+    return mode
+
+
+def tile_starts(length: int, tile: int, overlap: float = TILE_OVERLAP) -> list[int]:
+    """Start positions of tiles of `tile` pixels covering 0..length-1 (length >= tile), the first at 0
+    and the last flush with the end, evenly spaced at most tile x (1 - overlap) apart."""
+    if length <= tile:
+        return [0]
+    stride = max(1, int(tile * (1 - overlap)))
+    count = math.ceil((length - tile) / stride) + 1
+    return sorted({int(round(i * (length - tile) / (count - 1))) for i in range(count)})
+
+
+def tile_window(size: tuple[int, int]) -> np.ndarray:
+    """The blending weight of a tile: a separable ramp, highest at the centre and positive at the
+    edges (so every covered pixel has weight), (i + 1/2) from the nearer edge along each axis."""
+    ramps = [np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5) for n in size]
+    return np.outer(*ramps).astype(np.float64)
+
+
+def sliding_window(
+    image: np.ndarray, tile: tuple[int, int], predict, batch_size: int = 8, overlap: float = TILE_OVERLAP
+) -> np.ndarray:
+    """(H, W) probabilities of an (H, W, C) image, predicted tile by tile at the `tile` size.
+
+    `predict` maps a batch of tiles (N, th, tw, C) to (N, th, tw). Tiles overlap by `overlap` and are
+    blended by `tile_window` weights, normalised by their sum; an image smaller than a tile is padded
+    by reflection first and the padding cut off the result.
+    """
+    height, width = image.shape[:2]
+    th, tw = tile
+    pad_h, pad_w = max(0, th - height), max(0, tw - width)
+    if pad_h or pad_w:
+        mode = "reflect" if height > 1 and width > 1 and pad_h < height and pad_w < width else "symmetric"
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    rows, cols = tile_starts(image.shape[0], th, overlap), tile_starts(image.shape[1], tw, overlap)
+    corners = [(y, x) for y in rows for x in cols]
+    weight = tile_window(tile)
+    total = np.zeros(image.shape[:2], np.float64)
+    norm = np.zeros(image.shape[:2], np.float64)
+    for first in range(0, len(corners), batch_size):
+        chunk = corners[first : first + batch_size]
+        batch = np.stack([image[y : y + th, x : x + tw] for y, x in chunk]).astype(np.float32)
+        for (y, x), probability in zip(chunk, np.asarray(predict(batch))):
+            total[y : y + th, x : x + tw] += weight * probability
+            norm[y : y + th, x : x + tw] += weight
+    return (total / norm)[:height, :width].astype(np.float32)
+
+
+class Predictor:
+    """A trained model, its compiled inference function and its inference mode."""
+
+    def __init__(self, model_path: str | os.PathLike, batch_size: int = 8, inference: str | None = None):
+        """`inference`: resize or sliding; None reads the run's mode (`inference_mode`)."""
         check_model_file(model_path)
+        self.inference = inference or inference_mode(model_path)
+        if self.inference not in INFERENCE_MODES:
+            raise EffunetError(f"unknown inference mode {self.inference!r} ({', '.join(INFERENCE_MODES)})")
         import keras
 
         import effunet.models  # registers the custom layers (losses are not needed: compile=False)
@@ -48,6 +128,8 @@ class Predictor:
 
     def native(self, rgb: np.ndarray) -> np.ndarray:
         """Probabilities at the image's own size for one uint8 RGB image of any size."""
+        if self.inference == "sliding":
+            return sliding_window(rgb, self.size, self.probabilities, self.batch_size)
         small = images.resize_rgb(rgb, self.size)
         return resize_probability(self.probabilities(small[None])[0], rgb.shape[:2])
 
@@ -136,8 +218,11 @@ def predict_files(
     out_dir: str | os.PathLike,
     threshold: float = 0.5,
     save_probabilities: bool = False,
+    inference: str | None = None,
 ) -> Predictions:
     """Masks (0/255 PNG, native size) for an image file or every image in a folder.
+
+    `inference` (resize or sliding) overrides the run's mode (the run.json beside the model).
 
     An image that cannot be read or segmented is reported in `failed`, and the others go on; each
     mask is written atomically, so the ones written are complete. Progress goes to the log.
@@ -145,7 +230,8 @@ def predict_files(
     source, out_dir = Path(source), Path(out_dir)
     files = input_files(source)
     stems = output_stems(files)
-    predictor = Predictor(model_path)
+    predictor = Predictor(model_path, inference=inference)
+    log.info("inference: %s", predictor.inference)
     result = Predictions()
     start = time.monotonic()
     for number, path in enumerate(files, 1):

@@ -103,6 +103,19 @@ def train_settings(wildcards):
     }
 
 
+def native_inputs(wildcards):
+    """What train.input native_crops reads besides the prepared files: the original images (the
+    raw folder the manifest points into) and DSB2018's native-size instance labels."""
+    if train_settings(wildcards).get("input", "resize") != "native_crops":
+        return {}
+    prepared = effunet.layout.prepared_of(config, wildcards.dataset)
+    source, _ = effunet.layout.configured(config, wildcards.dataset)
+    inputs = {"raw": str(Layout.raw(wildcards.dataset, source))}
+    if prepared.labels is not None:
+        inputs["labels"] = str(prepared.labels)
+    return inputs
+
+
 def training_code(wildcards):
     """A hash of the package code that defines and trains this model (Snakemake tracks no imports)."""
     return effunet.provenance.training_code_version(wildcards.model)
@@ -135,6 +148,8 @@ def evaluation_inputs(wildcards):
     if prepared.fov is not None:
         inputs["fov"] = str(prepared.fov)
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
+    if train_settings(wildcards).get("inference", "resize") == "sliding":
+        inputs["raw"] = str(Layout.raw(wildcards.dataset, source))  # the original images
     return inputs
 
 

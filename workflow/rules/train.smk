@@ -3,6 +3,7 @@
 
 rule train:
     input:
+        unpack(native_inputs),
         manifest=prepared_input("manifest"),
         images=prepared_input("images"),
         masks=prepared_input("masks"),

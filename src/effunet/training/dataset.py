@@ -1,7 +1,7 @@
 """Input pipeline from the prepared PNGs: decoded once, reshuffled per epoch from (seed, epoch).
 
 The order and the augmentation of every epoch are pure functions of (seed, epoch), drawn with NumPy
-(`epoch_plan`), so a resumed job sees exactly the batches an uninterrupted one would have seen (no
+(`epoch_plan`; `training.augment` for the strong augmentation and native-resolution crops), so a resumed job sees exactly the batches an uninterrupted one would have seen (no
 iterator state to checkpoint) and every Keras backend sees the same batches. On TensorFlow the
 batches come from tf.data (parallel, prefetched); on jax and torch from `EpochBatches`, a
 `keras.utils.PyDataset` in NumPy that needs no TensorFlow.
@@ -19,6 +19,7 @@ from effunet.data import images as image_files
 from effunet.data.manifest import read_manifest
 from effunet.errors import EffunetError
 from effunet.layout import PreparedData
+from effunet.training import augment as augmentation
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,7 @@ def load_split(prepared: PreparedData, split: str) -> tuple[np.ndarray, np.ndarr
     return images, masks
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+epoch_seed = augmentation.epoch_seed
 
 
 def epoch_plan(n: int, seed: int, epoch: int, shuffle: bool = True, augment: bool = False):
@@ -83,13 +83,7 @@ def epoch_plan(n: int, seed: int, epoch: int, shuffle: bool = True, augment: boo
 
 def augment_numpy(image: np.ndarray, mask: np.ndarray, flip_rows, flip_cols, turns):
     """Flips and counter-clockwise quarter turns (square images only), the same for image and mask."""
-    if flip_rows:
-        image, mask = image[::-1], mask[::-1]
-    if flip_cols:
-        image, mask = image[:, ::-1], mask[:, ::-1]
-    if image.shape[0] == image.shape[1]:
-        image, mask = np.rot90(image, turns), np.rot90(mask, turns)
-    return image, mask
+    return augmentation.flip_and_turn(image, mask, flip_rows, flip_cols, turns)
 
 
 def as_model_input(images: np.ndarray, masks: np.ndarray):
@@ -135,22 +129,90 @@ def _as_model_input_tf(image, mask):
     return tf.cast(image, tf.float32), tf.cast(mask, tf.float32) / 255.0
 
 
-def make_dataset(images: np.ndarray, masks: np.ndarray, batch_size: int, *, seed: int = 0,
-                 epoch: int = 0, shuffle: bool = True, augment: bool = False, pipeline: str | None = None):
+def make_dataset(images, masks, batch_size: int, *, seed: int = 0, epoch: int = 0, shuffle: bool = True,
+                 augment: bool | str = False, pipeline: str | None = None, crop_size: tuple[int, int] | None = None):
     """The batches of one epoch: a seeded permutation, optional augmentation, batching.
 
+    `augment`: false/"none", true/"flips" or "strong" (`training.augment`); `crop_size`: draw crops
+    of that size from `images` (a list of native-size images) instead of taking the images whole.
     `pipeline`: "tf.data" (default on TensorFlow: parallel map, prefetch) or "numpy" (`EpochBatches`,
     default on the other backends); both give the same batches.
     """
     pipeline = pipeline or ("tf.data" if keras.backend.backend() == "tensorflow" else "numpy")
+    level = augmentation.level(augment)
+    if level == "strong" or crop_size is not None:
+        size = tuple(crop_size or images[0].shape[:2])
+        sampler = augmentation.EpochSampler(images, masks, size, seed=seed, epoch=epoch, shuffle=shuffle,
+                                            augment=level, crop=crop_size is not None)
+        if pipeline == "numpy":
+            return SampledBatches(sampler, batch_size)
+        return _sampled_tf(sampler, batch_size)
     if pipeline == "numpy":
-        return EpochBatches(images, masks, batch_size, seed=seed, epoch=epoch, shuffle=shuffle, augment=augment)
+        return EpochBatches(images, masks, batch_size, seed=seed, epoch=epoch, shuffle=shuffle,
+                            augment=level == "flips")
     import tensorflow as tf
 
-    order, plan = epoch_plan(len(images), seed, epoch, shuffle, augment)
+    order, plan = epoch_plan(len(images), seed, epoch, shuffle, level == "flips")
     dataset = tf.data.Dataset.from_tensor_slices((images[order], masks[order]))
     if plan is not None:
         dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(plan)).map(
             lambda pair, draws: _augment_tf(*pair, *draws), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.map(_as_model_input_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class SampledBatches(keras.utils.PyDataset):
+    """The batches of an `augment.EpochSampler` in NumPy (strong augmentation, native crops)."""
+
+    def __init__(self, sampler: augmentation.EpochSampler, batch_size: int):
+        super().__init__()
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        pairs = [self.sampler(p) for p in range(index * self.batch_size,
+                                                min((index + 1) * self.batch_size, len(self.sampler)))]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int):
+    """The same samples through tf.data: each is `sampler(position)`, run in NumPy (tf.numpy_function)."""
+    import tensorflow as tf
+
+    height, width = sampler.size
+
+    def draw(position):
+        image, mask = tf.numpy_function(sampler, [position], (tf.float32, tf.float32), stateful=False)
+        return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, 1))
+
+    dataset = tf.data.Dataset.range(len(sampler)).map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_native_split(prepared: PreparedData, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images (H, W, 3) and masks (H, W, 1), uint8 0/255, of one split at native resolution, each
+    its own size: the originals the manifest lists (`image`), with DSB2018's instance labels
+    (`prepared.labels`, foreground = label > 0) or DRIVE's `manual1` annotation as the mask."""
+    table = read_manifest(prepared.manifest)
+    rows = list(table.loc[table["split"] == split].itertuples())
+    if not rows:
+        raise EffunetError(f"{prepared.manifest} has no images in the {split!r} split")
+    if "image" not in table.columns or (prepared.labels is None and "manual1" not in table.columns):
+        raise EffunetError(f"{prepared.manifest} does not list native-resolution images and masks "
+                           "(train.input native_crops needs DSB2018 labels or DRIVE's manual1)")
+    images, masks = [], []
+    for row in rows:
+        rgb = image_files.read_rgb(row.image)
+        if prepared.labels is not None:
+            truth = image_files.read_labels(prepared.label(row.id)) > 0
+        else:
+            truth = image_files.read_mask(row.manual1)
+        if truth.shape != rgb.shape[:2]:
+            raise EffunetError(f"the native mask of {row.id} is {truth.shape} but its image {row.image} is "
+                               f"{rgb.shape[:2]}; rerun the data steps")
+        images.append(rgb)
+        masks.append((truth.astype(np.uint8) * 255)[..., None])
+    log.info("loaded %d %s images at native resolution", len(images), split)
+    return images, masks

@@ -25,7 +25,7 @@ from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
 from effunet.models import runtime
-from effunet.training import checkpoint, dataset, losses, optimizers, rng
+from effunet.training import checkpoint, dataset, losses, optimizers, rng, schedules
 
 log = logging.getLogger(__name__)
 # Adam/AdamW with a fused update: same maths, a fraction of the graph-building time (optimizers.py).
@@ -46,10 +46,14 @@ class Settings:
     loss: str = "bce"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    augment: bool = False
+    augment: bool | str = False
     encoder_weights: str = "imagenet"
     freeze_encoder_epochs: int = 0
     mixed_precision: str = "auto"
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    input: str = "resize"
+    inference: str = "resize"
     model_options: dict = field(default_factory=dict)
 
 
@@ -90,12 +94,14 @@ def use_mixed_precision(setting: str) -> bool:
     return bool(gpus) and setting in ("on", "auto")
 
 
-def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Model:
+def build_compiled(model_name: str, input_shape, settings: Settings, steps_per_epoch: int = 1) -> keras.Model:
     model = models.build(model_name, input_shape, encoder_weights=settings.encoder_weights,
                          **settings.model_options)
     if settings.optimizer not in OPTIMIZERS:
         raise ConfigError(f"config key train.optimizer: unknown optimizer {settings.optimizer!r}")
-    model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
+    rate = schedules.learning_rate(settings.lr_schedule, settings.learning_rate, settings.max_epochs,
+                                   steps_per_epoch, settings.warmup_epochs)
+    model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=rate),
                   loss=losses.make_loss(settings.loss), metrics=losses.make_metrics(),
                   jit_compile=models.jit_compile_default())
     return model
@@ -106,10 +112,28 @@ def run_identity(model_name: str, seed: int, settings: Settings, prepared: Prepa
     """What a checkpoint was trained with; a checkpoint that differs in any entry is not resumed."""
     arrays = hashlib.sha256()
     for array in (*data[0], *data[1]):
-        arrays.update(np.ascontiguousarray(array).tobytes())
+        for part in (array if isinstance(array, list) else [array]):  # a list: native images, each its size
+            arrays.update(np.ascontiguousarray(part).tobytes())
     return {"model": model_name, "seed": seed, **{f"train.{key}": value for key, value in asdict(settings).items()},
             "manifest": hashlib.sha256(Path(prepared.manifest).read_bytes()).hexdigest(),
-            "data": arrays.hexdigest(), "input_shape": list(data[0][0].shape[1:]), "code": code_version}
+            "data": arrays.hexdigest(), "input_shape": list(input_shape(data)), "code": code_version}
+
+
+def input_shape(data) -> tuple[int, int, int]:
+    """The model's input (height, width, 3): the training size, that of the images or of the crops."""
+    return data[2] if len(data) > 2 else data[0][0].shape[1:]
+
+
+def load_data(prepared: PreparedData, settings: Settings) -> tuple:
+    """(train, val) splits as `dataset.load_split` gives them; for train.input native_crops the
+    native-size splits and, third, the crops' shape (the training size of the prepared images)."""
+    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
+    if settings.input == "resize":
+        return data
+    if settings.input != "native_crops":
+        raise ConfigError(f"config key train.input: unknown input {settings.input!r} (resize, native_crops)")
+    shape = data[0][0].shape[1:]
+    return dataset.load_native_split(prepared, "train"), dataset.load_native_split(prepared, "val"), shape
 
 
 def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
@@ -133,12 +157,13 @@ def _fresh_state(settings: Settings, identity: dict) -> dict:
             "early_stopping": asdict(EarlyStopping(settings.patience))}
 
 
-def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path):
+def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path, steps_per_epoch: int = 1):
     """A fresh compiled model, or the model, optimizer and loop state of the last checkpoint."""
     resumed = checkpoint.latest(checkpoint_dir, identity)
     with runtime.distribution_scope():
         if not resumed:
-            return build_compiled(model_name, input_shape, settings), _fresh_state(settings, identity)
+            return (build_compiled(model_name, input_shape, settings, steps_per_epoch),
+                    _fresh_state(settings, identity))
         folder, state = resumed
         log.info("resuming from %s after epoch %d", folder, state["epoch"])
         model = keras.models.load_model(folder / "model.keras", compile=True)
@@ -169,12 +194,14 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
     """Train one epoch, validate, and return the history row."""
     start = time.monotonic()
     rng.reseed_epoch(model, seed, epoch)  # dropout and stochastic depth draw the same after a resume
-    (train_images, train_masks), (val_images, val_masks) = data
+    (train_images, train_masks), (val_images, val_masks) = data[:2]
+    crop = tuple(data[2][:2]) if len(data) > 2 else None  # native_crops: the same validation crops every epoch
     batches = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed, epoch=epoch,
-                                   augment=settings.augment)
+                                   augment=settings.augment, crop_size=crop)
     fit_logs = model.fit(batches, initial_epoch=epoch - 1, epochs=epoch, verbose=0, shuffle=False,
                          callbacks=_callbacks(model, settings)).history
-    val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False),
+    val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False,
+                                                   crop_size=crop),
                               verbose=0, return_dict=True)
     return {"epoch": epoch, **{k: float(fit_logs[k][-1]) for k in METRICS},
             **{f"val_{k}": float(val_logs[k]) for k in METRICS},
@@ -200,18 +227,19 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     for path in remove_paths(outputs.stale):
         log.info("removed %s (made from an earlier model)", path)
     keras.utils.set_random_seed(seed)
-    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
+    data = load_data(prepared, settings)
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = run_identity(model_name, seed, settings, prepared, data, code_version)
-    model, state = _model_and_state(model_name, data[0][0].shape[1:3] + (3,), settings, identity, checkpoint_dir)
+    model, state = _model_and_state(model_name, tuple(input_shape(data)[:2]) + (3,), settings, identity,
+                                    checkpoint_dir, steps_per_epoch=-(-len(data[0][0]) // settings.batch_size))
     stopper = EarlyStopping(**state["early_stopping"])
     best_weights = checkpoint_dir / "best.weights.h5"
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
         if state["run_id"] is None:
             state["flops"] = runtime.count_flops(model)
             tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
-                                "input_shape": list(data[0][0].shape[1:]), "parameters": model.count_params(),
+                                "input_shape": list(input_shape(data)), "parameters": model.count_params(),
                                 "flops": state["flops"], "train_images": len(data[0][0]),
                                 "val_images": len(data[1][0])})
         state["run_id"] = tracker.run_id
@@ -233,6 +261,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
+        summary["settings"] = asdict(settings)  # what evaluate and predict read (train.inference)
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)
