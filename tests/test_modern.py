@@ -442,3 +442,74 @@ def test_modern_training_records_its_settings_and_follows_the_schedule(prepared,
     schedule = schedules.learning_rate("cosine", 1e-3, 2, steps, 1)
     assert history["learning_rate"] == pytest.approx([float(schedule(steps)), float(schedule(2 * steps))])
     assert predict.inference_mode(tmp_path / "model.keras") == "sliding"
+
+
+@pytest.mark.slow
+def test_a_modern_run_stopped_after_a_checkpoint_resumes_to_the_same_history(prepared, tmp_path, monkeypatch):
+    """Strong augmentation, native crops and a warm-up/cosine schedule resume exactly: a job stopped
+    right after epoch 1's checkpoint, then rerun, ends with an uninterrupted job's history."""
+    import pandas as pd
+
+    from effunet.training import checkpoint, loop
+
+    settings = loop.Settings(
+        max_epochs=2,
+        batch_size=2,
+        encoder_weights="none",
+        augment="strong",
+        input="native_crops",
+        lr_schedule="cosine",
+        warmup_epochs=1,
+        model_options={"base_filters": 2},
+    )
+
+    def outputs(name):
+        return loop.Outputs(*(tmp_path / name / f for f in ("model.keras", "history.csv", "run.json", "checkpoint")))
+
+    loop.train(prepared, "unet", 1, settings, outputs("straight"))
+    save = checkpoint.save
+
+    def save_then_stop(checkpoint_dir, model, best_weights, state):
+        save(checkpoint_dir, model, best_weights, state)
+        raise KeyboardInterrupt("stopped after the checkpoint")
+
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(prepared, "unet", 1, settings, outputs("stopped"))
+    monkeypatch.setattr(checkpoint, "save", save)
+    summary = loop.train(prepared, "unet", 1, settings, outputs("stopped"))
+    assert summary["resumed_after_epochs"] == [1]
+    straight, resumed = (
+        pd.read_csv(tmp_path / n / "history.csv").drop(columns="seconds") for n in ("straight", "stopped")
+    )
+    pd.testing.assert_frame_equal(straight, resumed, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_the_workflow_trains_on_native_crops_and_evaluates_with_sliding_windows(tmp_path):
+    """The modern settings through Snakemake: train gets the original images and labels, run.json
+    records the settings, and evaluation uses the sliding window."""
+    from test_workflow import TINY, snakemake, write_config
+
+    values = json.loads(json.dumps(TINY))
+    values["mlflow"]["experiment"] = "modern"
+    values["train"].update(
+        augment="strong",
+        input="native_crops",
+        inference="sliding",
+        lr_schedule="cosine",
+        warmup_epochs=1,
+        loss="bce+dice",
+    )
+    done = snakemake(tmp_path, "--cores", "1", "--configfile", str(write_config(tmp_path / "modern.yaml", values)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "results/modern/dsb2018/unet/seed0"
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    assert {key: settings[key] for key in ("augment", "input", "inference", "lr_schedule")} == {
+        "augment": "strong",
+        "input": "native_crops",
+        "inference": "sliding",
+        "lr_schedule": "cosine",
+    }
+    assert json.loads((run / "eval/metrics.json").read_text())["inference"] == "sliding"
+    assert "native resolution" in (tmp_path / "logs/modern/train/dsb2018/unet/seed0.log").read_text()

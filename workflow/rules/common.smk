@@ -148,8 +148,8 @@ def evaluation_inputs(wildcards):
     if prepared.fov is not None:
         inputs["fov"] = str(prepared.fov)
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
-    if train_settings(wildcards).get("inference", "resize") == "sliding":
-        inputs["raw"] = str(Layout.raw(wildcards.dataset, source))  # the original images
+    if "model" in wildcards.keys() and train_settings(wildcards).get("inference", "resize") == "sliding":
+        inputs["raw"] = str(Layout.raw(wildcards.dataset, source))  # a run's original images
     return inputs
 
 
