@@ -339,6 +339,24 @@ def test_predict_follows_the_runs_inference_mode(tmp_path):
     assert len(result.written) == 1
     saved = np.asarray(Image.open(tmp_path / "out/noise_prob.png"), np.float64) / 65535
     np.testing.assert_allclose(saved, picture[..., 0] / 255, atol=1 / 65535)
+    (run / "run.json").write_text(json.dumps({"settings": {"inference": "resize"}}))
+    from effunet import cli
+
+    status = cli.main(
+        [
+            "predict",
+            str(model),
+            str(tmp_path / "noise.png"),
+            str(tmp_path / "cli"),
+            "--probabilities",
+            "--inference",
+            "sliding",
+            "--quiet",
+        ]
+    )  # the option overrides the run's mode
+    saved = np.asarray(Image.open(tmp_path / "cli/noise_prob.png"), np.float64) / 65535
+    assert status == 0
+    np.testing.assert_allclose(saved, picture[..., 0] / 255, atol=1 / 65535)
     (run / "run.json").write_text(json.dumps({"settings": {"inference": "tiles"}}))
     with pytest.raises(Exception, match="unknown inference mode"):
         predict.inference_mode(model)
