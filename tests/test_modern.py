@@ -531,3 +531,17 @@ def test_the_workflow_trains_on_native_crops_and_evaluates_with_sliding_windows(
     }
     assert json.loads((run / "eval/metrics.json").read_text())["inference"] == "sliding"
     assert "native resolution" in (tmp_path / "logs/modern/train/dsb2018/unet/seed0.log").read_text()
+
+
+def test_sliding_runs_split_touching_nuclei_on_their_native_probability():
+    """The split grid (4x the training size) is fed from the native probability when there is one:
+    two touching discs at native size are split even where the training-size map is empty."""
+    from effunet.evaluate import split_nuclei
+
+    y, x = np.mgrid[0:200, 0:300]
+    pair = ((y - 100) ** 2 + (x - 128) ** 2 <= 30**2) | ((y - 100) ** 2 + (x - 180) ** 2 <= 30**2)
+    single = (y - 100) ** 2 + (x - 150) ** 2 <= 40**2
+    empty = np.zeros((32, 32), np.float32)
+    for native, objects in ((pair, 2), (single, 1)):
+        labels = split_nuclei(empty, native, 0.5, native=native.astype(np.float32))
+        assert labels.max() == objects and np.array_equal(labels > 0, native)

@@ -125,23 +125,25 @@ def _score(truth, probability, region, threshold) -> dict:
     return row
 
 
-def split_nuclei(probability: np.ndarray, predicted: np.ndarray, threshold: float) -> np.ndarray:
+def split_nuclei(probability: np.ndarray, predicted: np.ndarray, threshold: float,
+                 native: np.ndarray | None = None) -> np.ndarray:
     """Touching nuclei split at one scale for every image, as labels on the native mask `predicted`.
 
     The training-size `probability` is upsampled SPLIT_SCALE times (bilinear), thresholded, split
     by `metrics.split_touching` with its fixed parameters, and the labels are carried onto the
     native-size mask (`metrics.transfer_labels`). So a pair of touching nuclei is split the same
     way whether the image is 256x256 or 1040x1388 (splitting the native mask itself would tie the
-    result to the native size: the upsampling factor runs from 1 to 10 in DSB2018).
+    result to the native size: the upsampling factor runs from 1 to 10 in DSB2018). With a `native`
+    probability (sliding-window inference) that is resized to the same grid instead.
     """
     grid = tuple(metrics.SPLIT_SCALE * side for side in probability.shape)
-    at_scale = resize_probability(probability, grid) > threshold
+    at_scale = resize_probability(probability if native is None else native, grid) > threshold
     return metrics.transfer_labels(metrics.split_touching(at_scale), predicted)
 
 
 def _instance_scores(case: Case, predicted: np.ndarray, threshold: float) -> dict:
     components = metrics.label_components(predicted)
-    split = split_nuclei(case.probability, predicted, threshold)
+    split = split_nuclei(case.probability, predicted, threshold, native=case.native_probability)
     return {"instance_ap": metrics.instance_ap(case.native_labels, components),
             "instance_ap_split": metrics.instance_ap(case.native_labels, split),
             "true_objects": int(case.native_labels.max()), "predicted_objects": int(components.max()),
