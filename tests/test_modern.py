@@ -164,6 +164,7 @@ def test_strong_samples_move_image_and_mask_together():
         assert x.shape == (32, 32, 3) and 0 <= y.min() and y.max() <= 1
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "options",
     [
@@ -237,6 +238,7 @@ def test_bce_dice_with_soft_targets_matches_a_numpy_reference():
 # --- learning-rate schedule ----------------------------------------------------------------------
 
 
+@pytest.mark.backend
 def test_schedule_known_values():
     from effunet.training import schedules
 
@@ -255,6 +257,7 @@ def test_schedule_known_values():
         schedules.learning_rate("step", 0.01, 10, 5)
 
 
+@pytest.mark.backend
 def test_schedule_and_step_survive_a_checkpoint(tmp_path):
     """A checkpoint's model.keras restores the schedule and the step, so the rate continues."""
     import keras
@@ -323,6 +326,7 @@ def first_channel_model(path: Path) -> Path:
     return path
 
 
+@pytest.mark.backend
 def test_predict_follows_the_runs_inference_mode(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
