@@ -5,7 +5,8 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
   to each image's original height x width (recorded in the manifest) and thresholded there. A run
   trained with train.inference sliding is predicted instead on the original image by overlapping
   tiles at the training size, blended (`effunet.predict.sliding_window`); its training-size
-  probabilities are those resized down to the training size.
+  probabilities are those resized down to the training size, and `inference_images_per_s` counts
+  native test images (tiles and blending included) instead of training-size ones.
 - The threshold is 0.5, or the one maximising pooled Dice on the validation split ("val"), never
   chosen on the test split.
 - DRIVE: only pixels inside the field-of-view mask are scored, against `1st_manual`; the number of
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,18 +73,25 @@ def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
     return cases
 
 
-def predict_native(predictor: Predictor, cases: list[Case]) -> None:
+def predict_native(predictor: Predictor, cases: list[Case]) -> float:
     """Sliding-window probabilities at native size from each case's original image, and the
-    training-size probabilities as those resized down."""
-    for case in cases:
+    training-size probabilities as those resized down. Returns the test images predicted per second
+    at native size (tiling and blending included; the first image, which includes tracing, left out)."""
+    seconds, count = 0.0, 0
+    for number, case in enumerate(cases):
         if case.source is None:
             raise EffunetError(f"sliding-window inference needs the original images; the manifest has no "
                                f"`image` column for {case.id}")
-        case.native_probability = predictor.native(images.read_rgb(case.source))
+        rgb = images.read_rgb(case.source)
+        start = time.perf_counter()
+        case.native_probability = predictor.native(rgb)
+        if number and case.split == "test":
+            seconds, count = seconds + time.perf_counter() - start, count + 1
         if case.native_probability.shape != case.native_truth.shape:
             raise EffunetError(f"{case.source} is {case.native_probability.shape} but its truth is "
                                f"{case.native_truth.shape}; rerun the data steps")
         case.probability = resize_probability(case.native_probability, case.truth.shape)
+    return count / seconds if seconds > 0 else float("nan")
 
 
 def _case(prepared: PreparedData, kind: str, row) -> Case:
@@ -236,8 +245,9 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind
     if not cases:
         raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])
+    native_speed = None
     if predictor.inference == "sliding":
-        predict_native(predictor, cases)
+        native_speed = predict_native(predictor, cases)
     else:
         for case, probability in zip(cases, predictor.probabilities(batch)):
             case.probability = probability
@@ -251,7 +261,8 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind
               "splits": summaries,
               "loss": {"function": loss_name, **{split: summaries[split]["training_size"]["per_image_mean"]["loss"]
                                                  for split in summaries}},
-              "inference_images_per_s": predictor.images_per_second(test_images),
+              "inference_images_per_s": (predictor.images_per_second(test_images) if native_speed is None
+                                         else native_speed),
               "second_observer": second_observer(cases), "protocol": __doc__.split("Protocol")[1].strip()}
     _write(result, rows, cases, Path(metrics_path), Path(per_image_path), Path(examples_path))
     for split in SPLITS:
