@@ -13,8 +13,10 @@ Two settings shape a training sample (config keys train.augment and train.input)
 
 Every random draw of an epoch comes from generators seeded by (seed, epoch) alone (`Draws.of`), one
 value per position of the epoch's order, so a resumed job sees the batches an uninterrupted one
-would have, and both input pipelines (tf.data and the NumPy `PyDataset`) call `EpochSampler` for
-their samples (`training.dataset`), so they cannot drift apart.
+would have. With ``strong`` or ``native_crops`` both input pipelines (tf.data and the NumPy
+`PyDataset`) take their samples from the same `EpochSampler` (`training.dataset`), so they cannot
+drift apart; ``flips`` alone keeps the study's two implementations, which draw the same flips and
+turns (`Draws.of` and `dataset.epoch_plan` use the same stream) and are tested to agree.
 """
 
 from __future__ import annotations
