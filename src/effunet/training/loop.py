@@ -98,6 +98,9 @@ def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Mo
     model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
                   loss=losses.make_loss(settings.loss), metrics=losses.make_metrics(),
                   jit_compile=models.jit_compile_default())
+    # Built here, not lazily inside the first traced step: variables created while tracing make
+    # TensorFlow trace the step a second time (the whole graph again: ~20 CPU-s for effunet-b0).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
