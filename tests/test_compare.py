@@ -320,6 +320,7 @@ def test_cost_table_and_figure_one_point_per_model_and_recipe(two_recipes, tmp_p
     assert drive.dice_image_mean_mean.iloc[1] == pytest.approx(np.linspace(0.5, 0.8, 12)[:4].mean() + 0.002)
     markdown = (tmp_path / "c.md").read_text()
     assert "## Quality vs cost" in markdown and "110.0 ± 10.0" in markdown and "12.00" in markdown
+    assert "| inst. AP (boundary) |" not in markdown  # no run has a boundary channel: no empty column
 
     points = plots.cost_points(cost, "dsb2018", "dice_image_mean", "seconds_to_best")
     point = points[(points.model == "effunet-b3")].iloc[0]
@@ -329,6 +330,8 @@ def test_cost_table_and_figure_one_point_per_model_and_recipe(two_recipes, tmp_p
     no_ap = cost.assign(instance_ap_split_mean=np.where(cost.dataset == "drive", np.nan, cost.instance_ap_split_mean))
     assert plots.cost_points(no_ap, "drive", "instance_ap_split", "flops").empty
     assert len(plots.cost_figure(no_ap).axes) == 3 * 3  # dsb2018 Dice, dsb2018 AP, drive Dice x 3 cost axes
+    boundary = no_ap.assign(instance_ap_watershed_mean=np.where(no_ap.dataset == "dsb2018", 0.8, np.nan))
+    assert len(plots.cost_figure(boundary).axes) == 4 * 3  # and dsb2018's boundary AP
     out = plots.cost_chart(tmp_path / "cost.csv", tmp_path / "cost.png")
     assert out.exists() and out.with_suffix(".svg").exists()
     with pytest.raises(EffunetError, match="missing column"):

@@ -412,6 +412,7 @@ COST = (  # column of run.json, header, scale, decimals
 COST_QUALITY = (  # column of the records, header
     ("dice_image_mean", "Dice (per image)"),
     ("instance_ap_split", "inst. AP"),
+    ("instance_ap_watershed", "inst. AP (boundary)"),  # runs trained with a boundary channel only
 )
 
 
@@ -440,7 +441,8 @@ def cost_display(cost: pd.DataFrame) -> pd.DataFrame:
         shown[header] = [_cell(m * scale, s * scale, decimals) for m, s in zip(cost[f"{name}_mean"],
                                                                             cost[f"{name}_std"])]
     for name, header in COST_QUALITY:
-        shown[header] = [_cell(m, s, 3) for m, s in zip(cost[f"{name}_mean"], cost[f"{name}_std"])]
+        if cost[f"{name}_mean"].notna().any():  # a column no run has (no boundary channel) is left out
+            shown[header] = [_cell(m, s, 3) for m, s in zip(cost[f"{name}_mean"], cost[f"{name}_std"])]
     return shown
 
 
@@ -451,7 +453,8 @@ COST_CAPTION = (
     "**s to best**: training time until the best epoch (summed epoch times up to the epoch whose weights "
     "are kept; the figure's time axis); **s total**: the training job's wall time; **Dice (per image)**: "
     "per-image test Dice at native resolution (every data set, whatever its headline weighting); "
-    "**inst. AP**: DSB2018's instance AP with touching nuclei split. Every value: `cost.csv`.")
+    "**inst. AP**: DSB2018's instance AP with touching nuclei split; **inst. AP (boundary)**, where a recipe "
+    "trains a boundary channel: the same score of its watershed decoding. Every value: `cost.csv`.")
 
 
 def _md(frame: pd.DataFrame) -> str:

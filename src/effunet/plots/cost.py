@@ -25,6 +25,7 @@ COST_AXES = (  # column, axis label, scale, log axis
 QUALITY_AXES = (  # column, axis label
     ("dice_image_mean", "test Dice (per image)"),
     ("instance_ap_split", "test instance AP (split)"),
+    ("instance_ap_watershed", "test instance AP (boundary, watershed)"),  # where a recipe trains boundaries
 )
 RECIPE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -61,14 +62,14 @@ def cost_figure(cost: pd.DataFrame | PathLike) -> Figure:
     """One row of panels per data set and quality column that has values, one column per cost axis."""
     cost, source = read_cost(cost)
     needed = ["dataset", "recipe", "model", *(f"{c}_{s}" for c, *_ in COST_AXES for s in ("mean", "std")),
-              *(f"{c}_{s}" for c, _ in QUALITY_AXES for s in ("mean", "std"))]
+              *(f"{c}_{s}" for c, _ in QUALITY_AXES[:1] for s in ("mean", "std"))]
     missing = [column for column in needed if column not in cost.columns]
     if missing:
         raise EffunetError(f"{source}: missing column(s) {', '.join(missing)}")
     if cost.empty:
         raise EffunetError(f"{source}: no rows")
     rows = [(dataset, quality, label) for dataset in dict.fromkeys(cost["dataset"]) for quality, label in QUALITY_AXES
-            if np.isfinite(cost.loc[cost["dataset"] == dataset, f"{quality}_mean"]).any()]
+            if f"{quality}_mean" in cost and np.isfinite(cost.loc[cost["dataset"] == dataset, f"{quality}_mean"]).any()]
     models = list(dict.fromkeys(cost["model"]))
     recipes = list(dict.fromkeys(cost["recipe"].astype(str)))
     colour = {m: MODEL_COLOURS[k % len(MODEL_COLOURS)] for k, m in enumerate(models)}
