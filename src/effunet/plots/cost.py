@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from effunet.errors import EffunetError
 from effunet.plots._common import MODEL_COLOURS, PathLike, _save
@@ -85,6 +86,10 @@ def cost_figure(cost: pd.DataFrame | PathLike) -> Figure:
                 ax.annotate(point.model, (point.x, point.y), textcoords="offset points", xytext=(4, 4), fontsize=7)
             if log and len(points) and (points["x"] > 0).all():
                 ax.set_xscale("log")
+                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())  # plain numbers, no crowded 2x10^0 labels
+            ax.margins(x=0.15, y=0.1)  # room for the model names beside the points
             ax.set_xlabel(axis_label)
             ax.set_ylabel(label)
             ax.set_title(dataset, fontsize=10)
