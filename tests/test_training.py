@@ -1,5 +1,6 @@
 """Training: pipeline determinism, losses and metrics, early stopping, outputs, kill-and-resume."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -163,7 +164,7 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == summary["run_id"]
-    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/seed3"
+    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/study/seed3"
     for key in ("loss", "val_loss", "val_dice"):
         logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
@@ -196,6 +197,8 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert len(history) == summary["best_epoch"] + 2  # patience 2
     assert summary["first_epoch_seconds"] == history.seconds[0] and summary["loss"] == "bce"
     assert summary["seconds_per_epoch"] == history.seconds[1:].median()
+    # The resolved settings travel with the run for the steps after training (evaluation reads them here).
+    assert summary["settings"] == json.loads(json.dumps(dataclasses.asdict(settings))) and summary["recipe"] == "study"
     from effunet.training import dataset
 
     with zipfile.ZipFile(outputs.model) as saved, saved.open("model.weights.h5") as weights_file, \

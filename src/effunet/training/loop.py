@@ -61,6 +61,7 @@ class Tracking:
     experiment: str = "effunet"
     dataset: str = "unknown"
     rule: str | None = None
+    recipe: str = "study"  # the config's recipe (effunet.config.train_settings): a tag and part of the run name
 
 
 @dataclass
@@ -154,8 +155,9 @@ def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir
 def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
     if not info.uri:
         return tracking.disabled("no tracking URI configured")
-    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule)
-    return tracking.RunTracker.open(info.uri, info.experiment, tracking.run_name(info.dataset, model_name, seed),
+    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule, recipe=info.recipe)
+    name = tracking.run_name(info.dataset, model_name, seed, recipe=info.recipe)
+    return tracking.RunTracker.open(info.uri, info.experiment, name,
                                     run_id=run_id, tags=tags)
 
 
@@ -236,6 +238,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
+        # The resolved settings, for the steps after training (evaluation reads what it needs here).
+        summary.update(recipe=(tracking_info or Tracking()).recipe, settings=asdict(settings))
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)
