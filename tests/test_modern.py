@@ -509,23 +509,25 @@ def test_a_modern_run_stopped_after_a_checkpoint_resumes_to_the_same_history(pre
 
 @pytest.mark.slow
 def test_the_workflow_trains_on_native_crops_and_evaluates_with_sliding_windows(tmp_path):
-    """The modern settings through Snakemake: train gets the original images and labels, run.json
+    """A modern recipe through Snakemake: train gets the original images and labels, run.json
     records the settings, and evaluation uses the sliding window."""
     from test_workflow import TINY, snakemake, write_config
 
     values = json.loads(json.dumps(TINY))
     values["mlflow"]["experiment"] = "modern"
-    values["train"].update(
-        augment="strong",
-        input="native_crops",
-        inference="sliding",
-        lr_schedule="cosine",
-        warmup_epochs=1,
-        loss="bce+dice",
-    )
+    values["recipes"] = {
+        "modern": dict(
+            augment="strong",
+            input="native_crops",
+            inference="sliding",
+            lr_schedule="cosine",
+            warmup_epochs=1,
+            loss="bce+dice",
+        )
+    }
     done = snakemake(tmp_path, "--cores", "1", "--configfile", str(write_config(tmp_path / "modern.yaml", values)))
     assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "results/modern/dsb2018/unet/seed0"
+    run = tmp_path / "results/modern/dsb2018/unet/modern/seed0"
     settings = json.loads((run / "run.json").read_text())["settings"]
     assert {key: settings[key] for key in ("augment", "input", "inference", "lr_schedule")} == {
         "augment": "strong",
@@ -534,7 +536,7 @@ def test_the_workflow_trains_on_native_crops_and_evaluates_with_sliding_windows(
         "lr_schedule": "cosine",
     }
     assert json.loads((run / "eval/metrics.json").read_text())["inference"] == "sliding"
-    assert "native resolution" in (tmp_path / "logs/modern/train/dsb2018/unet/seed0.log").read_text()
+    assert "native resolution" in (tmp_path / "logs/modern/train/dsb2018/unet/modern/seed0.log").read_text()
 
 
 def test_sliding_runs_split_touching_nuclei_on_their_native_probability():

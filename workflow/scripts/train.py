@@ -26,7 +26,8 @@ def main(smk):
                           Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale.value))),
           code_version=smk.params.code,
           tracking_info=Tracking(uri=mlflow["tracking_uri"], experiment=mlflow["experiment"],
-                                 dataset=smk.wildcards.dataset, rule=smk.rule))
+                                 dataset=smk.wildcards.dataset, rule=smk.rule,
+                                 recipe=smk.wildcards.recipe))
 
 
 if __name__ == "__main__":

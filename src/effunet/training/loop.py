@@ -65,6 +65,7 @@ class Tracking:
     experiment: str = "effunet"
     dataset: str = "unknown"
     rule: str | None = None
+    recipe: str = "study"  # the config's recipe (effunet.config.train_settings): a tag and part of the run name
 
 
 @dataclass
@@ -104,6 +105,9 @@ def build_compiled(model_name: str, input_shape, settings: Settings, steps_per_e
     model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=rate),
                   loss=losses.make_loss(settings.loss), metrics=losses.make_metrics(),
                   jit_compile=models.jit_compile_default())
+    # Built here, not lazily inside the first traced step: variables created while tracing make
+    # TensorFlow trace the step a second time (the whole graph again: ~20 CPU-s for effunet-b0).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -176,8 +180,9 @@ def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir
 def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
     if not info.uri:
         return tracking.disabled("no tracking URI configured")
-    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule)
-    return tracking.RunTracker.open(info.uri, info.experiment, tracking.run_name(info.dataset, model_name, seed),
+    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule, recipe=info.recipe)
+    name = tracking.run_name(info.dataset, model_name, seed, recipe=info.recipe)
+    return tracking.RunTracker.open(info.uri, info.experiment, name,
                                     run_id=run_id, tags=tags)
 
 
@@ -261,7 +266,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
-        summary["settings"] = asdict(settings)  # what evaluate and predict read (train.inference)
+        # The resolved settings, for the steps after training (evaluation reads what it needs here).
+        summary.update(recipe=(tracking_info or Tracking()).recipe, settings=asdict(settings))
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)
