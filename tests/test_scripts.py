@@ -65,7 +65,8 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
         wildcards=SimpleNamespace(dataset="dsb2018", model="unet", recipe="modern", seed="0"), threads=1,
         rule="train",
         config={"mlflow": {"tracking_uri": None, "experiment": "x"},
-                "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1}}))
+                "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1,
+                          "checkpoint_every_s": 0}}))
     (call,) = calls
     assert call["code_version"] == "abc123"
     assert call["outputs"].stale == tuple(map(Path, stale))

@@ -339,3 +339,34 @@ def test_the_training_step_is_traced_once(prepared):
     for epoch in (1, 2):
         loop._epoch(model, data, settings, seed=0, epoch=epoch)
     assert len(traces) == 1
+
+
+@pytest.mark.slow
+def test_checkpoints_every_epoch_or_at_most_every_n_seconds(prepared, tmp_path, monkeypatch):
+    """train.checkpoint_every_s: 0 checkpoints (and logs to MLflow) after every epoch; a long
+    interval only after the last one, with every epoch still logged once, in order."""
+    from mlflow.tracking import MlflowClient
+
+    from effunet import tracking
+    from effunet.training import checkpoint, loop
+
+    saved = []
+    save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda folder, model, best, state: (saved.append(state["epoch"]),
+                                                                                save(folder, model, best, state))[1])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.prepare_store(uri, "interval-test")
+    settings = loop.Settings(max_epochs=3, batch_size=4, encoder_weights="none", model_options={"base_filters": 4})
+    histories = {}
+    for every, expected in ((0.0, [1, 2, 3]), (1e9, [3])):
+        saved.clear()
+        out = tmp_path / f"every{every:g}"
+        summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings,
+                             loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "ckpt"),
+                             tracking_info=loop.Tracking(uri, "interval-test", "dsb2018"), threads=1,
+                             checkpoint_every_s=every)
+        assert saved == expected, every
+        logged = [m.step for m in MlflowClient(uri).get_metric_history(summary["run_id"], "val_loss")]
+        assert logged == [1, 2, 3]
+        histories[every] = pd.read_csv(out / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(histories[0.0], histories[1e9])  # the interval changes no result

@@ -125,8 +125,8 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
-# Keys of the train block that say where a job runs, not what it computes: not training settings.
-PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+# Keys of the train block that say where and how a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job", "checkpoint_every_s")
 
 
 # Train keys added after the study's runs, left out of a run's settings (the train rule's params)

@@ -216,11 +216,14 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
 
 def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
           tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None,
-          device: str = "auto") -> dict:
+          device: str = "auto", checkpoint_every_s: float = 0.0) -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
     `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
+    `checkpoint_every_s` (train.checkpoint_every_s): 0 checkpoints after every epoch; more, after the
+    first epoch that ends that long after the last checkpoint, and after the last epoch. Epochs reach
+    MLflow when they are checkpointed, so a resumed job logs each epoch once.
     """
     start = time.monotonic()
     runtime.limit_threads(threads)
@@ -250,6 +253,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         state["run_id"] = tracker.run_id
         _log_untracked_epochs(tracker, state["history"])
         elapsed_before = state["elapsed_s"]
+        unsaved, last_saved = [], time.monotonic()  # epochs since the last checkpoint
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
             row = _epoch(model, data, settings, seed, state["epoch"] + 1)
             state["history"].append(row)
@@ -258,8 +262,14 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
             log.info(_epoch_line(row["epoch"], settings.max_epochs, row))
             state.update(epoch=row["epoch"], early_stopping=asdict(stopper),
                          elapsed_s=elapsed_before + time.monotonic() - start)
-            checkpoint.save(checkpoint_dir, model, best_weights, state)
-            tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])  # after the checkpoint: logged once
+            unsaved.append(row)
+            last = state["epoch"] >= settings.max_epochs or stopper.should_stop
+            if last or time.monotonic() - last_saved >= checkpoint_every_s:
+                checkpoint.save(checkpoint_dir, model, best_weights, state)
+                last_saved = time.monotonic()
+                for saved in unsaved:  # after the checkpoint: each epoch logged once
+                    tracker.log_metrics(_epoch_metrics(saved), step=saved["epoch"])
+                unsaved.clear()
         if not best_weights.exists():
             raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
