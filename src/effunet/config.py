@@ -56,6 +56,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_message(e) for e in errors))
     check_splits(config)
+    check_instances(config)
     return config
 
 
@@ -94,6 +95,39 @@ def check_splits(config: dict) -> None:
                 f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
                 f"validation images leave none of the {n} training images for training"
             )
+
+
+# Data sets without instance labels: train.instances (instance separation) is refused for them.
+NO_INSTANCES = ("drive",)
+
+
+def check_instances(config: dict) -> None:
+    """`instances` other than none where a run would train on a data set without instance labels
+    (DRIVE), naming the key that set it: train, datasets.<name>.train or a recipe (which applies to
+    every data set). Data sets without a source are skipped, so they are not checked."""
+    for dataset in NO_INSTANCES:
+        settings = config["datasets"].get(dataset)
+        if not settings or not settings.get("source"):
+            continue
+        key, value = "train.instances", config["train"].get("instances", "none")
+        remedy = f"set datasets.{dataset}.train.instances: none, or leave {dataset} out"
+        if "instances" in settings.get("train", {}):
+            key, value = f"datasets.{dataset}.train.instances", settings["train"]["instances"]
+            remedy = f"set it to none, or leave {dataset} out"
+        for recipe, block in (config.get("recipes") or {None: {}}).items():
+            if "instances" in (block or {}):  # a recipe's own value wins (it applies to every data set)
+                checked = (
+                    f"recipes.{recipe}.instances",
+                    block["instances"],
+                    f"a recipe applies to every data set: leave {dataset} out of a config with it",
+                )
+            else:
+                checked = (key, value, remedy)
+            if checked[1] != "none":
+                raise ConfigError(
+                    f"config key {checked[0]}: instances {checked[1]!r} needs instance labels, and "
+                    f"{dataset} has none (instance separation is for DSB2018 nuclei); {checked[2]}"
+                )
 
 
 def load_yaml(config_path: str | os.PathLike) -> dict:

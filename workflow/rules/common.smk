@@ -103,6 +103,14 @@ def train_settings(wildcards):
     }
 
 
+def instance_labels(wildcards):
+    """The native-size instance labels, for runs with train.instances (boundary targets); else nothing,
+    so the inputs of runs without it stay as they were."""
+    if train_settings(wildcards).get("instances", "none") == "none":
+        return {}
+    return {"labels": str(effunet.layout.prepared_of(config, wildcards.dataset).labels)}
+
+
 def training_code(wildcards):
     """A hash of the package code that defines and trains this model (Snakemake tracks no imports)."""
     return effunet.provenance.training_code_version(wildcards.model)

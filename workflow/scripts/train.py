@@ -17,7 +17,9 @@ def main(smk):
     # The tracking location is read from the config, not params, on purpose: moving the MLflow
     # store must not retrain anything.
     mlflow = smk.config["mlflow"]
-    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks))
+    labels = Path(smk.input.labels) if "labels" in smk.input.keys() else None  # train.instances only
+    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks),
+                            labels=labels)
     train(prepared=prepared, model_name=smk.wildcards.model,
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
           device=smk.config["train"]["device"],
