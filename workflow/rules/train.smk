@@ -3,10 +3,10 @@
 
 rule train:
     input:
+        unpack(instance_labels),
         manifest=prepared_input("manifest"),
         images=prepared_input("images"),
         masks=prepared_input("masks"),
-        unpack(instance_labels),
     output:
         model=run_file("model"),
         history=run_file("history"),

@@ -25,7 +25,6 @@ metrics read the foreground channel only.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 from scipy import ndimage
 
@@ -33,7 +32,6 @@ from effunet.data import images
 from effunet.data.manifest import read_manifest
 from effunet.errors import ConfigError, EffunetError
 from effunet.layout import PreparedData
-from effunet.training import losses
 
 MODES = ("none", "boundary")
 BOUNDARY_WIDTH = 1.0  # training-size pixels
@@ -99,30 +97,14 @@ def add_targets(data, prepared: PreparedData, instances: str, splits=("train", "
     return tuple(stacked)
 
 
-def training_loss(loss: str, instances: str) -> keras.losses.Loss:
-    """The recipe's loss (`train.loss`), per channel with `instances: boundary` (`ChannelLoss`)."""
+def training_loss(loss: str, instances: str):
+    """The recipe's loss (`train.loss`), per channel with `instances: boundary`
+    (`losses.ChannelLoss`, the boundary channel weighted by BOUNDARY_WEIGHT)."""
+    from effunet.training import losses  # Keras: only where a model is trained
+
     if output_channels(instances) == 1:
         return losses.make_loss(loss)
-    return ChannelLoss(loss)
-
-
-@keras.saving.register_keras_serializable(package="effunet")
-class ChannelLoss(keras.losses.Loss):
-    """`loss` (a `train.loss` name) on the foreground channel plus `boundary_weight` times the same
-    loss on the boundary channel."""
-
-    def __init__(self, loss="bce", boundary_weight=BOUNDARY_WEIGHT, name="channel_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.loss, self.boundary_weight = loss, float(boundary_weight)
-        self.foreground, self.boundary = losses.make_loss(loss), losses.make_loss(loss)
-
-    def call(self, y_true, y_pred):
-        return self.foreground(y_true[..., :1], y_pred[..., :1]) + self.boundary_weight * self.boundary(
-            y_true[..., 1:2], y_pred[..., 1:2]
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "loss": self.loss, "boundary_weight": self.boundary_weight}
+    return losses.ChannelLoss(loss, boundary_weight=BOUNDARY_WEIGHT)
 
 
 def _check_mode(instances: str) -> None:

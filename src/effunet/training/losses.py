@@ -120,3 +120,22 @@ def make_metrics() -> list[keras.metrics.Metric]:
     """Pixel accuracy (the study's metric), IoU and Dice, all at threshold 0.5, with targets
     (hard 0/1 or soft area fractions) thresholded at 0.5; of the foreground (first) channel."""
     return [TargetAccuracy(), PooledIoU(), PooledDice()]
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class ChannelLoss(keras.losses.Loss):
+    """`loss` (a `train.loss` name) on the foreground channel plus `boundary_weight` times the same
+    loss on the boundary channel (`train.instances: boundary`, see `effunet.training.instances`)."""
+
+    def __init__(self, loss="bce", boundary_weight=1.0, name="channel_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.loss, self.boundary_weight = loss, float(boundary_weight)
+        self.foreground, self.boundary = make_loss(loss), make_loss(loss)
+
+    def call(self, y_true, y_pred):
+        return self.foreground(y_true[..., :1], y_pred[..., :1]) + self.boundary_weight * self.boundary(
+            y_true[..., 1:2], y_pred[..., 1:2]
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.loss, "boundary_weight": self.boundary_weight}
