@@ -24,23 +24,23 @@ def squares(size=32):
     return labels
 
 
-def ring(box):
-    """The one-pixel inner border of a filled rectangle (rows, columns slices)."""
+def band(rows, cols):
+    """Pixels within one pixel (8-neighbourhood) of the outline of the filled rectangle rows x cols
+    (inclusive ranges): the ring just outside it and the ring just inside it."""
     out = np.zeros((32, 32), bool)
-    out[box] = True
-    inner = np.zeros_like(out)
-    inner[box[0].start + 1 : box[0].stop - 1, box[1].start + 1 : box[1].stop - 1] = True
-    return out & ~inner
+    out[rows[0] - 1 : rows[1] + 2, cols[0] - 1 : cols[1] + 2] = True
+    out[rows[0] + 1 : rows[1], cols[0] + 1 : cols[1]] = False
+    return out
 
 
-def test_boundary_target_of_two_touching_squares_is_their_borders_and_the_touching_zone():
+def test_boundary_target_of_two_touching_squares_is_the_band_around_their_outlines():
     target = instances.boundary_target(squares(), (32, 32))  # native = training size: no resizing
     assert set(np.unique(target)) == {0, 255}
-    expected = (
-        ring((slice(8, 16), slice(4, 12))) | ring((slice(8, 16), slice(12, 20))) | ring((slice(24, 28), slice(24, 28)))
-    )
-    expected[7:17, 11:13] = True  # the touching zone: both sides of the contact line, one pixel past its ends
+    expected = band((8, 15), (4, 11)) | band((8, 15), (12, 19)) | band((24, 27), (24, 27))
     np.testing.assert_array_equal(target == 255, expected)
+    # the touching zone: both columns beside the contact line, from one row above to one below
+    assert (target[7:17, 11:13] == 255).all()
+    assert not target[9:15, 5:11].any() and not target[9:15, 13:19].any()  # the cores stay clear
 
 
 def test_boundary_target_is_width_in_training_pixels_whatever_the_native_size():
@@ -107,6 +107,34 @@ def test_watershed_leaves_a_single_disc_whole_and_keeps_nuclei_without_a_core():
     assert metrics.watershed_instances(np.zeros((8, 8)), np.zeros((8, 8))).max() == 0
 
 
+def test_the_protocol_ceiling_decodes_the_true_boundary_target_and_separates_touching_nuclei(tmp_path):
+    """The synthetic nuclei touch in clumps: connected components of the true mask merge them, the
+    true boundary target decoded by the watershed separates most of them (a perfect two-channel model)."""
+    from effunet import reference
+
+    work = tmp_path
+    archives.extract(synthetic.write_dsb2018_zip(work / "d.zip", n_images=6, seed=4), work / "raw")
+    dsb2018.merge_masks(work / "raw", work / "p/labels")
+    dsb2018.resize(
+        work / "raw",
+        work / "p/labels",
+        work / "p/images",
+        work / "p/masks",
+        work / "p/manifest.csv",
+        (128, 128),
+        test_fraction=0.5,
+        val_fraction=0.34,
+        seed=0,
+    )
+    ceiling = reference.reference(PreparedData.in_folder(work / "p"), "dsb2018", "dsb2018", work / "r.json")
+    mean = ceiling["protocol_ceiling"]["per_image_mean"]
+    assert mean["instance_ap_watershed"] > mean["instance_ap"] + 0.3
+    assert (
+        abs(mean["predicted_objects_watershed"] - mean["true_objects"])
+        < abs(mean["predicted_objects"] - mean["true_objects"]) / 2
+    )
+
+
 def test_watershed_cuts_on_the_ridge_of_the_boundary_map():
     """Two markers in a 1-px-high bar: the cut follows the boundary ridge, not the midpoint."""
     foreground = np.ones((1, 20))
@@ -119,13 +147,15 @@ def test_watershed_cuts_on_the_ridge_of_the_boundary_map():
 
 def test_watershed_matches_scikit_image_on_random_maps():
     """Reference: scikit-image's watershed (markers, mask) on a boundary map without ties."""
-    segmentation = pytest.importorskip("skimage.segmentation")
+    from scipy import ndimage
+    from skimage import segmentation  # the test extra installs it
+
     rng = np.random.default_rng(3)
     truth, foreground, _ = discs(touching=True)
     boundary = np.where(instances.boundary_map(truth.astype(np.uint16), (1, 1)), 0.8, 0.1)
     boundary = boundary + rng.uniform(0, 0.05, boundary.shape)
     mask = foreground > 0.5
-    markers, _ = __import__("scipy").ndimage.label(mask & (boundary < 0.5), structure=np.ones((3, 3)))
+    markers, _ = ndimage.label(mask & (boundary < 0.5), structure=np.ones((3, 3)))
     reference = segmentation.watershed(np.round(boundary * 64), markers, mask=mask, connectivity=2)
     ours = metrics.watershed_instances(foreground, boundary, levels=64)
     assert metrics.instance_ap(reference.astype(np.int32), ours) == 1.0

@@ -6,21 +6,22 @@ boundaries, and evaluation decodes them into instances by a marker-controlled wa
 pipeline, from the uint16 instance labels that `merge_masks` writes at native size (no prepared
 file changes, so runs without the option read exactly what they read before):
 
-- at native size, a pixel is boundary if it is a nucleus pixel with another value (background or
-  another nucleus) within `width` training-size pixels (its border band), or any pixel with two
-  different nuclei within that distance (the touching zone: both sides of a contact line and the
-  background gap between nuclei that almost touch), distances counted per axis in training-size
-  pixels (Chebyshev; the image edge is not a border);
+- at native size, a pixel is boundary if another value (background or another nucleus) lies within
+  `width` training-size pixels of it, per axis (Chebyshev; the image edge is no border): a band on
+  both sides of every nucleus outline, which covers the contact line between touching nuclei (the
+  touching zone) and fills the gap between nuclei that almost touch;
 - that native-size map is resized to the training size as a soft target, the fraction of each
   training pixel's area it covers (`effunet.data.images.resize_target`, as `targets: soft`).
 
 Computing at native size and averaging by area puts the band exactly where the foreground target's
 edges are (the foreground channel is the same native mask resized the same way), and keeps it about
-`width` training pixels wide whatever the native size (256 to 1388 px in DSB2018); a hard
+2 x `width` training pixels wide whatever the native size (256 to 1388 px in DSB2018); a hard
 (thresholded) 1-px band would break into dashes, and labels resized by nearest neighbour first would
-drop small nuclei and move borders by up to half a pixel. The loss is the recipe's loss
-(`train.loss`) on each channel, the boundary channel weighted by BOUNDARY_WEIGHT; training-size
-metrics read the foreground channel only.
+drop small nuclei and move borders by up to half a pixel. The band is two-sided because a one-sided
+(inner) band, once area-averaged, leaves rim pixels that are mostly nucleus and less than half band:
+slivers that became hundreds of spurious markers on the true targets of the synthetic data. The
+loss is the recipe's loss (`train.loss`) on each channel, the boundary channel weighted by
+BOUNDARY_WEIGHT; training-size metrics read the foreground channel only.
 """
 
 from __future__ import annotations
@@ -45,31 +46,28 @@ def output_channels(instances: str) -> int:
 
 
 def boundary_map(labels: np.ndarray, radius: tuple[int, int]) -> np.ndarray:
-    """Border bands and touching zones of an instance label image (bool, same size).
+    """The band around every edge of an instance label image (bool, same size).
 
-    A pixel is marked if it is a nucleus pixel with another value within `radius` (rows, columns)
-    pixels, or if two different nuclei lie within that distance of it (Chebyshev distance per
-    axis; outside the image counts as the nearest edge pixel, so the image edge is no border).
+    A pixel is marked if another value (background or another nucleus) lies within `radius` (rows,
+    columns) pixels of it (Chebyshev distance per axis; outside the image counts as the nearest
+    edge pixel, so the image edge is no border). The band lies on both sides of each nucleus'
+    outline, so it covers the contact line between touching nuclei and fills the gap between nuclei
+    closer than two radii.
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in "ui":
         raise EffunetError(f"instance labels must be a 2-D integer image, got {labels.dtype} {labels.shape}")
     window = tuple(2 * int(r) + 1 for r in radius)
-    labels = labels.astype(np.int64)
     highest = ndimage.maximum_filter(labels, size=window, mode="nearest")
     lowest = ndimage.minimum_filter(labels, size=window, mode="nearest")
-    no_nucleus = int(labels.max()) + 1  # above every label (SciPy's filters overflow near the int64 limit)
-    lowest_nucleus = ndimage.minimum_filter(np.where(labels > 0, labels, no_nucleus), size=window, mode="nearest")
-    border = (labels > 0) & (highest != lowest)
-    touching = (lowest_nucleus != no_nucleus) & (highest != lowest_nucleus)
-    return border | touching
+    return highest != lowest
 
 
 def boundary_target(labels: np.ndarray, size: images.Size, width: float = BOUNDARY_WIDTH) -> np.ndarray:
     """The boundary target (uint8, 0..255 = area fraction) at training `size` from native `labels`.
 
-    `boundary_map` at native size with a radius of `width` training pixels per axis (at least one
-    native pixel), then the soft area resize to `size`.
+    `boundary_map` at native size with a radius of `width` training pixels per axis (rounded, at
+    least one native pixel), then the soft area resize to `size`.
     """
     labels = np.asarray(labels)
     radius = tuple(max(1, round(width * native / small)) for native, small in zip(labels.shape, size))
