@@ -181,7 +181,7 @@ def test_two_channel_models_build_predict_and_count_flops(tmp_path):
     assert predictor.native(np.zeros((50, 70, 3), np.uint8)).shape == (50, 70)
 
 
-def test_channel_loss_is_the_recipes_loss_per_channel_and_metrics_read_the_foreground():
+def test_channel_loss_is_the_recipes_loss_per_channel_and_metrics_read_the_foreground(tmp_path):
     from effunet.training import losses
 
     rng = np.random.default_rng(0)
@@ -199,6 +199,14 @@ def test_channel_loss_is_the_recipes_loss_per_channel_and_metrics_read_the_foreg
         alone = type(metric)()
         alone.update_state(truth[..., :1], predicted[..., :1])
         assert float(metric.result()) == pytest.approx(float(alone.result())), metric.name
+    # a checkpoint (compiled model) keeps the loss: resume rebuilds it from the .keras file
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 1, activation="sigmoid")])
+    model.compile(loss=instances.training_loss("bce+dice", "boundary"))
+    model.save(tmp_path / "c.keras")
+    loaded = keras.models.load_model(tmp_path / "c.keras", compile=True).loss
+    assert isinstance(loaded, losses.ChannelLoss) and (loaded.loss, loaded.boundary_weight) == ("bce+dice", 1.0)
 
 
 def test_instances_are_refused_for_drive_naming_the_key():
