@@ -56,11 +56,13 @@ def main() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from effunet.layout import PreparedData
     from effunet.training.dataset import load_split, make_dataset
 
-    images, masks = load_split(args.prepared, "train")
+    prepared = PreparedData.in_folder(args.prepared)
+    images, masks = load_split(prepared, "train")
     images, masks = images[: args.train_images], masks[: args.train_images]
-    test_images, test_masks = load_split(args.prepared, "test")
+    test_images, test_masks = load_split(prepared, "test")
     truth = test_masks[..., 0] > 127
     models = {}
     for spec in args.models:

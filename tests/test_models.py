@@ -367,6 +367,29 @@ def test_backbone_batch_norms_are_fused_with_their_weights():
     assert bns and all(type(l) is FusedBatchNormalization for l in bns)
 
 
+def test_batch_norm_momentum_reaches_every_batch_norm_and_the_saved_file(tmp_path):
+    model = build("effunet-b0", (32, 32, 3), decoder_widths=(8, 8, 8, 8, 8), batch_norm_momentum=0.9)
+    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) > 40 and {l.momentum for l in bns} == {0.9}  # encoder's and decoder's
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert {l.momentum for l in loaded._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)} == {0.9}
+    default = build("effunet-b0", (32, 32, 3), decoder_widths=(8, 8, 8, 8, 8))
+    assert {l.momentum for l in default._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)} == {0.99}
+    unet = build("unet", (32, 32, 3), base_filters=4, batch_norm_momentum=0.8)
+    assert {l.momentum for l in unet._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)} == {0.8}
+    # one training step moves the first moving mean by exactly (1 - momentum) of the batch mean
+    stem = next(l for l in model._flatten_layers() if l.name == "stem_bn")
+    probe = keras.Model(model.get_layer("encoder").inputs, model.get_layer("encoder").get_layer("stem_conv").output)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    batch_mean = np.asarray(probe(x)).mean(axis=(0, 1, 2))
+    before = np.asarray(stem.moving_mean)
+    model(x, training=True)
+    np.testing.assert_allclose(np.asarray(stem.moving_mean), 0.9 * before + 0.1 * batch_mean, rtol=1e-4, atol=1e-5)
+    with pytest.raises(EffunetError, match="batch_norm_momentum"):
+        build("effunet-b0", (32, 32, 3), batch_norm_momentum=1.0)
+
+
 @pytest.mark.parametrize("name", ["effunet-b0", "resnet50-unet", "unet"])
 def test_keras_file_round_trips_in_safe_mode(name, tmp_path):
     kwargs = {"base_filters": 8} if name == "unet" else {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from effunet.errors import EffunetError
+
 _FUSED_MIN_EPSILON = 1.001e-5  # TF clamps smaller epsilons in fused_batch_norm
 
 
@@ -75,6 +77,19 @@ def fuse_batch_norms(model: keras.Model) -> int:
             layer.__class__ = FusedBatchNormalization
             count += 1
     return count
+
+
+def set_batch_norm_momentum(model: keras.Model, momentum: float | None) -> keras.Model:
+    """Set the moving-statistics momentum of every batch norm in `model` (nested models too), in
+    place; None keeps each layer's own (Keras' 0.99). Returns the model."""
+    if momentum is None:
+        return model
+    if not 0.0 < float(momentum) < 1.0:
+        raise EffunetError(f"batch_norm_momentum must lie strictly between 0 and 1, got {momentum!r}")
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+    return model
 
 
 @keras.saving.register_keras_serializable(package="effunet")

@@ -16,7 +16,7 @@ import keras
 from effunet.errors import EffunetError
 from effunet.models import encoders
 from effunet.models.decoder import DEFAULT_DECODER_WIDTHS, UPSAMPLING, model_from_features
-from effunet.models.layers import fuse_batch_norms
+from effunet.models.layers import fuse_batch_norms, set_batch_norm_momentum
 from effunet.models.unet import DEPTH, build_unet
 
 SIZE_MULTIPLE = 32  # every model downsamples 5 times (the U-Net 4 times; one rule for all)
@@ -33,6 +33,7 @@ def build_encoder_unet(
     encoder_head=False,
     upsampling="bilinear",
     align_upsampling=True,
+    batch_norm_momentum=None,
     channels=1,
 ) -> keras.Model:
     """A Keras backbone (strides 2..32) with the U-Net decoder: 5 steps of upsample x2, concat the
@@ -44,7 +45,7 @@ def build_encoder_unet(
     `align_upsampling=True` makes bilinear upsampling put each coarse feature where the encoder's
     stride-2 steps centred it (`encoders.grid_offset`: EfficientNet only); False is Keras'
     half-pixel upsampling, which puts EfficientNet's stride-32 features 15.5 px up and left of
-    where they were computed (docs/edge-artefact.md).
+    where they were computed (docs/edge-artefact.md). `batch_norm_momentum` (None: Keras' 0.99) is set on every batch norm.
     """
     if upsampling not in UPSAMPLING:
         raise EffunetError(f"upsampling must be one of {', '.join(UPSAMPLING)}, got {upsampling!r}")
@@ -54,7 +55,9 @@ def build_encoder_unet(
     features = encoder_model(preprocess(inputs) if preprocess else inputs)
     widths = decoder_widths or DEFAULT_DECODER_WIDTHS
     offset = encoders.grid_offset(encoder) if align_upsampling else 0.5
-    return model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name, offset, channels)
+    model = model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name, offset, channels)
+    return set_batch_norm_momentum(model, batch_norm_momentum)
+
 
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {
@@ -76,8 +79,8 @@ def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder
     decoder_widths: filters of the decoder steps, coarsest first; default (256, 128, 64, 32, 16)
         for the encoder U-Nets, base_filters * (8, 4, 2, 1) for the U-Net.
     channels: sigmoid outputs (1: the mask; 2: mask and nucleus boundary, `train.instances`).
-    options: builder-specific keywords (unet: base_filters; others: encoder_head, upsampling,
-        align_upsampling).
+    options: builder-specific keywords (all: batch_norm_momentum; unet: base_filters; others: encoder_head, upsampling,
+        align_upsampling, batch_norm_momentum).
     """
     builder = _builder(name)
     shape = check_input_shape(input_shape)
