@@ -30,15 +30,16 @@ def frame_table(probability: np.ndarray, truth: np.ndarray, frame: int = FRAME) 
     return {name: float(probability[index][~truth[index]].mean()) for name, index in sides.items()}
 
 
-def build(spec: str, shape):
+def build(spec: str, shape, batch_norm_momentum=None):
     from effunet.models import build as build_model
 
     name, _, option = spec.partition(":")
+    options = {"batch_norm_momentum": batch_norm_momentum}
     if option == "unaligned":
-        return build_model(name, shape, align_upsampling=False)
-    if name == "unet" and option:
-        return build_model(name, shape, base_filters=int(option))
-    return build_model(name, shape)
+        options["align_upsampling"] = False
+    elif name == "unet" and option:
+        options["base_filters"] = int(option)
+    return build_model(name, shape, **options)
 
 
 def main() -> None:
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-norm-momentum", type=float, default=None,
+                        help="every model's batch-norm momentum (default Keras' 0.99; 0.9 settles in a short run)")
     args = parser.parse_args()
 
     import keras
@@ -67,7 +70,7 @@ def main() -> None:
     models = {}
     for spec in args.models:
         keras.utils.set_random_seed(args.seed)
-        model = build(spec, images.shape[1:])
+        model = build(spec, images.shape[1:], args.batch_norm_momentum)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
         models[spec] = model
     print(f"{len(images)} training images, {len(test_images)} test images, background pixels only; "

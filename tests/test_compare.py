@@ -12,7 +12,7 @@ from effunet.layout import RunId
 
 
 def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, loss_by_image=None, pooled_dice=None,
-              ap=(0.5, 0.6), train_dice=0.9):
+              ap=(0.5, 0.6), train_dice=0.9, recipe="study", parameters=2_500_000, seconds_to_best=None):
     """A run's run.json, eval/metrics.json and per_image.csv with the given per-image values, in a folder
     whose name says nothing (the identity travels with the paths)."""
     run_dir = root / f"run{len(list(root.glob('run*')))}"
@@ -21,8 +21,9 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
     loss_by_image = 1 - dice_by_image if loss_by_image is None else np.asarray(loss_by_image, dtype=float)
     (run_dir / "run.json").write_text(json.dumps({
         "epochs_trained": epochs, "best_epoch": best, "wall_seconds": 10.0 * epochs, "first_epoch_seconds": 30.0,
-        "seconds_per_epoch": 2.0 + seed, "seconds_to_best": 2.0 * best, "train_images_per_s": 100.0,
-        "parameters": 2_500_000, "flops": 2e9}))
+        "seconds_per_epoch": 2.0 + seed,
+        "seconds_to_best": 2.0 * best if seconds_to_best is None else seconds_to_best, "train_images_per_s": 100.0,
+        "parameters": parameters, "flops": 2e9}))
     mean = {name: float(dice_by_image.mean()) for name in compare.QUALITY}
     mean.update(instance_ap=ap[0], instance_ap_split=ap[1])
     pooled = {name: pooled_dice if pooled_dice is not None else float(dice_by_image.mean()) for name in compare.QUALITY}
@@ -37,7 +38,7 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
     small = pd.DataFrame({"id": ids, "split": "test", "resolution": "training_size", "dice": dice_by_image,
                           "loss": loss_by_image})
     pd.concat([native, small]).to_csv(run_dir / "eval/per_image.csv", index=False)
-    return compare.RunResult(RunId(dataset, model, seed), run_dir / "run.json", run_dir / "eval/metrics.json",
+    return compare.RunResult(RunId(dataset, model, seed, recipe), run_dir / "run.json", run_dir / "eval/metrics.json",
                              run_dir / "eval/per_image.csv")
 
 
@@ -196,7 +197,7 @@ def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_pa
     compare.aggregate(runs, references=references, **outputs(tmp_path))
     table = pd.read_csv(tmp_path / "c.csv")
     shown = compare.headline_table(table)
-    assert list(shown.columns) == ["data set", "model", "seeds", "Dice", "IoU", "accuracy", "inst. AP", "test loss",
+    assert list(shown.columns) == ["data set", "recipe", "model", "seeds", "Dice", "IoU", "accuracy", "inst. AP", "test loss",
                                    "best epoch", "s/epoch", "params (M)"]
     for header, decimals in (("Dice", 3), ("test loss", 4), ("best epoch", 1), ("s/epoch", 2)):
         for cell in shown[header]:
@@ -208,6 +209,7 @@ def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_pa
     caption = compare.headline_caption(table)
     for header in shown.columns:
         assert f"**{header}**" in caption or header in ("data set", "model")
+    assert shown.loc[0, "recipe"] == "study" and shown.loc[2, "recipe"] == "–"  # reference rows: no recipe
     assert "dsb2018: per-image mean" in caption and "drive: pooled" in caption
     markdown = (tmp_path / "c.md").read_text()
     assert max(len(line) for line in markdown.splitlines() if line.startswith("|")) < 200
@@ -217,3 +219,120 @@ def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_pa
 def test_aggregate_with_no_runs_is_an_error():
     with pytest.raises(EffunetError, match="no training runs"):
         compare.comparison_table([])
+
+
+# ------------------------------------------------------------------------------------ recipes
+
+
+@pytest.fixture
+def two_recipes(study, tmp_path):
+    """The study's runs plus a `modern` recipe on DSB2018 where effunet-b0 gains 0.05 Dice over its study
+    runs and resnet50-unet gains nothing (same per-image values as under the study, other seeds' noise)."""
+    runs, references = study
+    rng = np.random.default_rng(1)
+    base = np.linspace(0.5, 0.8, 12)
+    modern = []
+    for seed in range(3):
+        noise = rng.normal(0, 0.002, 12)
+        modern.append(write_run(tmp_path, "dsb2018", "resnet50-unet", seed, base + 0.003 * seed + noise,
+                                recipe="modern", ap=(0.40, 0.55)))
+        modern.append(write_run(tmp_path, "dsb2018", "effunet-b0", seed, base + 0.15 + 0.003 * (2 - seed) + noise,
+                                recipe="modern", ap=(0.50, 0.60)))
+    return runs, modern, references
+
+
+def test_each_recipe_has_its_own_rows_and_verdicts_and_each_model_is_compared_with_study(two_recipes, tmp_path):
+    runs, modern, references = two_recipes
+    table = compare.aggregate(runs + modern, references=references, **outputs(tmp_path))
+    keys = list(table[["dataset", "recipe", "model"]].itertuples(index=False, name=None))
+    assert keys[:5] == [("dsb2018", "study", "resnet50-unet"), ("dsb2018", "study", "effunet-b0"),
+                        ("dsb2018", "modern", "resnet50-unet"), ("dsb2018", "modern", "effunet-b0"),
+                        ("dsb2018", "", "protocol ceiling")]
+    rows = table.set_index(["dataset", "recipe", "model"])
+    assert rows.loc[("dsb2018", "modern", "effunet-b0"), "dice_mean"] == pytest.approx(
+        np.linspace(0.5, 0.8, 12).mean() + 0.153, abs=2e-3)
+
+    paired = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    dice = paired[(paired.dataset == "dsb2018") & (paired.quantity == "test dice")].set_index(
+        ["recipe", "model", "baseline_recipe", "baseline"])
+    within = dice.loc[("modern", "effunet-b0", "modern", "resnet50-unet")]
+    assert within["family"] == "architectures, modern" and within["verdict"] == "effunet-b0 better"
+    assert within["difference"] == pytest.approx(0.15, abs=3e-3)
+    gain = dice.loc[("modern", "effunet-b0", "study", "effunet-b0")]
+    assert gain["family"] == "recipe vs study" and gain["verdict"] == "effunet-b0/modern better"
+    assert gain["difference"] == pytest.approx(0.05, abs=3e-3)
+    same = dice.loc[("modern", "resnet50-unet", "study", "resnet50-unet")]
+    assert same["verdict"] == "no evidence of a difference"
+    # No recipe-vs-study row for DRIVE (no other recipe there) and none comparing study with itself.
+    assert not ((paired.dataset == "drive") & (paired.family == "recipe vs study")).any()
+    assert not ((paired.recipe == "study") & (paired.baseline_recipe != "study")).any()
+
+    # Holm within each family: the study's rows are those of a study-only aggregate, the recipe rows'
+    # corrected p-values are Holm over their own family.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    compare.aggregate(runs, references=references, **outputs(alone))
+    study_only = pd.read_csv(alone / "p.csv")
+    mine = paired[paired.family == "architectures, study"].reset_index(drop=True)
+    assert list(mine.p_holm) == pytest.approx(list(study_only.p_holm))
+    assert list(mine.verdict) == list(study_only.verdict)
+    family = paired[paired.family == "recipe vs study"]
+    assert list(family.p_holm) == pytest.approx(list(statistics.holm(family.p.to_numpy())))
+    assert len(family) == 4  # two models x (dice, loss)
+
+    # The claims are the study's: the same with or without the modern runs.
+    assert pd.read_csv(tmp_path / "claims.csv").equals(pd.read_csv(alone / "claims.csv"))
+    markdown = (tmp_path / "c.md").read_text()
+    assert "modern − study" in markdown and "effunet-b0/modern better" in markdown
+
+
+def test_charts_draw_one_bar_per_model_and_recipe(two_recipes, tmp_path):
+    from effunet import plots
+
+    runs, modern, references = two_recipes
+    table = compare.aggregate(runs + modern, references=references, **outputs(tmp_path))
+    labelled = plots.recipe_labels(table)
+    assert "effunet-b0 / modern" in set(labelled.model) and "effunet-b0 / study" in set(labelled.model)
+    assert "protocol ceiling" in set(labelled.model)  # reference rows keep their name
+    assert plots.recipe_labels(compare.comparison_table([compare.run_record(r) for r in runs])).model.tolist() == [
+        "resnet50-unet", "effunet-b0", "resnet50-unet", "effunet-b0"]  # one recipe: names unchanged
+    out = plots.comparison_chart(tmp_path / "c.csv", ["dice"], tmp_path / "q.png", "t")
+    assert out.exists() and out.with_suffix(".svg").exists()
+
+
+def test_cost_table_and_figure_one_point_per_model_and_recipe(two_recipes, tmp_path):
+    from effunet import plots
+
+    runs, modern, references = two_recipes
+    extra = [write_run(tmp_path, "dsb2018", "effunet-b3", seed, np.full(12, 0.9), recipe="modern",
+                       parameters=12_000_000, seconds_to_best=100.0 + 10 * seed, ap=(0.6, 0.7)) for seed in range(3)]
+    compare.aggregate(runs + modern + extra, references=references, **outputs(tmp_path),
+                      cost_csv=tmp_path / "cost.csv")
+    cost = pd.read_csv(tmp_path / "cost.csv", keep_default_na=False, na_values=[""])
+    assert len(cost) == 2 * 2 + 2 + 1  # dsb2018 x 2 recipes x 2 models + b3 (modern), drive x 2 models
+    b3 = cost[(cost.model == "effunet-b3")].iloc[0]
+    assert (b3.dataset, b3.recipe, b3.seeds) == ("dsb2018", "modern", 3)
+    assert b3.parameters_mean == 12_000_000 and b3.parameters_std == 0
+    assert b3.seconds_to_best_mean == pytest.approx(110.0) and b3.seconds_to_best_std == pytest.approx(10.0)
+    assert b3.dice_image_mean_mean == pytest.approx(0.9) and b3.instance_ap_split_mean == pytest.approx(0.7)
+    drive = cost[cost.dataset == "drive"]
+    # DRIVE's per-image Dice, not its pooled headline (0.81).
+    assert drive.dice_image_mean_mean.iloc[1] == pytest.approx(np.linspace(0.5, 0.8, 12)[:4].mean() + 0.002)
+    markdown = (tmp_path / "c.md").read_text()
+    assert "## Quality vs cost" in markdown and "110.0 ± 10.0" in markdown and "12.00" in markdown
+    assert "| inst. AP (boundary) |" not in markdown  # no run has a boundary channel: no empty column
+
+    points = plots.cost_points(cost, "dsb2018", "dice_image_mean", "seconds_to_best")
+    point = points[(points.model == "effunet-b3")].iloc[0]
+    assert (point.recipe, point.x, point.xerr, point.y) == ("modern", pytest.approx(110.0), pytest.approx(10.0),
+                                                            pytest.approx(0.9))
+    assert len(points) == 5
+    no_ap = cost.assign(instance_ap_split_mean=np.where(cost.dataset == "drive", np.nan, cost.instance_ap_split_mean))
+    assert plots.cost_points(no_ap, "drive", "instance_ap_split", "flops").empty
+    assert len(plots.cost_figure(no_ap).axes) == 3 * 3  # dsb2018 Dice, dsb2018 AP, drive Dice x 3 cost axes
+    boundary = no_ap.assign(instance_ap_watershed_mean=np.where(no_ap.dataset == "dsb2018", 0.8, np.nan))
+    assert len(plots.cost_figure(boundary).axes) == 4 * 3  # and dsb2018's boundary AP
+    out = plots.cost_chart(tmp_path / "cost.csv", tmp_path / "cost.png")
+    assert out.exists() and out.with_suffix(".svg").exists()
+    with pytest.raises(EffunetError, match="missing column"):
+        plots.cost_chart(pd.DataFrame({"dataset": ["x"]}), tmp_path / "bad.png")

@@ -34,6 +34,50 @@ def test_train_settings_apply_data_set_overrides():
     assert effconfig.train_settings(config, "drive")["patience"] == 55
 
 
+def test_recipe_settings_resolve_defaults_train_data_set_then_recipe():
+    """schema defaults <- train <- datasets.<d>.train <- recipes.<r> (only the keys the recipe sets)."""
+    config = effconfig.validate(
+        {
+            "datasets": {"dsb2018": {"source": "synthetic", "train": {"max_epochs": 7, "batch_size": 4}}},
+            "train": {"loss": "dice", "learning_rate": 0.01},
+            "recipes": {"study": {}, "modern": {"loss": "bce+dice", "batch_size": 8}},
+        },
+        SCHEMA,
+    )
+    study = effconfig.train_settings(config, "dsb2018", "study")
+    assert study == effconfig.train_settings(config, "dsb2018")  # `study: {}` is the train blocks as they are
+    assert (study["loss"], study["learning_rate"], study["max_epochs"], study["batch_size"]) == ("dice", 0.01, 7, 4)
+    assert study["patience"] == 55  # the schema's default
+    modern = effconfig.train_settings(config, "dsb2018", "modern")
+    assert modern == {**study, "loss": "bce+dice", "batch_size": 8}
+    assert not set(effconfig.PLACEMENT_KEYS) & set(modern)
+    with pytest.raises(ConfigError, match="no recipe named 'fancy'"):
+        effconfig.train_settings(config, "dsb2018", "fancy")
+
+
+def test_recipes_default_to_the_study_and_are_validated_like_train_blocks():
+    config = effconfig.validate({"datasets": {"dsb2018": {"source": "synthetic"}}}, SCHEMA)
+    assert config["recipes"] == {"study": {}}
+    for recipes, message in (
+        ({"modern": {"loss": "focal"}}, "config key recipes.modern.loss: 'focal' is not one of"),
+        ({"modern": {"max_epoch": 3}}, "config key recipes.modern.max_epoch: unknown key"),
+        ({"modern": {"device": "cpu"}}, "config key recipes.modern.device: unknown key"),  # placement: not a recipe's
+        ({"new/recipe": {}}, "config key recipes.new/recipe: a recipe name is a letter"),
+        ({"1st": {}}, "config key recipes.1st: a recipe name"),
+        ({}, "config key recipes: {} should be non-empty"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            effconfig.validate({"datasets": {"dsb2018": {"source": "synthetic"}}, "recipes": recipes}, SCHEMA)
+        assert message in str(error.value), str(error.value)
+
+
+def test_a_recipe_and_a_data_set_train_block_accept_every_training_setting():
+    """Keys added to $defs/train must be added to train_overrides too (recipes and data sets use it)."""
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    settings = set(defs["train"]["properties"]) - set(effconfig.PLACEMENT_KEYS)
+    assert set(defs["train_overrides"]["properties"]) == settings
+
+
 @pytest.mark.parametrize(
     "edit, key, reason",
     [

@@ -54,7 +54,18 @@ def test_prepared_files_and_run_files():
     assert dsb.labels == layout.Layout.labels("dsb2018", "s") and dsb.fov is None
     with pytest.raises(ValueError, match="field-of-view"):
         dsb.region("a")
-    run = layout.Layout("exp").run("drive", "unet", 2)
-    assert run.model == Path("results/exp/drive/unet/seed2/model.keras")
-    assert run.metrics == Path("results/exp/drive/unet/seed2/eval/metrics.json")
-    assert layout.Layout("exp").run_log("train", "drive", "unet", 2) == Path("logs/exp/train/drive/unet/seed2.log")
+    run = layout.Layout("exp").run("drive", "unet", 2)  # the study's recipe unless another is named
+    assert run.model == Path("results/exp/drive/unet/study/seed2/model.keras")
+    assert run.metrics == Path("results/exp/drive/unet/study/seed2/eval/metrics.json")
+    assert layout.Layout("exp").run_log("train", "drive", "unet", 2) == Path(
+        "logs/exp/train/drive/unet/study/seed2.log"
+    )
+    modern = layout.RunId("drive", "unet", 2, "modern")
+    assert layout.Layout("exp").files(modern).model == Path("results/exp/drive/unet/modern/seed2/model.keras")
+    assert layout.Layout("exp").files(modern).root == Path("results/exp") / modern.name
+    assert layout.Layout("exp").run_log("evaluate", "drive", "unet", 2, "modern") == Path(
+        "logs/exp/evaluate/drive/unet/modern/seed2.log"
+    )
+    assert layout.Layout("exp").curves_overlay("drive", "modern") == Path(
+        "results/exp/plots/learning_curves_drive_modern.png"
+    )

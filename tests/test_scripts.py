@@ -38,7 +38,8 @@ def test_plot_curves_script_with_a_stub_snakemake(tmp_path):
         runs.append(run)
     script = runpy.run_path(str(ROOT / "workflow/scripts/plot_curves.py"))
     script["main"](SimpleNamespace(
-        input=SimpleNamespace(histories=histories, runs=runs), wildcards=SimpleNamespace(dataset="drive"),
+        input=SimpleNamespace(histories=histories, runs=runs),
+        wildcards=SimpleNamespace(dataset="drive", recipe="study"),
         params=SimpleNamespace(models=["unet", "unet", "effunet-b0"]),
         output=SimpleNamespace(curves=tmp_path / "plots/curves.png")))
     assert (tmp_path / "plots/curves.png").stat().st_size > 10_000
@@ -61,10 +62,13 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
         input=SimpleNamespace(manifest=tmp_path / "m.csv", images=tmp_path / "i", masks=tmp_path / "k"),
         output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
         params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=Untracked(stale)),
-        wildcards=SimpleNamespace(dataset="dsb2018", model="unet", seed="0"), threads=1, rule="train",
+        wildcards=SimpleNamespace(dataset="dsb2018", model="unet", recipe="modern", seed="0"), threads=1,
+        rule="train",
         config={"mlflow": {"tracking_uri": None, "experiment": "x"},
-                "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1}}))
+                "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1,
+                          "checkpoint_every_s": 0}}))
     (call,) = calls
     assert call["code_version"] == "abc123"
     assert call["outputs"].stale == tuple(map(Path, stale))
     assert call["outputs"].checkpoint_dir == tmp_path / "ckpt"
+    assert call["tracking_info"].recipe == "modern"  # the MLflow tag and run name

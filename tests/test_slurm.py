@@ -122,14 +122,14 @@ def test_failed_training_job_names_its_log_others_finish_and_a_rerun_resumes(tmp
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert re.search(r'Provided resources: gpu=(Resource\("gpu", )?1\b', output)  # profiles/default
-    log = "logs/profile-test/train/drive/unet/seed0.log"
+    log = "logs/profile-test/train/drive/unet/study/seed0.log"
     assert re.search(rf"Error in rule train:.*?log: {re.escape(log)}", output, re.DOTALL), output[-3000:]
     assert "encoder_weights" in (tmp_path / log).read_text().splitlines()[-1]
-    assert not (tmp_path / "results/profile-test/drive/unet/seed0/model.keras").exists()
+    assert not (tmp_path / "results/profile-test/drive/unet/study/seed0/model.keras").exists()
     for plot in ("learning_curves", "examples"):  # the independent branch went on to the end
-        assert (tmp_path / f"results/profile-test/dsb2018/unet/seed0/plots/{plot}.png").exists()
+        assert (tmp_path / f"results/profile-test/dsb2018/unet/study/seed0/plots/{plot}.png").exists()
     assert not (tmp_path / "results/profile-test/comparison.csv").exists()
-    finished_run = (tmp_path / "results/profile-test/dsb2018/unet/seed0/run.json").stat().st_mtime_ns
+    finished_run = (tmp_path / "results/profile-test/dsb2018/unet/study/seed0/run.json").stat().st_mtime_ns
 
     yaml_config["datasets"]["drive"]["train"]["encoder_weights"] = "none"
     config.write_text(yaml.safe_dump(yaml_config))
@@ -137,7 +137,7 @@ def test_failed_training_job_names_its_log_others_finish_and_a_rerun_resumes(tmp
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     counts = job_counts(rerun.stdout + rerun.stderr)
     assert counts["train"] == 1 and counts["evaluate"] == 1 and "download" not in counts, counts
-    assert (tmp_path / "results/profile-test/dsb2018/unet/seed0/run.json").stat().st_mtime_ns == finished_run
+    assert (tmp_path / "results/profile-test/dsb2018/unet/study/seed0/run.json").stat().st_mtime_ns == finished_run
     assert (tmp_path / "results/profile-test/comparison.csv").exists()
 
 
@@ -191,7 +191,7 @@ def test_workflow_runs_on_slurm_with_a_gpu_per_training_job(cluster, tmp_path):
 
     work = tmp_path / "work"
     for seed in (0, 1):
-        run = work / f"results/profile-test/dsb2018/unet/seed{seed}"
+        run = work / f"results/profile-test/dsb2018/unet/study/seed{seed}"
         for name in ("model.keras", "history.csv", "run.json", "eval/metrics.json",
                      "plots/learning_curves.png", "plots/examples.png"):
             assert (run / name).stat().st_size > 0, run / name
@@ -200,7 +200,7 @@ def test_workflow_runs_on_slurm_with_a_gpu_per_training_job(cluster, tmp_path):
         assert (work / name).stat().st_size > 0, name
 
     # The out-of-memory attempt was reported with its logs (the rule's and SLURM's), then retried.
-    error = re.search(r"Error in rule train:.*?log: logs/profile-test/train/dsb2018/unet/seed1\.log, (\S+\.log)", output, re.DOTALL)
+    error = re.search(r"Error in rule train:.*?log: logs/profile-test/train/dsb2018/unet/study/seed1\.log, (\S+\.log)", output, re.DOTALL)
     assert error, output[-4000:]
     assert "exceeded memory limit" in Path(error.group(1)).read_text()
     assert "Trying to restart job" in output

@@ -102,8 +102,8 @@ def test_flatten_dots_nested_keys_and_stringifies():
 
 def test_run_logs_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    tags = tracking.default_tags("dsb2018", "effunet-b0", 1, rule="train")
-    name = tracking.run_name("dsb2018", "effunet-b0", 1)
+    tags = tracking.default_tags("dsb2018", "effunet-b0", 1, rule="train", recipe="modern")
+    name = tracking.run_name("dsb2018", "effunet-b0", 1, recipe="modern")
     (tmp_path / "history.csv").write_text("epoch,loss\n0,0.5\n")
     (tmp_path / "model.keras").write_bytes(b"weights")
 
@@ -121,7 +121,8 @@ def test_run_logs_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch
     client, runs = runs_of(store)
     assert [r.info.run_id for r in runs] == [tracker.run_id]
     run = runs[0]
-    assert run.info.run_name == "dsb2018/effunet-b0/seed1" and run.info.status == "FINISHED"
+    assert run.info.run_name == "dsb2018/effunet-b0/modern/seed1" and run.info.status == "FINISHED"
+    assert run.data.tags["recipe"] == "modern" and run.data.tags["model"] == "effunet-b0"
     assert run.data.params["train.batch_size"] == "16"
     assert run.data.params["train.optimizer"] == "adam"
     assert run.data.params["note"] == "x" * 6000

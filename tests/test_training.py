@@ -1,5 +1,6 @@
 """Training: pipeline determinism, losses and metrics, early stopping, outputs, kill-and-resume."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -163,7 +164,7 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == summary["run_id"]
-    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/seed3"
+    assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/study/seed3"
     for key in ("loss", "val_loss", "val_dice"):
         logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
@@ -196,6 +197,8 @@ def test_outputs_early_stopping_and_best_weights(prepared, tmp_path):
     assert len(history) == summary["best_epoch"] + 2  # patience 2
     assert summary["first_epoch_seconds"] == history.seconds[0] and summary["loss"] == "bce"
     assert summary["seconds_per_epoch"] == history.seconds[1:].median()
+    # The resolved settings travel with the run for the steps after training (evaluation reads them here).
+    assert summary["settings"] == json.loads(json.dumps(dataclasses.asdict(settings))) and summary["recipe"] == "study"
     from effunet.training import dataset
 
     with zipfile.ZipFile(outputs.model) as saved, saved.open("model.weights.h5") as weights_file, \
@@ -295,3 +298,75 @@ def test_a_checkpoint_of_other_code_or_image_size_starts_afresh_and_says_why(pre
     assert summary["resumed_after_epochs"] == [1] and summary["epochs_trained"] == 2
     attempts = (caplog.text.count("training unet, seed 0"), caplog.text.count("resuming from"))
     assert attempts == (1, 1)
+
+
+
+def test_reseeding_an_epoch_leaves_tensorflow_global_seed_alone():
+    """A new TensorFlow global seed makes TensorFlow re-instantiate and re-optimise the traced
+    training step at the next fit (about 5 extra CPU seconds per epoch for the demo's effunet-b0,
+    0.9 s -> 6-7 s); reseeding for exact resume sets everything else."""
+    import keras
+    import tensorflow as tf
+
+    from effunet.training import rng
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)])
+    tf.random.set_seed(1234)
+    rng.reseed_epoch(model, seed=0, epoch=3)
+    assert tf.compat.v1.random.get_seed(None)[0] == 1234
+    first = (np.random.random(), [np.asarray(v).tolist() for v in rng.seed_states(model)])
+    rng.reseed_epoch(model, seed=0, epoch=3)
+    assert (np.random.random(), [np.asarray(v).tolist() for v in rng.seed_states(model)]) == first
+    rng.reseed_epoch(model, seed=0, epoch=4)
+    assert np.asarray(rng.seed_states(model)[0]).tolist() != first[1][0]
+
+
+def test_the_training_step_is_traced_once(prepared):
+    """Optimizer variables made inside the first traced step make TensorFlow trace it twice (the
+    whole graph again: 20-25 CPU seconds of every effunet-b0 job); later epochs trace nothing."""
+    import keras
+
+    from effunet.training import dataset, loop
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing is TensorFlow's")
+    settings = loop.Settings(batch_size=4, encoder_weights="none", model_options={"base_filters": 4})
+    model = loop.build_compiled("unet", (32, 32, 3), settings)
+    data = tuple(dataset.load_split(PreparedData.in_folder(prepared), split) for split in ("train", "val"))
+    traces = []  # the Python body of train_step runs only while TensorFlow traces it
+    train_step = model.train_step
+    model.train_step = lambda batch: (traces.append(1), train_step(batch))[1]
+    for epoch in (1, 2):
+        loop._epoch(model, data, settings, seed=0, epoch=epoch)
+    assert len(traces) == 1
+
+
+@pytest.mark.slow
+def test_checkpoints_every_epoch_or_at_most_every_n_seconds(prepared, tmp_path, monkeypatch):
+    """train.checkpoint_every_s: 0 checkpoints (and logs to MLflow) after every epoch; a long
+    interval only after the last one, with every epoch still logged once, in order."""
+    from mlflow.tracking import MlflowClient
+
+    from effunet import tracking
+    from effunet.training import checkpoint, loop
+
+    saved = []
+    save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda folder, model, best, state: (saved.append(state["epoch"]),
+                                                                                save(folder, model, best, state))[1])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.prepare_store(uri, "interval-test")
+    settings = loop.Settings(max_epochs=3, batch_size=4, encoder_weights="none", model_options={"base_filters": 4})
+    histories = {}
+    for every, expected in ((0.0, [1, 2, 3]), (1e9, [3])):
+        saved.clear()
+        out = tmp_path / f"every{every:g}"
+        summary = loop.train(PreparedData.in_folder(prepared), "unet", 0, settings,
+                             loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "ckpt"),
+                             tracking_info=loop.Tracking(uri, "interval-test", "dsb2018"), threads=1,
+                             checkpoint_every_s=every)
+        assert saved == expected, every
+        logged = [m.step for m in MlflowClient(uri).get_metric_history(summary["run_id"], "val_loss")]
+        assert logged == [1, 2, 3]
+        histories[every] = pd.read_csv(out / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(histories[0.0], histories[1e9])  # the interval changes no result

@@ -127,7 +127,7 @@ SMALL = {
                   "split": {"val_count": 1}, "train": {"max_epochs": 2, "batch_size": 2}}},
     "train": {"encoder_weights": "none"}, "threads": {"prepare": 2, "train": 1},
     "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "wf-test"}}
-RUNS = {f"{d}/{m}/seed0" for d in ("dsb2018", "drive") for m in ("unet", "effunet-b0")}
+RUNS = {f"{d}/{m}/study/seed0" for d in ("dsb2018", "drive") for m in ("unet", "effunet-b0")}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,8 @@ def finished(tmp_path_factory):
 
 
 def planned_jobs(workdir: Path, config: Path, env: dict | None = None) -> list[str]:
-    """`rule` or `rule:dataset/model` for every job a dry run plans."""
+    """`rule`, `rule:dataset` or `rule:dataset/model` for every job a dry run plans, with `@recipe` after
+    it for a recipe other than `study`."""
     result = subprocess.run([*SNAKEMAKE, "-d", str(workdir), "-n", "--configfile", str(config)],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -154,10 +155,11 @@ def planned_jobs(workdir: Path, config: Path, env: dict | None = None) -> list[s
             jobs.append(rule)
         elif line.strip().startswith("wildcards:") and rule and jobs[-1] == rule:
             values = dict(part.split("=") for part in line.split(":", 1)[1].strip().split(", "))
+            recipe = f"@{values['recipe']}" if values.get("recipe", "study") != "study" else ""
             if "model" in values:
-                jobs[-1] = f"{rule}:{values['dataset']}/{values['model']}"
+                jobs[-1] = f"{rule}:{values['dataset']}/{values['model']}{recipe}"
             elif "dataset" in values:
-                jobs[-1] = f"{rule}:{values['dataset']}"
+                jobs[-1] = f"{rule}:{values['dataset']}{recipe}"
     return sorted(jobs)
 
 
@@ -195,7 +197,8 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         metrics = {m["key"] for m in run["data"]["metrics"]}
         assert run["info"]["run_id"] == summary["run_id"] and run["info"]["status"] == "FINISHED"
-        assert tags["snakemake_rule"] == "train" and tags["seed"] == "0"
+        assert tags["snakemake_rule"] == "train" and tags["seed"] == "0" and tags["recipe"] == "study"
+        assert summary["recipe"] == "study" and summary["settings"]["max_epochs"] == 2
         assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
         epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
         assert sorted(m["step"] for m in epochs) == [1, 2]
@@ -221,7 +224,8 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
             assert (run_dir / "plots" / f"{plot}.svg").stat().st_size > 10_000
     table = pd.read_csv(workdir / layout.comparison("csv"))
     models = table[table.kind == "model"]
-    assert sorted(zip(models.dataset, models.model)) == sorted(tuple(name.split("/")[:2]) for name in RUNS)
+    assert sorted(zip(models.dataset, models.model, models.recipe)) == sorted(
+        tuple(name.split("/")[:3]) for name in RUNS)
     references = table[table.kind == "reference"]
     assert sorted(zip(references.dataset, references.model)) == [
         ("drive", "2nd observer"), ("drive", "protocol ceiling"), ("dsb2018", "protocol ceiling")]
@@ -232,9 +236,15 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
     assert sorted(zip(paired.dataset, paired.quantity)) == [("drive", "test dice"), ("drive", "test loss"),
                                                            ("dsb2018", "test dice"), ("dsb2018", "test loss")]
     assert set(paired.verdict) == {"needs >= 3 seeds"}  # one seed: numbers, no verdict
+    assert set(paired.family) == {"architectures, study"}  # one recipe: no recipe-vs-study rows
+    cost = pd.read_csv(workdir / layout.cost)
+    assert len(cost) == len(RUNS) and (cost.parameters_mean > 0).all() and (cost.flops_mean > 0).all()
+    assert cost.seconds_to_best_mean.gt(0).all() and cost.dice_image_mean_mean.between(0, 1).all()
     assert len(pd.read_csv(workdir / layout.claims)) == 7
     assert "## The study's claims" in (workdir / layout.comparison("md")).read_text()
-    for figure in ("comparison", "training_speed", "learning_curves_dsb2018", "learning_curves_drive"):
+    assert "## Quality vs cost" in (workdir / layout.comparison("md")).read_text()
+    for figure in ("comparison", "training_speed", "cost", "learning_curves_dsb2018_study",
+                   "learning_curves_drive_study"):
         for suffix in (".png", ".svg"):
             assert ((workdir / layout.comparison_plot(figure)).with_suffix(suffix)).stat().st_size > 10_000
     report = snakemake(workdir, "--configfile", str(config), "--report", "report.html")
@@ -275,8 +285,30 @@ def test_a_finished_run_plans_nothing(finished):
     assert planned_jobs(*finished[:2]) == []
 
 
-AFTER_DSB2018 = ["aggregate", "all", "plot_comparison", "plot_curves:dsb2018"]  # after a DSB2018 run changes
+AFTER_DSB2018 = ["aggregate", "all", "plot_comparison", "plot_cost", "plot_curves:dsb2018"]  # after a DSB2018 run changes
 AFTER_TRAINING = [*AFTER_DSB2018, "plot_curves:drive"]
+
+
+@pytest.mark.slow
+def test_adding_a_recipe_plans_only_its_runs_and_the_summaries(finished):
+    """The study's finished runs stay as they are (their params and files do not change); the new
+    recipe's runs, its learning-curve overlays and the tables and charts over all runs are planned."""
+    workdir = finished[0]
+    changed = json.loads(json.dumps(SMALL))
+    changed["recipes"] = {"study": {}, "fast": {"max_epochs": 1, "learning_rate": 0.01}}
+    jobs = planned_jobs(workdir, write_config(workdir / "recipes.yaml", changed))
+    expected = [f"{rule}:{d}/{m}@fast" for rule in ("evaluate", "plot_run", "train") for d in ("dsb2018", "drive")
+                for m in ("unet", "effunet-b0")]
+    expected += ["aggregate", "all", "plot_comparison", "plot_cost", "plot_curves:dsb2018@fast",
+                 "plot_curves:drive@fast"]
+    assert jobs == sorted(expected)
+    summary = subprocess.run([*SNAKEMAKE, "-d", str(workdir), "--summary", "--configfile",
+                              str(workdir / "recipes.yaml")], capture_output=True, text=True, timeout=300)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    fast_train = [line for line in summary.stdout.splitlines() if "/fast/seed0/model.keras" in line]
+    assert len(fast_train) == 4 and all("\tmissing\t" in line for line in fast_train)
+    study_train = [line for line in summary.stdout.splitlines() if "/study/seed0/model.keras" in line]
+    assert len(study_train) == 4 and all("\tok\t" in line for line in study_train), study_train
 
 
 @pytest.mark.slow
@@ -344,7 +376,7 @@ def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(tmp_pat
     done = snakemake(tmp_path, "--configfile", str(first))
     assert done.returncode == 0, done.stderr[-3000:]
     first_files = file_times(tmp_path / first_layout.results)
-    assert "comparison.csv" in first_files and "dsb2018/unet/seed0/model.keras" in first_files
+    assert "comparison.csv" in first_files and "dsb2018/unet/study/seed0/model.keras" in first_files
     # The same inputs: the prepared data is shared, only the second config's own runs are planned.
     assert planned_jobs(tmp_path, second) == sorted(
         ["train:dsb2018/unet", "evaluate:dsb2018/unet", "plot_run:dsb2018/unet", "reference:dsb2018",

@@ -1,4 +1,5 @@
-"""The comparison: one row per data set x model (mean +- std over seeds), reference rows, statistics, claims.
+"""The comparison: one row per data set x recipe x model (mean +- std over seeds), reference rows, statistics,
+claims and the quality-vs-cost table.
 
 Headline weighting: DSB2018's headline quality columns (`dice`, `iou`, ...) are per-image means (each
 image counts once, as in training and in the paired test); DRIVE's are pooled over the pixels inside
@@ -8,8 +9,12 @@ mean) without and with watershed splitting of touching nuclei; `test_loss` the t
 test split at the training size. Reference rows: the `protocol ceiling` (the ground truth through the
 resize-down-and-back protocol, scored like a model) and DRIVE's `2nd observer`.
 
-The paired comparisons (Eff-UNet vs each baseline per data set, on per-image test Dice and test loss)
-use `effunet.statistics`: seeds and images, Holm-corrected across every row of the table.
+The paired comparisons use `effunet.statistics` (seeds and images): Eff-UNet vs each baseline per data
+set and recipe, on per-image test Dice and test loss, and, for every model run under a recipe besides
+`study`, that recipe minus `study` on the same quantities. Holm's correction runs within a family: the
+architecture rows of one recipe form one family (so a recipe's verdicts do not depend on which other
+recipes were run), the recipe-vs-study rows another. The study's claims are checked on the `study`
+recipe only.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pandas as pd
 from effunet import statistics
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
-from effunet.layout import RunId
+from effunet.layout import STUDY_RECIPE, RunId
 
 QUALITY = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "mcc", "roc_auc", "pr_auc")
 TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "first_epoch_seconds", "seconds_per_epoch",
@@ -77,7 +82,8 @@ def run_record(result_files: RunResult) -> dict:
     splits = result["splits"]
     identity = result_files.id
     dataset = identity.dataset
-    record = {"dataset": dataset, "model": identity.model, "seed": int(identity.seed), "kind": "model",
+    record = {"dataset": dataset, "model": identity.model, "recipe": identity.recipe, "seed": int(identity.seed),
+              "kind": "model",
               **{k: run.get(k) for k in TRAINING},
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
@@ -99,76 +105,118 @@ def reference_records(path: str | os.PathLike) -> list[dict]:
     dataset, rows = reference["dataset"], []
     for name, key in ((CEILING, "protocol_ceiling"), (OBSERVER, "second_observer")):
         if reference.get(key):
-            rows.append({"dataset": dataset, "model": name, "seed": 0, "kind": "reference",
+            rows.append({"dataset": dataset, "model": name, "recipe": "", "seed": 0, "kind": "reference",
                          **_quality(reference[key], dataset)})
     return rows
 
 
+IDENTITY = ("dataset", "model", "recipe", "seed", "kind")
+
+
 def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.DataFrame:
-    """Mean and std over seeds of every figure, one row per data set x model, then reference rows."""
+    """Mean and std over seeds of every figure, one row per data set x recipe x model (recipes in the
+    order of the records), then the data set's reference rows (recipe empty: no training)."""
     if not records:
         raise EffunetError("no training runs to compare")
     frame = pd.DataFrame([*records, *references])
     datasets = list(dict.fromkeys(frame["dataset"]))
     frame["_dataset"], frame["_reference"] = frame["dataset"].map(datasets.index), frame["kind"] == "reference"
     frame = frame.sort_values(["_dataset", "_reference"], kind="stable").drop(columns=["_dataset", "_reference"])
-    figures = [c for c in frame.columns if c not in ("dataset", "model", "seed", "kind")]
+    frame["recipe"] = frame["recipe"].fillna("") if "recipe" in frame else STUDY_RECIPE
+    figures = [c for c in frame.columns if c not in IDENTITY]
     frame[figures] = frame[figures].apply(pd.to_numeric, errors="coerce")
-    grouped = frame.groupby(["dataset", "model", "kind"], sort=False)
+    grouped = frame.groupby(["dataset", "model", "recipe", "kind"], sort=False)
     table = grouped[figures].agg(["mean", "std"])
     table.columns = [f"{name}_{stat}" for name, stat in table.columns]
     table.insert(0, "seeds", grouped["seed"].count())
     table = table.reset_index()
     table.loc[table["kind"] == "reference", "seeds"] = 0
-    table.insert(3, "headline", [HEADLINE_WORDS[headline(d)] for d in table["dataset"]])
+    table.insert(4, "headline", [HEADLINE_WORDS[headline(d)] for d in table["dataset"]])
     return table
 
 
-def _matrix(values: pd.DataFrame, model: str) -> pd.DataFrame:
-    """seed x image id values of one model."""
-    return values[values["model"] == model].pivot_table(index="seed", columns="id", values="value", aggfunc="mean")
+def _matrix(values: pd.DataFrame, model: str, recipe: str) -> pd.DataFrame:
+    """seed x image id values of one model under one recipe."""
+    rows = values[(values["model"] == model) & (values["recipe"] == recipe)]
+    return rows.pivot_table(index="seed", columns="id", values="value", aggfunc="mean")
+
+
+RECIPE_FAMILY = f"recipe vs {STUDY_RECIPE}"
+
+
+def architecture_family(recipe: str) -> str:
+    """The Holm family of the Eff-UNet-vs-baseline rows of one recipe."""
+    return f"architectures, {recipe}"
+
+
+def _pairs(models_by_recipe: dict[str, list[str]]):
+    """(family, recipe, model, baseline recipe, baseline) of every comparison: Eff-UNet vs each baseline
+    within each recipe, then each model of a non-study recipe vs the same model under `study`."""
+    for recipe, models in models_by_recipe.items():
+        for model in (m for m in models if m.startswith("effunet")):
+            for baseline in (b for b in BASELINES if b in models):
+                yield architecture_family(recipe), recipe, model, recipe, baseline
+    study = models_by_recipe.get(STUDY_RECIPE, [])
+    for recipe, models in models_by_recipe.items():
+        if recipe != STUDY_RECIPE:
+            for model in (m for m in models if m in study):
+                yield RECIPE_FAMILY, recipe, model, STUDY_RECIPE, model
 
 
 def paired_tests(per_image: pd.DataFrame) -> pd.DataFrame:
-    """Eff-UNet vs each baseline per data set on per-image test Dice and test loss, Holm-corrected."""
+    """Per-image test Dice and test loss, seeds and images (`effunet.statistics.difference_test`): Eff-UNet
+    vs each baseline within each recipe, and each model's recipe vs `study`; Holm within each family."""
     test = per_image[per_image["split"] == "test"]
+    if "recipe" not in test:
+        test = test.assign(recipe=STUDY_RECIPE)
     rows, a_list, b_list = [], [], []
     for dataset in dict.fromkeys(test["dataset"]):
         here = test[test["dataset"] == dataset]
-        models = list(dict.fromkeys(here["model"]))
+        models_by_recipe = {recipe: list(dict.fromkeys(here.loc[here["recipe"] == recipe, "model"]))
+                            for recipe in dict.fromkeys(here["recipe"])}
         for quantity, (resolution, column, higher) in QUANTITIES.items():
             if column not in here.columns:
                 continue
-            values = here.loc[here["resolution"] == resolution, ["model", "seed", "id", column]].dropna()
+            values = here.loc[here["resolution"] == resolution, ["recipe", "model", "seed", "id", column]].dropna()
             values = values.rename(columns={column: "value"})
-            for model in (m for m in models if m.startswith("effunet")):
-                for baseline in (b for b in BASELINES if b in models):
-                    a, b = _matrix(values, model), _matrix(values, baseline)
-                    ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
-                    if not ids or a.empty or b.empty:
-                        continue
-                    a_list.append(a[ids].to_numpy())
-                    b_list.append(b[ids].to_numpy())
-                    rows.append({"dataset": dataset, "quantity": f"test {quantity}", "model": model,
-                                 "baseline": baseline, "seeds_model": len(a), "seeds_baseline": len(b),
-                                 "images": len(ids), "mean_model": a_list[-1].mean(),
-                                 "mean_baseline": b_list[-1].mean(), "_higher": higher})
+            for family, recipe, model, baseline_recipe, baseline in _pairs(models_by_recipe):
+                a, b = _matrix(values, model, recipe), _matrix(values, baseline, baseline_recipe)
+                ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
+                if not ids or a.empty or b.empty:
+                    continue
+                a_list.append(a[ids].to_numpy())
+                b_list.append(b[ids].to_numpy())
+                rows.append({"family": family, "dataset": dataset, "quantity": f"test {quantity}",
+                             "recipe": recipe, "model": model, "baseline_recipe": baseline_recipe,
+                             "baseline": baseline, "seeds_model": len(a), "seeds_baseline": len(b),
+                             "images": len(ids), "mean_model": a_list[-1].mean(),
+                             "mean_baseline": b_list[-1].mean(), "_higher": higher})
     if not rows:
-        return pd.DataFrame(columns=["dataset", "quantity", "model", "baseline", "verdict"])
+        return pd.DataFrame(columns=["family", "dataset", "quantity", "recipe", "model", "baseline_recipe",
+                                     "baseline", "verdict"])
     tests = [statistics.difference_test(a, b) for a, b in zip(a_list, b_list)]
     joined = {key: np.array([float(t[key]) for t in tests]) for key in tests[0]}
-    corrected = statistics.corrected(joined)
     table = pd.DataFrame(rows)
     table["difference"] = joined["difference"]
     table["se"], table["df"], table["p"] = joined["se"], joined["df"], joined["p"]
-    for key in ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high"):
-        table[key] = corrected[key]
+    for family in dict.fromkeys(table["family"]):
+        members = (table["family"] == family).to_numpy()
+        corrected = statistics.corrected({key: value[members] for key, value in joined.items()})
+        for key in ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high"):
+            table.loc[members, key] = corrected[key]
     table["method"] = ["seeds and images" if min(r["seeds_model"], r["seeds_baseline"]) >= 2
                        else "images only (seed variance not estimable)" for r in rows]
-    table["verdict"] = [statistics.verdict(lo, hi, r["seeds_model"], r["seeds_baseline"], r["model"],
-                                           r["baseline"], r["_higher"])
+    table["verdict"] = [statistics.verdict(lo, hi, r["seeds_model"], r["seeds_baseline"], *_names(r),
+                                           r["_higher"])
                         for lo, hi, r in zip(table["ci_low"], table["ci_high"], rows)]
     return table.drop(columns="_higher")
+
+
+def _names(row: dict) -> tuple[str, str]:
+    """How a verdict names the two sides: models within a recipe, model/recipe across recipes."""
+    if row["recipe"] == row["baseline_recipe"]:
+        return row["model"], row["baseline"]
+    return f"{row['model']}/{row['recipe']}", f"{row['baseline']}/{row['baseline_recipe']}"
 
 
 # ------------------------------------------------------------------------------------ claims
@@ -188,7 +236,8 @@ def _signed(value: float, decimals: int) -> str:
 
 def _claim_from_test(paired, dataset, quantity, eff, base, expect_better: bool) -> tuple[str, str, str]:
     rows = paired[(paired["dataset"] == dataset) & (paired["quantity"] == quantity) & (paired["model"] == eff)
-                  & (paired["baseline"] == base)] if len(paired) else paired
+                  & (paired["baseline"] == base) & (paired["recipe"] == STUDY_RECIPE)
+                  & (paired["baseline_recipe"] == STUDY_RECIPE)] if len(paired) else paired
     if rows is None or not len(rows):
         return "not run", "–", "inconclusive"
     row = rows.iloc[0]
@@ -228,8 +277,10 @@ def _claim_from_seeds(a: np.ndarray, b: np.ndarray, names: tuple[str, str], expe
 
 
 def claims_table(records: list[dict], paired: pd.DataFrame) -> pd.DataFrame:
-    """One row per finding of the study, with the value measured here and whether it agrees."""
+    """One row per finding of the study, with the value measured here and whether it agrees: the runs of
+    the `study` recipe only (the study's recipe is what its claims are about)."""
     frame = pd.DataFrame(records)
+    frame = frame[frame["recipe"] == STUDY_RECIPE] if "recipe" in frame else frame
     effs = [m for m in dict.fromkeys(frame["model"]) if m.startswith("effunet")]
     eff, base = (effs[0] if effs else "effunet-b0"), "resnet50-unet"
     names = (eff, base)
@@ -295,7 +346,9 @@ def _cell(mean, std, decimals: int) -> str:
 
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     """The compact table as people read it: mean ± std over seeds, fixed decimals per column."""
-    shown = pd.DataFrame({"data set": table["dataset"], "model": table["model"],
+    recipes = table["recipe"].fillna("") if "recipe" in table else pd.Series([""] * len(table))
+    shown = pd.DataFrame({"data set": table["dataset"], "recipe": [r or "–" for r in recipes],
+                          "model": table["model"],
                           "seeds": [str(int(s)) if k == "model" else "–" for s, k in zip(table["seeds"],
                                                                                          table["kind"])]})
     for name, header, decimals, _ in COMPACT:
@@ -309,7 +362,8 @@ def headline_caption(table: pd.DataFrame) -> str:
     weighting = "; ".join(f"{d}: {HEADLINE_WORDS[headline(d)]}" for d in dict.fromkeys(table["dataset"]))
     columns = [f"**{header}**: {meaning}" for name, header, _, meaning in COMPACT if f"{name}_mean" in table]
     return ("Test split, native resolution; mean ± std over seeds (no ± with one seed). Headline weighting: "
-            f"{weighting} (DRIVE pixels inside the field of view). **seeds**: training runs per model. "
+            f"{weighting} (DRIVE pixels inside the field of view). **recipe**: the training recipe (config key "
+            "`recipes`; `study` is the study's). **seeds**: training runs per model. "
             + "; ".join(columns) + "; **params (M)**: trainable and frozen parameters, millions. Reference rows: "
             f"**{CEILING}** is the ground truth resized to the training size and back, scored like a model "
             f"(the best any model can score under this protocol); **{OBSERVER}** is DRIVE's second manual "
@@ -319,8 +373,13 @@ def headline_caption(table: pd.DataFrame) -> str:
 
 
 def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({"data set": paired["dataset"], "quantity": paired["quantity"],
-                          "comparison": paired["model"] + " − " + paired["baseline"],
+    across = paired["recipe"] != paired["baseline_recipe"]
+    shown = pd.DataFrame({"data set": paired["dataset"],
+                          "recipe": [f"{r} − {b}" if x else r for r, b, x in
+                                     zip(paired["recipe"], paired["baseline_recipe"], across)],
+                          "quantity": paired["quantity"],
+                          "comparison": [m if x else f"{m} − {b}" for m, b, x in
+                                         zip(paired["model"], paired["baseline"], across)],
                           "seeds": [f"{a} vs {b}" for a, b in zip(paired["seeds_model"], paired["seeds_baseline"])],
                           "images": paired["images"]})
     decimals = [4] * len(paired)
@@ -333,21 +392,82 @@ def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
 
 
 STATISTICS_CAPTION = (
-    "Eff-UNet minus each baseline on per-image test Dice (native resolution) and per-image test loss, "
-    "images paired by id, averaged over seeds. The test is a crossed seed x image mixed model (method of "
-    "moments) with a Welch-Satterthwaite t reference: it counts each model's seed-to-seed variance and the "
-    "image-to-image variance of the difference (see the README, 'Statistics'). p-values and CIs are "
-    "Holm-corrected across every row of this table; the verdict is read from the corrected CI (for the "
-    "loss, lower is better) and is given only when both models have at least 3 seeds. Uncorrected CIs, "
-    "standard errors and degrees of freedom: `paired_tests.csv`.")
+    "Eff-UNet minus each baseline within each recipe on per-image test Dice (native resolution) and "
+    "per-image test loss, images paired by id, averaged over seeds; rows whose recipe reads `<recipe> − "
+    f"{STUDY_RECIPE}` compare one model under that recipe with the same model under the study's recipe. "
+    "The test is a crossed seed x image mixed model (method of moments) with a Welch-Satterthwaite t "
+    "reference: it counts each model's seed-to-seed variance and the image-to-image variance of the difference (see the README, 'Statistics'). p-values and CIs are "
+    "Holm-corrected within a family: the architecture rows of one recipe (over data sets and quantities) are "
+    "one family, so a recipe's verdicts do not depend on which other recipes ran; the recipe-vs-study rows "
+    "are a second family. The verdict is read from the corrected CI (for the loss, lower is better) and is "
+    "given only when both sides have at least 3 seeds. Uncorrected CIs, standard errors, degrees of "
+    "freedom and each row's family: `paired_tests.csv`.")
+
+
+# ------------------------------------------------------------------------------------ quality vs cost
+
+COST = (  # column of run.json, header, scale, decimals
+    ("parameters", "params (M)", 1e-6, 2),
+    ("flops", "GFLOPs", 1e-9, 2),
+    ("seconds_to_best", "s to best", 1.0, 1),
+    ("wall_seconds", "s total", 1.0, 1),
+)
+COST_QUALITY = (  # column of the records, header
+    ("dice_image_mean", "Dice (per image)"),
+    ("instance_ap_split", "inst. AP"),
+    ("instance_ap_watershed", "inst. AP (boundary)"),  # runs trained with a boundary channel only
+)
+
+
+def cost_table(records: list[dict]) -> pd.DataFrame:
+    """Test quality against cost: one row per data set x recipe x model with the mean and the standard
+    deviation over seeds (NaN with one seed) of each COST column (from run.json) and each COST_QUALITY
+    column (per-image test Dice at native resolution, whatever the data set's headline weighting, and
+    DSB2018's instance AP with touching nuclei split; from eval/metrics.json)."""
+    frame = pd.DataFrame(records)
+    if "recipe" not in frame:
+        frame["recipe"] = STUDY_RECIPE
+    columns = [name for name, *_ in COST] + [name for name, _ in COST_QUALITY]
+    for name in columns:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce") if name in frame else np.nan
+    grouped = frame.groupby(["dataset", "recipe", "model"], sort=False)
+    table = grouped[columns].agg(["mean", "std"])
+    table.columns = [f"{name}_{stat}" for name, stat in table.columns]
+    table.insert(0, "seeds", grouped["seed"].count())
+    return table.reset_index()
+
+
+def cost_display(cost: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.DataFrame({"data set": cost["dataset"], "recipe": cost["recipe"], "model": cost["model"],
+                          "seeds": cost["seeds"].astype(int).astype(str)})
+    for name, header, scale, decimals in COST:
+        shown[header] = [_cell(m * scale, s * scale, decimals) for m, s in zip(cost[f"{name}_mean"],
+                                                                            cost[f"{name}_std"])]
+    for name, header in COST_QUALITY:
+        if cost[f"{name}_mean"].notna().any():  # a column no run has (no boundary channel) is left out
+            shown[header] = [_cell(m, s, 3) for m, s in zip(cost[f"{name}_mean"], cost[f"{name}_std"])]
+    return shown
+
+
+COST_CAPTION = (
+    "Test quality against cost, one row per model and recipe, mean ± standard deviation over seeds (the "
+    "figure `plots/cost.png` draws the same numbers, error bars = std over seeds). **params (M)**: the "
+    "model's parameters, millions; **GFLOPs**: forward FLOPs of one image at the training size, billions; "
+    "**s to best**: training time until the best epoch (summed epoch times up to the epoch whose weights "
+    "are kept; the figure's time axis); **s total**: the training job's wall time; **Dice (per image)**: "
+    "per-image test Dice at native resolution (every data set, whatever its headline weighting); "
+    "**inst. AP**: DSB2018's instance AP with touching nuclei split; **inst. AP (boundary)**, where a recipe "
+    "trains a boundary channel: the same score of its watershed decoding. Every value: `cost.csv`.")
 
 
 def _md(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
-def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
     text = f"## Comparison\n\n{_md(headline_table(table))}\n\n{headline_caption(table)}\n"
+    if cost is not None and len(cost):
+        text += f"\n## Quality vs cost\n\n{_md(cost_display(cost))}\n\n{COST_CAPTION}\n"
     if len(paired):
         text += f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{_md(statistics_table(paired))}\n\n{STATISTICS_CAPTION}\n"
     text += f"\n## The study's claims\n\n{_md(claims)}\n\n{claims_caption(claims)}\n"
@@ -367,11 +487,13 @@ CLAIMS_CAPTION = (
     + STUDY_NOTE)
 
 
-def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame) -> str:
+def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
     """A self-contained HTML page of the same tables, for the Snakemake report."""
     style = ("body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
              "padding:2px 6px}p{max-width:60em}")
     body = f"<h2>Comparison</h2>{headline_table(table).to_html(index=False)}<p>{_plain(headline_caption(table))}</p>"
+    if cost is not None and len(cost):
+        body += f"<h2>Quality vs cost</h2>{cost_display(cost).to_html(index=False)}<p>{_plain(COST_CAPTION)}</p>"
     if len(paired):
         body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
                  f"<p>{_plain(STATISTICS_CAPTION)}</p>")
@@ -395,18 +517,21 @@ def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
             frame = pd.read_csv(run.per_image, dtype={"id": str})
         except (OSError, ValueError) as error:
             raise EffunetError(f"cannot read {run.per_image}: {error}") from error
-        frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"]))
+        frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"],
+                                   recipe=record.get("recipe", STUDY_RECIPE)))
     return pd.concat(frames, ignore_index=True)
 
 
 def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv,
-              references: list[str | os.PathLike] = (), claims_csv=None) -> pd.DataFrame:
-    """Read every run's files (and the reference scores); write the tables, paired tests and claims."""
+              references: list[str | os.PathLike] = (), claims_csv=None, cost_csv=None) -> pd.DataFrame:
+    """Read every run's files (and the reference scores); write the tables, paired tests, claims and the
+    quality-vs-cost table."""
     records = [run_record(r) for r in runs]
     reference_rows = [row for path in references for row in reference_records(path)]
     table = comparison_table(records, reference_rows)
     paired = paired_tests(read_per_image(runs, records))
     claims = claims_table(records, paired)
+    cost = cost_table(records)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(paired_csv) as tmp:
@@ -414,6 +539,9 @@ def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv
     if claims_csv is not None:
         with atomic_path(claims_csv) as tmp:
             claims.to_csv(tmp, index=False)
-    write_text_atomic(table_md, markdown(table, paired, claims))
-    write_text_atomic(table_html, html(table, paired, claims))
+    if cost_csv is not None:
+        with atomic_path(cost_csv) as tmp:
+            cost.to_csv(tmp, index=False)
+    write_text_atomic(table_md, markdown(table, paired, claims, cost))
+    write_text_atomic(table_html, html(table, paired, claims, cost))
     return table

@@ -40,6 +40,11 @@ def _message(error: jsonschema.ValidationError) -> str:
             f"config key {key}: YAML read the checksum as a number because it has only digits; "
             f'quote it, e.g. sha256: "0123..." (a number may also have lost leading zeros)'
         )
+    if "propertyNames" in error.schema_path and list(error.absolute_path) == ["recipes"]:
+        return (
+            f"config key {key_name(['recipes', str(error.instance)])}: a recipe name is a letter, then "
+            "letters, digits, '_' or '-' (it names a results folder and a Snakemake wildcard)"
+        )
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -154,13 +159,30 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
-# Keys of the train block that say where a job runs, not what it computes: not training settings.
-PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job")
+# Keys of the train block that say where and how a job runs, not what it computes: not training settings.
+PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job", "checkpoint_every_s")
 
 
-def train_settings(config: dict, dataset: str) -> dict:
-    """The global train block with the data set's own overrides applied (placement keys left out)."""
-    settings = {**config["train"], **config["datasets"][dataset]["train"]}
+STUDY_RECIPE = "study"
+
+
+def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dict:
+    """The training settings of a data set under a recipe (placement keys left out), resolved as
+
+        schema defaults <- train <- datasets.<dataset>.train <- recipes.<recipe>
+
+    `config` is validated (so `train` holds the schema's defaults); a recipe sets only the keys it
+    names. `recipe=None` is the train blocks alone (what the `study` recipe, `{}`, resolves to).
+    This is the one place the rules get a run's settings from (workflow/rules/common.smk)."""
+    overrides = {}
+    if recipe is not None:
+        recipes = config.get("recipes") or {}
+        if recipe not in recipes:
+            raise ConfigError(
+                f"config key recipes: no recipe named {recipe!r} (configured: {', '.join(recipes) or 'none'})"
+            )
+        overrides = recipes[recipe]
+    settings = {**config["train"], **config["datasets"][dataset]["train"], **overrides}
     return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
 
 

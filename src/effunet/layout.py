@@ -8,17 +8,21 @@ workflow paths. On disk, relative to the working directory:
     resources/raw/{dataset}/{source}/                       originals, one folder per source
     resources/prepared/{dataset}/{source}/labels/           DSB2018 instance labels (native size)
     resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (DRIVE), manifest.csv
-    results/{experiment}/{dataset}/{model}/seed{seed}/      model.keras, history.csv, run.json,
+    results/{experiment}/{dataset}/{model}/{recipe}/seed{seed}/
+                                                            model.keras, history.csv, run.json,
                                                             checkpoint/, eval/, plots/
     results/{experiment}/{dataset}/reference.json           reference rows (protocol ceiling, 2nd observer)
-    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, plots/
-    logs/{experiment}/{rule}/...                            per-run logs; data logs under logs/data/
+    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, cost.csv, plots/
+    logs/{experiment}/{rule}/{dataset}/{model}/{recipe}/seed{seed}.log
+                                                            per-run logs; data logs under logs/data/
 
 `{source}` names the data source (a hash of the config's `source`, `sha256` and synthetic
 options) and `{variant}` the preparation (training size and split), so configs that share
 inputs share the prepared files, and configs that differ never overwrite each other's.
 `{experiment}` is the config's `mlflow.experiment`: each config writes its results under its own
-root, so the demo and the study coexist.
+root, so the demo and the study coexist. `{recipe}` names a training recipe of the config's
+`recipes` block (`study` by default): each recipe's runs have their own folders, so adding a recipe
+leaves the existing runs' files (and Snakemake's view of them) untouched.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ LOGS = Path("logs")
 
 SOURCE_PATTERN = r"[a-z]+-[0-9a-f]{10}"
 VARIANT_PATTERN = r"\d+x\d+-[0-9a-f]{8}"
+RECIPE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]*"  # the schema's pattern for recipe names
+STUDY_RECIPE = "study"
 
 
 def _short_hash(value, length: int) -> str:
@@ -96,7 +102,7 @@ class PreparedData:
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files of one training run (data set x model x seed)."""
+    """The files of one training run (data set x model x recipe x seed)."""
 
     root: Path
 
@@ -139,6 +145,13 @@ class RunId:
     dataset: str
     model: str
     seed: int
+    recipe: str = STUDY_RECIPE
+
+    @property
+    def name(self) -> str:
+        """``<dataset>/<model>/<recipe>/seed<seed>``: the MLflow run name and the run's folder under
+        results/<experiment>/."""
+        return f"{self.dataset}/{self.model}/{self.recipe}/seed{self.seed}"
 
 
 class Layout:
@@ -182,14 +195,14 @@ class Layout:
         return LOGS / "data" / step / dataset / ("-".join(tags) + ".log")
 
     # Results: one root per config.
-    def run(self, dataset: str, model: str, seed) -> RunFiles:
-        return RunFiles(self.results / dataset / model / f"seed{seed}")
+    def run(self, dataset: str, model: str, seed, recipe: str = STUDY_RECIPE) -> RunFiles:
+        return RunFiles(self.results / dataset / model / recipe / f"seed{seed}")
 
     def files(self, run: RunId) -> RunFiles:
-        return self.run(run.dataset, run.model, run.seed)
+        return self.run(run.dataset, run.model, run.seed, run.recipe)
 
-    def run_log(self, rule: str, dataset: str, model: str, seed) -> Path:
-        return self.logs / rule / dataset / model / f"seed{seed}.log"
+    def run_log(self, rule: str, dataset: str, model: str, seed, recipe: str = STUDY_RECIPE) -> Path:
+        return self.logs / rule / dataset / model / recipe / f"seed{seed}.log"
 
     def comparison(self, suffix: str) -> Path:
         return self.results / f"comparison.{suffix}"
@@ -208,6 +221,15 @@ class Layout:
     @property
     def claims(self) -> Path:
         return self.results / "claims.csv"
+
+    @property
+    def cost(self) -> Path:
+        """Test quality against parameters, FLOPs and training time, one row per data set x model x recipe."""
+        return self.results / "cost.csv"
+
+    def curves_overlay(self, dataset: str, recipe: str) -> Path:
+        """All models' learning curves of one data set under one recipe, on shared axes."""
+        return self.comparison_plot(f"learning_curves_{dataset}_{recipe}")
 
     def log(self, rule: str) -> Path:
         return self.logs / f"{rule}.log"

@@ -17,6 +17,8 @@ if workflow.is_main_process:
     for message in SKIPPED_DATASETS:
         logger.warning(message)
 LAYOUT = Layout.of(config)
+# Every recipe of the config is run (the schema's default: `study`, the train blocks as they are).
+RECIPES = list(config["recipes"])
 
 # envs/effunet.yaml installs the package from this repository (pip expands ${EFFUNET_ROOT}).
 effunet.config.export_repository_root(workflow.basedir)
@@ -26,6 +28,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(config["models"]),
     seed=r"\d+",
+    recipe="|".join(RECIPES),
     source=effunet.layout.SOURCE_PATTERN,
     variant=effunet.layout.VARIANT_PATTERN,
 
@@ -49,12 +52,17 @@ def data_log(step, dataset, *tags):
 
 
 def run_file(name):
-    """A file of one training run (wildcards dataset, model, seed); the identity is in the path."""
-    return str(getattr(LAYOUT.run("{dataset}", "{model}", "{seed}"), name))
+    """A file of one training run (wildcards dataset, model, recipe, seed); the identity is in the path."""
+    return str(getattr(run_files(), name))
+
+
+def run_files():
+    """The files of the wildcard run, as a pattern."""
+    return LAYOUT.run("{dataset}", "{model}", "{seed}", "{recipe}")
 
 
 def run_log(rule):
-    return str(LAYOUT.run_log(rule, "{dataset}", "{model}", "{seed}"))
+    return str(LAYOUT.run_log(rule, "{dataset}", "{model}", "{seed}", "{recipe}"))
 
 
 def dataset_setting(dataset, key):
@@ -95,8 +103,10 @@ def prepared_input(name):
 
 
 def train_settings(wildcards):
-    """The global train block with the data set's overrides and the model's options."""
-    settings = effunet.config.train_settings(config, wildcards.dataset)
+    """The run's settings (train <- data set's train <- recipe, effunet.config.train_settings) and the
+    model's options. A recipe's runs get only their own recipe's keys: adding a recipe changes no
+    other run's params."""
+    settings = effunet.config.train_settings(config, wildcards.dataset, wildcards.recipe)
     return {
         **settings,
         "model_options": config["model_options"].get(wildcards.model, {}),
@@ -117,7 +127,7 @@ def training_code(wildcards):
 
 
 # The rules whose outputs are made (directly or through others) from a run's model or history.
-MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_comparison")
+MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_comparison", "plot_cost")
 
 
 def made_from_model(wildcards):
@@ -147,8 +157,9 @@ def evaluation_inputs(wildcards):
 
 
 RUNS = [
-    effunet.layout.RunId(dataset, model, seed)
+    effunet.layout.RunId(dataset, model, seed, recipe)
     for dataset in DATASETS
+    for recipe in RECIPES
     for model in config["models"]
     for seed in config["seeds"]
 ]
@@ -159,22 +170,27 @@ def run_outputs(name):
     return [str(getattr(LAYOUT.files(run), name)) for run in RUNS]
 
 
+def recipe_runs(wildcards):
+    """The model x seed runs of the wildcard data set and recipe (RUNS order)."""
+    return [
+        run
+        for run in RUNS
+        if run.dataset == wildcards.dataset and run.recipe == wildcards.recipe
+    ]
+
+
 def dataset_runs(name):
-    """An input function: one file of every model x seed run of the wildcard data set (RUNS order)."""
+    """An input function: one file of every model x seed run of the wildcard data set and recipe."""
 
     def files(wildcards):
-        return [
-            str(getattr(LAYOUT.files(run), name))
-            for run in RUNS
-            if run.dataset == wildcards.dataset
-        ]
+        return [str(getattr(LAYOUT.files(run), name)) for run in recipe_runs(wildcards)]
 
     return files
 
 
 def dataset_run_models(wildcards):
-    """The model of each run of the wildcard data set, in the order of `dataset_runs`."""
-    return [run.model for run in RUNS if run.dataset == wildcards.dataset]
+    """The model of each run of the wildcard data set and recipe, in the order of `dataset_runs`."""
+    return [run.model for run in recipe_runs(wildcards)]
 
 
 def reference_file(dataset):
@@ -187,9 +203,9 @@ def svg(png):
     return str(png.with_suffix(".svg"))
 
 
-def curves_overlay(dataset):
-    """All models' learning curves of a data set on shared axes."""
-    return LAYOUT.comparison_plot(f"learning_curves_{dataset}")
+def curves_overlay(dataset, recipe):
+    """All models' learning curves of a data set under one recipe, on shared axes."""
+    return LAYOUT.curves_overlay(dataset, recipe)
 
 
 def all_targets():
@@ -198,7 +214,11 @@ def all_targets():
         for run in RUNS
         for plot in ("learning_curves", "examples")
     ]
-    overlays = [str(curves_overlay(dataset)) for dataset in DATASETS]
+    overlays = [
+        str(curves_overlay(dataset, recipe))
+        for dataset in DATASETS
+        for recipe in RECIPES
+    ]
     return (
         plots
         + overlays
@@ -206,6 +226,7 @@ def all_targets():
             str(LAYOUT.comparison("md")),
             str(LAYOUT.comparison_plot("comparison")),
             str(LAYOUT.comparison_plot("training_speed")),
+            str(LAYOUT.comparison_plot("cost")),
         ]
     )
 

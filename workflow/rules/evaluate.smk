@@ -32,21 +32,21 @@ rule plot_run:
         examples=run_file("examples"),
     output:
         curves=report(
-            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
+            str(run_files().plot("learning_curves")),
             caption="../report/learning_curves.rst",
             category="Learning curves",
             subcategory="{dataset}",
-            labels={"model": "{model}", "seed": "{seed}"},
+            labels={"model": "{model}", "recipe": "{recipe}", "seed": "{seed}"},
         ),
         examples=report(
-            str(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
+            str(run_files().plot("examples")),
             caption="../report/examples.rst",
             category="Predictions",
             subcategory="{dataset}",
-            labels={"model": "{model}", "seed": "{seed}"},
+            labels={"model": "{model}", "recipe": "{recipe}", "seed": "{seed}"},
         ),
-        curves_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("learning_curves")),
-        examples_svg=svg(LAYOUT.run("{dataset}", "{model}", "{seed}").plot("examples")),
+        curves_svg=svg(run_files().plot("learning_curves")),
+        examples_svg=svg(run_files().plot("examples")),
     log:
         run_log("plot"),
     params:
@@ -79,15 +79,19 @@ rule plot_curves:
         runs=dataset_runs("run"),
     output:
         curves=report(
-            str(curves_overlay("{dataset}")),
+            str(curves_overlay("{dataset}", "{recipe}")),
             caption="../report/curves_overlay.rst",
             category="Learning curves",
             subcategory="{dataset}",
-            labels={"model": "all models", "seed": "mean and range over seeds"},
+            labels={
+                "model": "all models",
+                "recipe": "{recipe}",
+                "seed": "mean and range over seeds",
+            },
         ),
-        svg=svg(curves_overlay("{dataset}")),
+        svg=svg(curves_overlay("{dataset}", "{recipe}")),
     log:
-        str(LAYOUT.log("plot_curves_{dataset}")),
+        str(LAYOUT.log("plot_curves_{dataset}_{recipe}")),
     params:
         # The model of each run, in the order of the inputs: nothing parses it out of the paths.
         models=dataset_run_models,
@@ -114,6 +118,7 @@ rule aggregate:
         ),
         paired=str(LAYOUT.paired_tests),
         claims=str(LAYOUT.claims),
+        cost=str(LAYOUT.cost),
     log:
         str(LAYOUT.log("aggregate")),
     params:
@@ -149,3 +154,22 @@ rule plot_comparison:
         "../../envs/effunet.yaml"
     script:
         "../scripts/plot_comparison.py"
+
+
+rule plot_cost:
+    input:
+        cost=rules.aggregate.output.cost,
+    output:
+        cost=report(
+            str(LAYOUT.comparison_plot("cost")),
+            caption="../report/cost.rst",
+            category="Comparison",
+            labels={"figure": "quality vs cost"},
+        ),
+        cost_svg=svg(LAYOUT.comparison_plot("cost")),
+    log:
+        str(LAYOUT.log("plot_cost")),
+    conda:
+        "../../envs/effunet.yaml"
+    script:
+        "../scripts/plot_cost.py"

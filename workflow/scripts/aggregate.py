@@ -10,7 +10,8 @@ def main(smk):
     runs = [RunResult(RunId(**identity), run, metrics, per_image) for identity, run, metrics, per_image
             in zip(smk.params.runs, smk.input.runs, smk.input.metrics, smk.input.per_image, strict=True)]
     aggregate(runs, table_csv=smk.output.table, table_md=smk.output.markdown, table_html=smk.output.html,
-              paired_csv=smk.output.paired, references=smk.input.references, claims_csv=smk.output.claims)
+              paired_csv=smk.output.paired, references=smk.input.references, claims_csv=smk.output.claims,
+              cost_csv=smk.output.cost)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Validation loss and accuracy of every model of one data set on shared axes (mean and range over seeds)."""
+"""Validation loss and accuracy of every model of one data set and recipe on shared axes (mean and range
+over seeds)."""
 
 from effunet.logs import run_logged
 
@@ -7,7 +8,8 @@ def main(smk):
     from effunet.plots import learning_curves_overlay
 
     learning_curves_overlay(smk.input.histories, smk.input.runs, smk.params.models, smk.output.curves,
-                            f"Validation curves on {smk.wildcards.dataset}")
+                            f"Validation curves on {smk.wildcards.dataset}, "
+                            f"{smk.wildcards.recipe} recipe")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ def main(smk):
                             labels=labels)
     train(prepared=prepared, model_name=smk.wildcards.model,
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
-          device=smk.config["train"]["device"],
+          device=smk.config["train"]["device"], checkpoint_every_s=smk.config["train"]["checkpoint_every_s"],
           outputs=Outputs(Path(smk.output.model), Path(smk.output.history), Path(smk.output.run),
                           Path(smk.params.checkpoint), stale=tuple(map(Path, smk.params.stale.value))),
           code_version=smk.params.code,
           tracking_info=Tracking(uri=mlflow["tracking_uri"], experiment=mlflow["experiment"],
-                                 dataset=smk.wildcards.dataset, rule=smk.rule))
+                                 dataset=smk.wildcards.dataset, rule=smk.rule,
+                                 recipe=smk.wildcards.recipe))
 
 
 if __name__ == "__main__":

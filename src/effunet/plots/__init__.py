@@ -10,8 +10,8 @@ at `DIM` brightness (`OUTSIDE_DIM` outside the scored region) and the errors on 
 `TP_COLOUR`, `FP_COLOUR` and `FN_COLOUR`.
 
 Layout: `inputs` (history and run files), `curves`, `panels` (qualitative), `charts` (cross-model
-bars), `overlay` (several models' curves), `_common` (palette, `_save`); this package re-exports
-their public names.
+bars), `cost` (quality vs cost), `overlay` (several models' curves), `_common` (palette, `_save`);
+this package re-exports their public names.
 """
 
 from effunet.plots._common import (
@@ -33,15 +33,18 @@ from effunet.plots.charts import (
     comparison_chart,
     comparison_figure,
     model_order,
+    recipe_labels,
     training_speed_chart,
     training_speed_figure,
 )
+from effunet.plots.cost import COST_AXES, QUALITY_AXES, cost_chart, cost_figure, cost_points
 from effunet.plots.curves import learning_curves, learning_curves_figure
 from effunet.plots.inputs import HISTORY_COLUMNS, RUN_KEYS, curve_markers, read_history, read_run
 from effunet.plots.overlay import learning_curves_overlay, overlay_figure, seed_curves
 from effunet.plots.panels import SHORT_ID, error_overlay, qualitative_figure, qualitative_panel, short_id
 
 __all__ = [
+    "COST_AXES",
     "DIM",
     "DPI",
     "FN_COLOUR",
@@ -58,8 +61,12 @@ __all__ = [
     "TRAIN_COLOUR",
     "VAL_COLOUR",
     "PathLike",
+    "QUALITY_AXES",
     "comparison_chart",
     "comparison_figure",
+    "cost_chart",
+    "cost_figure",
+    "cost_points",
     "curve_markers",
     "error_overlay",
     "learning_curves",
@@ -71,6 +78,7 @@ __all__ = [
     "qualitative_panel",
     "read_history",
     "read_run",
+    "recipe_labels",
     "seed_curves",
     "short_id",
     "training_speed_chart",

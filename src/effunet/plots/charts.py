@@ -15,13 +15,26 @@ from effunet.plots._common import MODEL_COLOURS, REFERENCE_STYLES, PathLike, _sa
 
 def _load_table(table: pd.DataFrame | PathLike) -> tuple[pd.DataFrame, str]:
     if isinstance(table, pd.DataFrame):
-        return table, "comparison table"
+        return recipe_labels(table), "comparison table"
     try:
-        return pd.read_csv(table), str(table)
+        return recipe_labels(pd.read_csv(table)), str(table)
     except FileNotFoundError:
         raise EffunetError(f"{table}: comparison table not found") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise EffunetError(f"{table}: not a readable comparison table ({exc})") from None
+
+
+def recipe_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """With more than one recipe in the table, each trained row's model becomes "<model> / <recipe>", so
+    the charts draw one bar per model and recipe; reference rows (no recipe) keep their name."""
+    if "recipe" not in table:
+        return table
+    recipes = table["recipe"].fillna("").astype(str)
+    if recipes[recipes != ""].nunique() <= 1:
+        return table
+    table = table.copy()
+    table["model"] = [f"{model} / {recipe}" if recipe else model for model, recipe in zip(table["model"], recipes)]
+    return table
 
 
 def _require(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:

@@ -27,9 +27,9 @@ API
     Adds files to the run named by a training job's ``run.json`` (plots, evaluation files);
     a no-op when the run was not tracked.
 
-``run_name(dataset, model, seed) -> "<dataset>/<model>/seed<seed>"``
+``run_name(dataset, model, seed, recipe="study") -> "<dataset>/<model>/<recipe>/seed<seed>"``
 
-``default_tags(dataset, model, seed, rule=None) -> dict``
+``default_tags(dataset, model, seed, rule=None, recipe="study") -> dict``
     dataset, model, seed, git_commit (also as mlflow.source.git.commit; "unknown" outside a
     repository), host, snakemake_rule when given, slurm_job_id when ``SLURM_JOB_ID`` is set.
 

@@ -12,9 +12,9 @@ from typing import Any, Mapping
 log = logging.getLogger("effunet.tracking")
 
 
-def run_name(dataset: str, model: str, seed: int | str) -> str:
-    """The run name: ``<dataset>/<model>/seed<seed>``."""
-    return f"{dataset}/{model}/seed{seed}"
+def run_name(dataset: str, model: str, seed: int | str, recipe: str = "study") -> str:
+    """The run name: ``<dataset>/<model>/<recipe>/seed<seed>`` (as `effunet.layout.RunId.name`)."""
+    return f"{dataset}/{model}/{recipe}/seed{seed}"
 
 
 def git_commit(*folders: str | os.PathLike) -> str:
@@ -31,12 +31,14 @@ def git_commit(*folders: str | os.PathLike) -> str:
     return "unknown"
 
 
-def default_tags(dataset: str, model: str, seed: int | str, rule: str | None = None) -> dict[str, str]:
-    """Tags every training run carries: data set, model, seed, git commit, host, rule, Slurm job."""
+def default_tags(dataset: str, model: str, seed: int | str, rule: str | None = None,
+                 recipe: str = "study") -> dict[str, str]:
+    """Tags every training run carries: data set, model, recipe, seed, git commit, host, rule, Slurm job."""
     commit = git_commit()
     tags = {
         "dataset": str(dataset),
         "model": str(model),
+        "recipe": str(recipe),
         "seed": str(seed),
         "git_commit": commit,
         "mlflow.source.git.commit": commit,

@@ -62,6 +62,7 @@ class Tracking:
     experiment: str = "effunet"
     dataset: str = "unknown"
     rule: str | None = None
+    recipe: str = "study"  # the config's recipe (effunet.config.train_settings): a tag and part of the run name
 
 
 @dataclass
@@ -99,6 +100,9 @@ def build_compiled(model_name: str, input_shape, settings: Settings) -> keras.Mo
     model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
                   loss=instances.training_loss(settings.loss, settings.instances), metrics=losses.make_metrics(),
                   jit_compile=models.jit_compile_default())
+    # Built here, not lazily inside the first traced step: variables created while tracing make
+    # TensorFlow trace the step a second time (the whole graph again: ~20 CPU-s for effunet-b0).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -152,8 +156,9 @@ def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir
 def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
     if not info.uri:
         return tracking.disabled("no tracking URI configured")
-    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule)
-    return tracking.RunTracker.open(info.uri, info.experiment, tracking.run_name(info.dataset, model_name, seed),
+    tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule, recipe=info.recipe)
+    name = tracking.run_name(info.dataset, model_name, seed, recipe=info.recipe)
+    return tracking.RunTracker.open(info.uri, info.experiment, name,
                                     run_id=run_id, tags=tags)
 
 
@@ -185,11 +190,14 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
 
 def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings, outputs: Outputs,
           tracking_info: Tracking | None = None, threads: int | None = None, code_version: str | None = None,
-          device: str = "auto") -> dict:
+          device: str = "auto", checkpoint_every_s: float = 0.0) -> dict:
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
     `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
+    `checkpoint_every_s` (train.checkpoint_every_s): 0 checkpoints after every epoch; more, after the
+    first epoch that ends that long after the last checkpoint, and after the last epoch. Epochs reach
+    MLflow when they are checkpointed, so a resumed job logs each epoch once.
     """
     start = time.monotonic()
     runtime.limit_threads(threads)
@@ -219,6 +227,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         state["run_id"] = tracker.run_id
         _log_untracked_epochs(tracker, state["history"])
         elapsed_before = state["elapsed_s"]
+        unsaved, last_saved = [], time.monotonic()  # epochs since the last checkpoint
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
             row = _epoch(model, data, settings, seed, state["epoch"] + 1)
             state["history"].append(row)
@@ -227,14 +236,22 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
             log.info(_epoch_line(row["epoch"], settings.max_epochs, row))
             state.update(epoch=row["epoch"], early_stopping=asdict(stopper),
                          elapsed_s=elapsed_before + time.monotonic() - start)
-            checkpoint.save(checkpoint_dir, model, best_weights, state)
-            tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])  # after the checkpoint: logged once
+            unsaved.append(row)
+            last = state["epoch"] >= settings.max_epochs or stopper.should_stop
+            if last or time.monotonic() - last_saved >= checkpoint_every_s:
+                checkpoint.save(checkpoint_dir, model, best_weights, state)
+                last_saved = time.monotonic()
+                for saved in unsaved:  # after the checkpoint: each epoch logged once
+                    tracker.log_metrics(_epoch_metrics(saved), step=saved["epoch"])
+                unsaved.clear()
         if not best_weights.exists():
             raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.load_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
+        # The resolved settings, for the steps after training (evaluation reads what it needs here).
+        summary.update(recipe=(tracking_info or Tracking()).recipe, settings=asdict(settings))
         summary["instances"] = settings.instances  # evaluation decodes a boundary channel by watershed
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
