@@ -235,3 +235,13 @@ def test_training_settings_defaults_are_the_schemas():
     defaults = {f.name: f.default for f in fields(Settings) if f.name != "model_options"}
     placement = set(effconfig.PLACEMENT_KEYS)  # where a job runs (effunet.devices), not a training setting
     assert defaults == {name: spec["default"] for name, spec in schema.items() if name not in placement}
+
+
+def test_boundary_targets_on_native_crops_are_refused_at_start_up():
+    config = load("config/demo.yaml")
+    del config["datasets"]["drive"]  # boundary targets need instance labels: DSB2018 only
+    config["recipes"] = {"study": {}, "both": {"instances": "boundary", "input": "native_crops"}}
+    with pytest.raises(ConfigError, match=r"config key recipes.both.instances: 'boundary' with input native_crops"):
+        effconfig.validate(config, SCHEMA)
+    config["recipes"]["both"]["input"] = "resize"
+    effconfig.validate(config, SCHEMA)

@@ -56,7 +56,7 @@ def _quality(summary: dict, dataset: str, prefix: str = "") -> dict:
         row[f"{prefix}{name}"] = chosen.get(name)
         row[f"{prefix}{name}_pooled"] = pooled.get(name)
         row[f"{prefix}{name}_image_mean"] = mean.get(name)
-    for name in ("instance_ap", "instance_ap_split"):
+    for name in ("instance_ap", "instance_ap_split", "instance_ap_watershed"):  # watershed: train.instances
         if name in mean:
             row[f"{prefix}{name}"] = mean[name]
     return row
@@ -328,6 +328,9 @@ COMPACT = (  # column, header, decimals, meaning
     ("accuracy", "accuracy", 3, "test pixel accuracy, the study's metric (same weighting)"),
     ("instance_ap_split", "inst. AP", 3, ("DSB2018 competition score (mean precision over IoU 0.5..0.95) "
                                           "per image, touching nuclei split by watershed")),
+    ("instance_ap_watershed", "inst. AP (boundary)", 3, ("the same score of the instances decoded from the "
+                                                         "boundary channel by a marker-controlled watershed "
+                                                         "(models trained with train.instances: boundary)")),
     ("test_loss", "test loss", 4, ("training loss (run.json's loss, BCE by default) on the test split at "
                                    "the training size, mean over images")),
     ("best_epoch", "best epoch", 1, "epoch of the lowest validation loss (the weights kept)"),

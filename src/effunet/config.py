@@ -61,6 +61,8 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_message(e) for e in errors))
     check_splits(config)
+    check_instances(config)
+    check_instances_input(config)
     return config
 
 
@@ -101,6 +103,54 @@ def check_splits(config: dict) -> None:
             )
 
 
+# Data sets without instance labels: train.instances (instance separation) is refused for them.
+NO_INSTANCES = ("drive",)
+
+
+def check_instances(config: dict) -> None:
+    """`instances` other than none where a run would train on a data set without instance labels
+    (DRIVE), naming the key that set it: train, datasets.<name>.train or a recipe (which applies to
+    every data set). Data sets without a source are skipped, so they are not checked."""
+    for dataset in NO_INSTANCES:
+        settings = config["datasets"].get(dataset)
+        if not settings or not settings.get("source"):
+            continue
+        key, value = "train.instances", config["train"].get("instances", "none")
+        remedy = f"set datasets.{dataset}.train.instances: none, or leave {dataset} out"
+        if "instances" in settings.get("train", {}):
+            key, value = f"datasets.{dataset}.train.instances", settings["train"]["instances"]
+            remedy = f"set it to none, or leave {dataset} out"
+        for recipe, block in (config.get("recipes") or {None: {}}).items():
+            if "instances" in (block or {}):  # a recipe's own value wins (it applies to every data set)
+                checked = (
+                    f"recipes.{recipe}.instances",
+                    block["instances"],
+                    f"a recipe applies to every data set: leave {dataset} out of a config with it",
+                )
+            else:
+                checked = (key, value, remedy)
+            if checked[1] != "none":
+                raise ConfigError(
+                    f"config key {checked[0]}: instances {checked[1]!r} needs instance labels, and "
+                    f"{dataset} has none (instance separation is for DSB2018 nuclei); {checked[2]}"
+                )
+
+
+def check_instances_input(config: dict) -> None:
+    """`instances: boundary` makes its targets at the training size, so it cannot train on native
+    crops (`input: native_crops`) yet; refused at start-up for every data set and recipe."""
+    for dataset in config["datasets"]:
+        for recipe in config.get("recipes") or {None: {}}:
+            settings = train_settings(config, dataset, recipe)
+            if settings.get("instances", "none") != "none" and settings.get("input", "resize") == "native_crops":
+                where = f"recipes.{recipe}" if recipe else "train"
+                raise ConfigError(
+                    f"config key {where}.instances: {settings['instances']!r} with input native_crops "
+                    f"({dataset}) is not supported (boundary targets are made at the training size); "
+                    "use input: resize with it"
+                )
+
+
 def load_yaml(config_path: str | os.PathLike) -> dict:
     """A YAML config file as a dict; a syntax error names the file, line and column."""
     try:
@@ -131,7 +181,13 @@ PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job", "checkpoi
 
 # Train keys added after the study's runs, left out of a run's settings (the train rule's params)
 # while they hold their default, the study's behaviour, so that adding them reruns nothing.
-OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_epochs": 0, "input": "resize", "inference": "resize"}
+OMITTED_AT_DEFAULT = {
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "input": "resize",
+    "inference": "resize",
+    "instances": "none",
+}
 
 
 STUDY_RECIPE = "study"

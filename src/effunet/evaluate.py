@@ -14,10 +14,13 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
 - DSB2018: ground truth is the merged instance label image (foreground = labels > 0); the
   instance metric is the DSB2018 competition score of the predicted mask's connected components,
   with and without a distance-transform watershed that splits touching nuclei. The split is made at
-  one scale for every image, 4x the training size, and carried to the native mask.
+  one scale for every image, 4x the training size, and carried to the native mask. Models trained
+  with `train.instances: boundary` add `instance_ap_watershed`: the instances of a marker-controlled
+  watershed of their foreground and boundary channels, decoded at the same scale and carried the same way.
 - "per_image_mean"/"per_image_std" are over images; "pooled" counts every scored pixel of the split.
 - Loss: the training loss function (run.json's `loss`, BCE by default) of every image at the training
-  size over all its pixels, as in training; `loss` per split is its mean over images.
+  size over all its pixels, as in training (of the foreground channel); `loss` per split is its mean
+  over images.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Case:
     native_labels: np.ndarray | None  # DSB2018 instance ids
     second_observer: np.ndarray | None  # DRIVE 2nd_manual
     probability: np.ndarray | None = None  # training size
+    boundary: np.ndarray | None = None  # training size, models with a boundary channel (train.instances)
     loss: float | None = None  # the training loss at the training size
     source: str | None = None  # the original image (manifest `image`): sliding-window inference reads it
     native_probability: np.ndarray | None = None  # predicted at native size (sliding window)
@@ -150,13 +154,30 @@ def split_nuclei(probability: np.ndarray, predicted: np.ndarray, threshold: floa
     return metrics.transfer_labels(metrics.split_touching(at_scale), predicted)
 
 
+def watershed_nuclei(probability: np.ndarray, boundary: np.ndarray, predicted: np.ndarray,
+                     threshold: float) -> np.ndarray:
+    """Instances of a two-channel model (`train.instances: boundary`) as labels on the native mask
+    `predicted`: both training-size channels upsampled SPLIT_SCALE times (bilinear), decoded by
+    `metrics.watershed_instances` (foreground above `threshold`, markers where the boundary is below
+    one half) and carried to the native mask (`metrics.transfer_labels`), as in `split_nuclei`."""
+    grid = tuple(metrics.SPLIT_SCALE * side for side in probability.shape)
+    decoded = metrics.watershed_instances(resize_probability(probability, grid), resize_probability(boundary, grid),
+                                          threshold)
+    return metrics.transfer_labels(decoded, predicted)
+
+
 def _instance_scores(case: Case, predicted: np.ndarray, threshold: float) -> dict:
     components = metrics.label_components(predicted)
     split = split_nuclei(case.probability, predicted, threshold, native=case.native_probability)
-    return {"instance_ap": metrics.instance_ap(case.native_labels, components),
-            "instance_ap_split": metrics.instance_ap(case.native_labels, split),
-            "true_objects": int(case.native_labels.max()), "predicted_objects": int(components.max()),
-            "predicted_objects_split": int(split.max())}
+    scores = {"instance_ap": metrics.instance_ap(case.native_labels, components),
+              "instance_ap_split": metrics.instance_ap(case.native_labels, split),
+              "true_objects": int(case.native_labels.max()), "predicted_objects": int(components.max()),
+              "predicted_objects_split": int(split.max())}
+    if case.boundary is not None:
+        watershed = watershed_nuclei(case.probability, case.boundary, predicted, threshold)
+        scores.update(instance_ap_watershed=metrics.instance_ap(case.native_labels, watershed),
+                      predicted_objects_watershed=int(watershed.max()))
+    return scores
 
 
 class _Pool:
@@ -246,11 +267,12 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind
         raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])
     native_speed = None
-    if predictor.inference == "sliding":
+    if predictor.inference == "sliding":  # the foreground channel only (no boundary decoding)
         native_speed = predict_native(predictor, cases)
     else:
-        for case, probability in zip(cases, predictor.probabilities(batch)):
-            case.probability = probability
+        for case, outputs in zip(cases, predictor.outputs(batch)):
+            case.probability = outputs[..., 0]
+            case.boundary = outputs[..., 1] if outputs.shape[-1] > 1 else None
     for case, loss in zip(cases, image_losses(loss_name, [c.truth for c in cases], [c.probability for c in cases])):
         case.loss = loss
     value, source = choose_threshold(cases, threshold)
@@ -295,7 +317,7 @@ def _write(result, rows, cases, metrics_path: Path, per_image_path: Path, exampl
 
 
 HEADLINE_POOLED = ("dice", "iou", "accuracy", "roc_auc", "pr_auc")
-HEADLINE_IMAGE_MEAN = ("dice", "instance_ap")
+HEADLINE_IMAGE_MEAN = ("dice", "instance_ap", "instance_ap_watershed")
 
 
 def tracked_metrics(result: dict) -> dict[str, float]:
@@ -303,7 +325,8 @@ def tracked_metrics(result: dict) -> dict[str, float]:
 
     ``test_loss`` (the training loss function on the test images); ``test_<metric>``: pooled over
     the test set at native resolution (dice, iou, accuracy, roc_auc, pr_auc);
-    ``test_<metric>_image_mean``: the per-image mean (dice, and DSB2018's instance_ap);
+    ``test_<metric>_image_mean``: the per-image mean (dice, and DSB2018's instance_ap, with
+    instance_ap_watershed for models trained with `train.instances: boundary`);
     ``inference_images_per_s``. Everything else is in the logged ``eval/metrics.json``.
     """
     flat = {"inference_images_per_s": result["inference_images_per_s"],

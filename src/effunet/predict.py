@@ -120,8 +120,13 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(N, h, w) probabilities for uint8 RGB images (N, h, w, 3) already at the training size."""
+        return self.outputs(batch)[..., 0]
+
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """(N, h, w, C) model outputs: the foreground probability first (C = 2 for models trained
+        with `train.instances: boundary`: then the nucleus boundary probability)."""
         out = [
-            np.asarray(self._predict(batch[i : i + self.batch_size].astype(np.float32)))[..., 0]
+            np.asarray(self._predict(batch[i : i + self.batch_size].astype(np.float32)))
             for i in range(0, len(batch), self.batch_size)
         ]
         return np.concatenate(out)

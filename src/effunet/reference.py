@@ -4,7 +4,10 @@
   targets are, is used as the "probability" of a perfect model and scored exactly like a model's
   prediction (`effunet.evaluate.score_cases`: resized back to native size, thresholded at 0.5, scored
   at native resolution, instance AP with and without splitting). No model can beat it under this
-  protocol, since a model's output is made at the training size.
+  protocol, since a model's output is made at the training size. DSB2018 also gets the ceiling of the
+  boundary decoding (`instance_ap_watershed`): the boundary target a model trained with
+  `train.instances: boundary` learns (`effunet.training.instances.boundary_target`) as its second
+  channel, decoded by the marker-controlled watershed.
 - Second observer: DRIVE's `2nd_manual` against `1st_manual` inside the field of view
   (`effunet.evaluate.second_observer`), where the data set has one.
 """
@@ -21,6 +24,7 @@ from effunet import evaluate
 from effunet.errors import EffunetError
 from effunet.files import write_text_atomic
 from effunet.layout import PreparedData
+from effunet.training import instances
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ def protocol_ceiling(cases: list[evaluate.Case], threshold: float = 0.5) -> dict
         raise EffunetError("the manifest has no test images: no protocol ceiling to compute")
     for case in test:
         case.probability = case.truth.astype(np.float32)
+        if case.native_labels is not None:
+            case.boundary = instances.boundary_target(case.native_labels, case.truth.shape) / np.float32(255)
     _, summaries = evaluate.score_cases(test, threshold)
     return summaries["test"]["native"]
 

@@ -114,14 +114,18 @@ def train_settings(wildcards):
 
 
 def native_inputs(wildcards):
-    """What train.input native_crops reads besides the prepared files: the original images (the
-    raw folder the manifest points into) and DSB2018's native-size instance labels."""
-    if train_settings(wildcards).get("input", "resize") != "native_crops":
-        return {}
+    """What a run reads besides the prepared files: for train.input native_crops the original images
+    (the raw folder the manifest points into) and DSB2018's native-size instance labels; for
+    train.instances the labels (boundary targets). Nothing otherwise, so other runs' inputs stay."""
+    settings = train_settings(wildcards)
+    native = settings.get("input", "resize") == "native_crops"
+    instances = settings.get("instances", "none") != "none"
     prepared = effunet.layout.prepared_of(config, wildcards.dataset)
-    source, _ = effunet.layout.configured(config, wildcards.dataset)
-    inputs = {"raw": str(Layout.raw(wildcards.dataset, source))}
-    if prepared.labels is not None:
+    inputs = {}
+    if native:
+        source, _ = effunet.layout.configured(config, wildcards.dataset)
+        inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
+    if (native or instances) and prepared.labels is not None:
         inputs["labels"] = str(prepared.labels)
     return inputs
 

@@ -17,7 +17,7 @@ def main(smk):
     # The tracking location is read from the config, not params, on purpose: moving the MLflow
     # store must not retrain anything.
     mlflow = smk.config["mlflow"]
-    labels = Path(smk.input.labels) if hasattr(smk.input, "labels") else None  # train.input native_crops
+    labels = Path(smk.input.labels) if hasattr(smk.input, "labels") else None  # native_crops, instances
     prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks), labels=labels)
     train(prepared=prepared, model_name=smk.wildcards.model,
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,

@@ -20,7 +20,9 @@ Conventions, the same everywhere (no function returns NaN):
 
 Instance metric (DSB2018): `instance_ap` compares a predicted label image with the true one at the
 IoU thresholds 0.5, 0.55, ..., 0.95. `label_components` and `split_touching` turn a binary mask into
-labels, the latter splitting touching nuclei by a distance-transform watershed.
+labels, the latter splitting touching nuclei by a distance-transform watershed;
+`watershed_instances` decodes a foreground and a boundary probability map (models trained with
+`train.instances: boundary`) by a marker-controlled watershed.
 
 Layout: `pixel` (counts, scores, summaries), `auc` (ROC/PR areas, `PooledAuc`), `instance`
 (labels, splitting, AP), `_common` (input checks); this package re-exports their public names.
@@ -35,6 +37,7 @@ from effunet.metrics.instance import (
     label_components,
     split_touching,
     transfer_labels,
+    watershed_instances,
 )
 from effunet.metrics.pixel import Counts, confusion, scores, summarize
 
@@ -53,4 +56,5 @@ __all__ = [
     "split_touching",
     "summarize",
     "transfer_labels",
+    "watershed_instances",
 ]

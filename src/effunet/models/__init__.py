@@ -5,7 +5,8 @@
 
 Every model takes float32 RGB images in 0..255, channels-last (N, H, W, 3), H and W multiples of
 32, normalises them inside the graph as its encoder expects, and returns (N, H, W, 1)
-probabilities (sigmoid). `build` returns an uncompiled `keras.Model`.
+probabilities (sigmoid); `build(..., channels=2)` adds a second output channel (nucleus
+boundaries, `train.instances: boundary`). `build` returns an uncompiled `keras.Model`.
 """
 
 from effunet.models.decoder import DEFAULT_DECODER_WIDTHS

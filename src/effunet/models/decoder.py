@@ -51,13 +51,14 @@ def unet_decoder(bottleneck, skips, widths, upsampling: str = "bilinear", prefix
     return x
 
 
-def segmentation_head(x):
-    """1x1 conv to one channel with a sigmoid, kept in float32 under mixed precision."""
-    return layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
+def segmentation_head(x, channels: int = 1):
+    """1x1 conv to `channels` sigmoid outputs (1: the mask; 2: mask and nucleus boundary, see
+    `effunet.training.instances`), kept in float32 under mixed precision."""
+    return layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32", name="mask")(x)
 
 
 def model_from_features(inputs, bottleneck, skips, widths, upsampling: str, name: str,
-                        grid_offset: float = 0.5) -> keras.Model:
-    """Assemble decoder and head onto encoder features into a `keras.Model`."""
+                        grid_offset: float = 0.5, channels: int = 1) -> keras.Model:
+    """Assemble decoder and head (`channels` outputs) onto encoder features into a `keras.Model`."""
     x = unet_decoder(bottleneck, skips, widths, upsampling, grid_offset=grid_offset)
-    return keras.Model(inputs, segmentation_head(x), name=name)
+    return keras.Model(inputs, segmentation_head(x, channels), name=name)

@@ -34,9 +34,11 @@ def build_encoder_unet(
     upsampling="bilinear",
     align_upsampling=True,
     batch_norm_momentum=None,
+    channels=1,
 ) -> keras.Model:
     """A Keras backbone (strides 2..32) with the U-Net decoder: 5 steps of upsample x2, concat the
-    encoder feature of the same resolution, two conv blocks; then a 1x1 sigmoid head.
+    encoder feature of the same resolution, two conv blocks; then a 1x1 sigmoid head (`channels`
+    outputs).
 
     `encoder_head=True` decodes from EfficientNet's 1x1 head conv (``top_activation``) instead of
     the last block; `upsampling` is "bilinear" (Eff-UNet, default), "nearest" or "transpose".
@@ -53,7 +55,7 @@ def build_encoder_unet(
     features = encoder_model(preprocess(inputs) if preprocess else inputs)
     widths = decoder_widths or DEFAULT_DECODER_WIDTHS
     offset = encoders.grid_offset(encoder) if align_upsampling else 0.5
-    model = model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name, offset)
+    model = model_from_features(inputs, features[-1], features[-2::-1], widths, upsampling, name, offset, channels)
     return set_batch_norm_momentum(model, batch_norm_momentum)
 
 
@@ -67,7 +69,8 @@ MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 _DECODER_STEPS = {name: DEPTH if name == "unet" else 5 for name in MODEL_NAMES}
 
 
-def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder_widths=None, **options):
+def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder_widths=None, channels: int = 1,
+          **options):
     """Build the uncompiled model `name` (one of MODEL_NAMES) for RGB 0..255 images.
 
     input_shape: (height, width, 3), each side a multiple of 32 (or None for any such size).
@@ -75,6 +78,7 @@ def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder
         the no-top backbone's weights file (see `effunet.models.encoders`).
     decoder_widths: filters of the decoder steps, coarsest first; default (256, 128, 64, 32, 16)
         for the encoder U-Nets, base_filters * (8, 4, 2, 1) for the U-Net.
+    channels: sigmoid outputs (1: the mask; 2: mask and nucleus boundary, `train.instances`).
     options: builder-specific keywords (all: batch_norm_momentum; unet: base_filters; others: encoder_head, upsampling,
         align_upsampling, batch_norm_momentum).
     """
@@ -82,9 +86,12 @@ def build(name: str, input_shape=(128, 128, 3), *, encoder_weights=None, decoder
     shape = check_input_shape(input_shape)
     widths = check_decoder_widths(name, decoder_widths)
     _check_options(name, builder, options)
+    if not isinstance(channels, int) or channels < 1:
+        raise EffunetError(f"channels must be a positive integer, got {channels!r}")
     inputs = keras.Input(shape, name=INPUT_NAME)
     return builder(
-        inputs, encoder_weights=encoders.normalise_weights(encoder_weights), decoder_widths=widths, name=name.replace("-", "_"), **options
+        inputs, encoder_weights=encoders.normalise_weights(encoder_weights), decoder_widths=widths, name=name.replace("-", "_"),
+        channels=channels, **options
     )
 
 
@@ -122,7 +129,7 @@ def _builder(name: str) -> Callable[..., keras.Model]:
 
 def option_names(name: str) -> set[str]:
     """The options a config may set for model `name` (its builder's keywords, decoder_widths included)."""
-    fixed = {"inputs", "encoder", "encoder_weights", "name"}
+    fixed = {"inputs", "encoder", "encoder_weights", "name", "channels"}  # channels: from train.instances
     return set(inspect.signature(_builder(name)).parameters) - fixed
 
 

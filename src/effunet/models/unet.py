@@ -31,14 +31,15 @@ def build_unet(
     name="unet",
     base_filters=DEFAULT_BASE_FILTERS,
     batch_norm_momentum=None,
+    channels=1,
 ) -> keras.Model:
     """U-Net on `inputs` (0..255): DEPTH x (conv block, 2x2 max-pool), bottleneck, DEPTH up-steps.
 
     A conv block is two 3x3 conv + BN + ReLU. Encoder widths are ``base_filters * (1, 2, 4, 8)``,
     the bottleneck ``16 * base_filters``; each decoder step is a 2x2 transposed conv, the concat
-    with the encoder block of the same resolution and a conv block. The U-Net has no pretrained
-    encoder: `encoder_weights` must be none or "imagenet" (then ignored, with a log line).
-    `batch_norm_momentum` (None: Keras' 0.99) is set on every batch norm.
+    with the encoder block of the same resolution and a conv block; the head has `channels` outputs.
+    The U-Net has no pretrained encoder: `encoder_weights` must be none or "imagenet" (then ignored,
+    with a log line). `batch_norm_momentum` (None: Keras' 0.99) is set on every batch norm.
     """
     _check_no_encoder_weights(encoder_weights)
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -49,7 +50,7 @@ def build_unet(
         x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
     x = conv_block(x, base_filters * 2**DEPTH, name="bottleneck")
     widths = decoder_widths or default_decoder_widths(base_filters)
-    model = model_from_features(inputs, x, skips[::-1], widths, "transpose", name)
+    model = model_from_features(inputs, x, skips[::-1], widths, "transpose", name, channels=channels)
     return set_batch_norm_momentum(model, batch_norm_momentum)
 
 

@@ -25,7 +25,7 @@ from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_path, remove_paths, write_text_atomic
 from effunet.layout import PreparedData
 from effunet.models import runtime
-from effunet.training import checkpoint, dataset, losses, optimizers, rng, schedules
+from effunet.training import checkpoint, dataset, instances, losses, optimizers, rng, schedules
 
 log = logging.getLogger(__name__)
 # Adam/AdamW with a fused update: same maths, a fraction of the graph-building time (optimizers.py).
@@ -54,6 +54,7 @@ class Settings:
     warmup_epochs: int = 0
     input: str = "resize"
     inference: str = "resize"
+    instances: str = "none"  # "boundary": a second output channel for nucleus boundaries (training/instances.py)
     model_options: dict = field(default_factory=dict)
 
 
@@ -97,13 +98,13 @@ def use_mixed_precision(setting: str) -> bool:
 
 def build_compiled(model_name: str, input_shape, settings: Settings, steps_per_epoch: int = 1) -> keras.Model:
     model = models.build(model_name, input_shape, encoder_weights=settings.encoder_weights,
-                         **settings.model_options)
+                         channels=instances.output_channels(settings.instances), **settings.model_options)
     if settings.optimizer not in OPTIMIZERS:
         raise ConfigError(f"config key train.optimizer: unknown optimizer {settings.optimizer!r}")
     rate = schedules.learning_rate(settings.lr_schedule, settings.learning_rate, settings.max_epochs,
                                    steps_per_epoch, settings.warmup_epochs)
     model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=rate),
-                  loss=losses.make_loss(settings.loss), metrics=losses.make_metrics(),
+                  loss=instances.training_loss(settings.loss, settings.instances), metrics=losses.make_metrics(),
                   jit_compile=models.jit_compile_default())
     # Built here, not lazily inside the first traced step: variables created while tracing make
     # TensorFlow trace the step a second time (the whole graph again: ~20 CPU-s for effunet-b0).
@@ -236,6 +237,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         log.info("removed %s (made from an earlier model)", path)
     keras.utils.set_random_seed(seed)
     data = load_data(prepared, settings)
+    data = instances.add_targets(data, prepared, settings.instances)  # a boundary channel, if asked
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = run_identity(model_name, seed, settings, prepared, data, code_version)
@@ -278,6 +280,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
                            loss=settings.loss, train_images=len(data[0][0]))
         # The resolved settings, for the steps after training (evaluation reads what it needs here).
         summary.update(recipe=(tracking_info or Tracking()).recipe, settings=asdict(settings))
+        summary["instances"] = settings.instances  # evaluation decodes a boundary channel by watershed
         _write_outputs(model, state["history"], summary, outputs)
         _track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)

@@ -59,6 +59,7 @@ class _PixelCounts(keras.metrics.Metric):
         self.fn = self.add_variable(shape=(), initializer="zeros", name="fn")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = y_true[..., :1], y_pred[..., :1]  # the foreground (train.instances adds a channel)
         truth = ops.cast(y_true > 0.5, "float32")
         predicted = ops.cast(y_pred > self.threshold, "float32")
         self.tp.assign_add(ops.sum(truth * predicted))
@@ -99,7 +100,9 @@ class PooledDice(_PixelCounts):
 
 def target_accuracy(y_true, y_pred, threshold=0.5):
     """Per-pixel agreement of targets thresholded at 0.5 (soft area-fraction targets included)
-    with predictions thresholded at `threshold`; Keras' binary_accuracy compares y_true as is."""
+    with predictions thresholded at `threshold`; Keras' binary_accuracy compares y_true as is.
+    The foreground channel only (`train.instances: boundary` adds a boundary channel)."""
+    y_true, y_pred = y_true[..., :1], y_pred[..., :1]
     agree = ops.equal(ops.cast(y_true, "float32") > 0.5, ops.cast(y_pred, "float32") > threshold)
     return ops.mean(ops.cast(agree, "float32"), axis=-1)
 
@@ -115,5 +118,24 @@ class TargetAccuracy(keras.metrics.BinaryAccuracy):
 
 def make_metrics() -> list[keras.metrics.Metric]:
     """Pixel accuracy (the study's metric), IoU and Dice, all at threshold 0.5, with targets
-    (hard 0/1 or soft area fractions) thresholded at 0.5."""
+    (hard 0/1 or soft area fractions) thresholded at 0.5; of the foreground (first) channel."""
     return [TargetAccuracy(), PooledIoU(), PooledDice()]
+
+
+@keras.saving.register_keras_serializable(package="effunet")
+class ChannelLoss(keras.losses.Loss):
+    """`loss` (a `train.loss` name) on the foreground channel plus `boundary_weight` times the same
+    loss on the boundary channel (`train.instances: boundary`, see `effunet.training.instances`)."""
+
+    def __init__(self, loss="bce", boundary_weight=1.0, name="channel_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.loss, self.boundary_weight = loss, float(boundary_weight)
+        self.foreground, self.boundary = make_loss(loss), make_loss(loss)
+
+    def call(self, y_true, y_pred):
+        return self.foreground(y_true[..., :1], y_pred[..., :1]) + self.boundary_weight * self.boundary(
+            y_true[..., 1:2], y_pred[..., 1:2]
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.loss, "boundary_weight": self.boundary_weight}
