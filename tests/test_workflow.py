@@ -54,7 +54,7 @@ def test_study_without_a_drive_source_runs_dsb2018_and_says_once_how_to_add_driv
     for rule in ("download", "merge_masks", "resize_dsb2018", "train", "aggregate"):
         assert f"rule {rule}:" in output
     assert "convert_drive" not in output and "dataset=drive" not in output
-    assert "dataset=dsb2018, model=effunet-b0, seed=2" in output
+    assert "dataset=dsb2018, model=effunet-b0, recipe=study, seed=2" in output
 
     # The command line the message suggests adds DRIVE to the same study.
     added = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config.yaml"), "--resources", "gpu=1",
