@@ -362,32 +362,34 @@ def file_times(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(tmp_path):
+def test_two_configs_keep_their_results_apart_and_never_rerun_each_other(finished):
     """Like the demo and the study: each config writes under results/<experiment>/, shares the
-    prepared data where its inputs are the same, and running one leaves the other finished."""
-    first = write_config(tmp_path / "first.yaml", TINY)
-    second_values = json.loads(json.dumps(TINY))
+    prepared data where its inputs are the same, and running one leaves the other finished. The
+    first config is the module's finished run (one workflow run less for the suite)."""
+    workdir, first, _ = finished
+    second_values = yaml.safe_load(first.read_text())
     second_values["mlflow"]["experiment"] = "second"
-    second_values["model_options"]["unet"]["base_filters"] = 8
-    second = write_config(tmp_path / "second.yaml", second_values)
+    second_values["models"] = ["unet"]
+    second_values["model_options"]["unet"]["base_filters"] = 4
+    del second_values["datasets"]["drive"]
+    second = write_config(workdir / "second.yaml", second_values)
     first_layout, second_layout = configured_paths(first)[0], configured_paths(second)[0]
-    assert (first_layout.results, second_layout.results) == (Path("results/first"), Path("results/second"))
+    assert (first_layout.results, second_layout.results) == (Path("results/wf-test"), Path("results/second"))
 
-    done = snakemake(tmp_path, "--configfile", str(first))
-    assert done.returncode == 0, done.stderr[-3000:]
-    first_files = file_times(tmp_path / first_layout.results)
+    first_files = file_times(workdir / first_layout.results)
     assert "comparison.csv" in first_files and "dsb2018/unet/study/seed0/model.keras" in first_files
     # The same inputs: the prepared data is shared, only the second config's own runs are planned.
-    assert planned_jobs(tmp_path, second) == sorted(
+    assert planned_jobs(workdir, second) == sorted(
         ["train:dsb2018/unet", "evaluate:dsb2018/unet", "plot_run:dsb2018/unet", "reference:dsb2018",
          *AFTER_DSB2018])
-    done = snakemake(tmp_path, "--configfile", str(second))
+    done = snakemake(workdir, "--configfile", str(second))
     assert done.returncode == 0, done.stderr[-3000:]
 
-    assert file_times(tmp_path / first_layout.results) == first_files  # untouched by the second
-    assert planned_jobs(tmp_path, first) == [] and planned_jobs(tmp_path, second) == []
-    both = [pd.read_csv(tmp_path / layout.comparison("csv")) for layout in (first_layout, second_layout)]
-    assert both[0]["parameters_mean"][0] < both[1]["parameters_mean"][0]  # 4 vs 8 base filters
+    assert file_times(workdir / first_layout.results) == first_files  # untouched by the second
+    assert planned_jobs(workdir, first) == [] and planned_jobs(workdir, second) == []
+    unet = [table[(table["dataset"] == "dsb2018") & (table["model"] == "unet")]["parameters_mean"].item()
+            for table in (pd.read_csv(workdir / layout.comparison("csv")) for layout in (first_layout, second_layout))]
+    assert unet[0] > unet[1]  # 8 vs 4 base filters
 
 
 @pytest.mark.slow
