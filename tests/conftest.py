@@ -26,6 +26,20 @@ def dsb_zip(tmp_path_factory) -> Path:
     return synthetic.write_dsb2018_zip(tmp_path_factory.mktemp("dsb") / "stage1_train.zip", n_images=8)
 
 
+def prepare_synthetic_dsb2018(work: Path, size=(32, 32), *, n_images: int, seed: int, test_fraction: float,
+                              val_fraction: float) -> Path:
+    """A synthetic DSB2018 archive in `work`, extracted, merged and prepared at `size` as the workflow's
+    data half does; returns the folder for `PreparedData.in_folder` (labels/ at native size inside)."""
+    from effunet.data import archives, dsb2018
+
+    archives.extract(synthetic.write_dsb2018_zip(work / "d.zip", n_images=n_images, seed=seed), work / "raw")
+    folder = work / "p"
+    dsb2018.merge_masks(work / "raw", folder / "labels")
+    dsb2018.resize(work / "raw", folder / "labels", folder / "images", folder / "masks", folder / "manifest.csv",
+                   tuple(size), test_fraction=test_fraction, val_fraction=val_fraction, seed=0)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def drive_zip(tmp_path_factory) -> Path:
     return synthetic.write_drive_zip(tmp_path_factory.mktemp("drive") / "DRIVE.zip", n_train=3, n_test=2)

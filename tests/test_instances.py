@@ -9,7 +9,7 @@ import pytest
 
 from effunet import metrics
 from effunet.config import check_instances
-from effunet.data import archives, dsb2018, synthetic
+from conftest import prepare_synthetic_dsb2018
 from effunet.errors import ConfigError
 from effunet.layout import PreparedData
 from effunet.training import instances
@@ -113,19 +113,7 @@ def test_the_protocol_ceiling_decodes_the_true_boundary_target_and_separates_tou
     from effunet import reference
 
     work = tmp_path
-    archives.extract(synthetic.write_dsb2018_zip(work / "d.zip", n_images=6, seed=4), work / "raw")
-    dsb2018.merge_masks(work / "raw", work / "p/labels")
-    dsb2018.resize(
-        work / "raw",
-        work / "p/labels",
-        work / "p/images",
-        work / "p/masks",
-        work / "p/manifest.csv",
-        (128, 128),
-        test_fraction=0.5,
-        val_fraction=0.34,
-        seed=0,
-    )
+    prepare_synthetic_dsb2018(work, (128, 128), n_images=6, seed=4, test_fraction=0.5, val_fraction=0.34)
     ceiling = reference.reference(PreparedData.in_folder(work / "p"), "dsb2018", "dsb2018", work / "r.json")
     mean = ceiling["protocol_ceiling"]["per_image_mean"]
     assert mean["instance_ap_watershed"] > mean["instance_ap"] + 0.3
@@ -235,21 +223,10 @@ def test_instances_are_refused_for_drive_naming_the_key():
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dsb")
-    archives.extract(synthetic.write_dsb2018_zip(work / "d.zip", n_images=10, seed=4), work / "raw")
-    dsb2018.merge_masks(work / "raw", work / "p/labels")
-    dsb2018.resize(
-        work / "raw",
-        work / "p/labels",
-        work / "p/images",
-        work / "p/masks",
-        work / "p/manifest.csv",
-        (32, 32),
-        test_fraction=0.2,
-        val_fraction=0.25,
-        seed=0,
+    folder = prepare_synthetic_dsb2018(
+        tmp_path_factory.mktemp("dsb"), n_images=10, seed=4, test_fraction=0.2, val_fraction=0.25
     )
-    return PreparedData.in_folder(work / "p")
+    return PreparedData.in_folder(folder)
 
 
 @pytest.mark.slow

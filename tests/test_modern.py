@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from effunet import predict
-from effunet.data import archives, dsb2018, synthetic
+from conftest import prepare_synthetic_dsb2018
 from effunet.layout import PreparedData
 from effunet.training import augment
 
@@ -23,22 +23,10 @@ SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> PreparedData:
     """Synthetic DSB2018 at 32x32 with native labels (native images are 64..128 px a side)."""
-    work = tmp_path_factory.mktemp("prepared")
-    archive = synthetic.write_dsb2018_zip(work / "dsb.zip", n_images=8, seed=7)
-    archives.extract(archive, work / "raw")
-    dsb2018.merge_masks(work / "raw", work / "labels")
-    dsb2018.resize(
-        work / "raw",
-        work / "labels",
-        work / "p/images",
-        work / "p/masks",
-        work / "p/manifest.csv",
-        (32, 32),
-        test_fraction=0.25,
-        val_fraction=0.25,
-        seed=0,
+    folder = prepare_synthetic_dsb2018(
+        tmp_path_factory.mktemp("prepared"), n_images=8, seed=7, test_fraction=0.25, val_fraction=0.25
     )
-    return PreparedData(work / "p/manifest.csv", work / "p/images", work / "p/masks", labels=work / "labels")
+    return PreparedData.in_folder(folder)
 
 
 def batches_of(pipeline) -> list[tuple[np.ndarray, np.ndarray]]:
