@@ -344,16 +344,30 @@ def test_the_training_step_is_traced_once(prepared):
 @pytest.mark.slow
 def test_checkpoints_every_epoch_or_at_most_every_n_seconds(prepared, tmp_path, monkeypatch):
     """train.checkpoint_every_s: 0 checkpoints (and logs to MLflow) after every epoch; a long
-    interval only after the last one, with every epoch still logged once, in order."""
+    interval only after the last one, with every epoch still logged once, in order. The best weights
+    are kept in memory and written only into checkpoints, whose copy reads back as the final model's."""
     from mlflow.tracking import MlflowClient
 
     from effunet import tracking
     from effunet.training import checkpoint, loop
 
-    saved = []
+    import keras
+
+    saved, best_saved = [], {}
     save = checkpoint.save
-    monkeypatch.setattr(checkpoint, "save", lambda folder, model, best, state: (saved.append(state["epoch"]),
-                                                                                save(folder, model, best, state))[1])
+
+    def save_and_record(folder, model, best, state):
+        saved.append(state["epoch"])
+        published = save(folder, model, best, state)
+        best_saved[state["epoch"]] = checkpoint.load_best(published)  # read back as a resumed job would
+        return published
+
+    monkeypatch.setattr(checkpoint, "save", save_and_record)
+
+    def no_weight_files(*args, **kwargs):
+        raise AssertionError("an improving epoch wrote its weights to disk")
+
+    monkeypatch.setattr(keras.Model, "save_weights", no_weight_files)  # best weights stay in memory
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracking.prepare_store(uri, "interval-test")
     settings = loop.Settings(max_epochs=3, batch_size=4, encoder_weights="none", model_options={"base_filters": 4})
@@ -366,6 +380,10 @@ def test_checkpoints_every_epoch_or_at_most_every_n_seconds(prepared, tmp_path, 
                              tracking_info=loop.Tracking(uri, "interval-test", "dsb2018"), threads=1,
                              checkpoint_every_s=every)
         assert saved == expected, every
+        final = keras.models.load_model(out / "model.keras", compile=False).get_weights()
+        assert len(best_saved[3]) == len(final)  # the last checkpoint holds the best weights: the final model's
+        for kept, written in zip(best_saved[3], final):
+            np.testing.assert_array_equal(kept, written)
         logged = [m.step for m in MlflowClient(uri).get_metric_history(summary["run_id"], "val_loss")]
         assert logged == [1, 2, 3]
         histories[every] = pd.read_csv(out / "history.csv").drop(columns="seconds")

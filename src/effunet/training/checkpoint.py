@@ -1,7 +1,8 @@
 """Per-epoch checkpoints that survive SIGKILL: each is a complete folder, published by renaming.
 
     checkpoint/epoch-0007/model.keras     weights and optimizer state after epoch 7
-    checkpoint/epoch-0007/best.weights.h5 the best weights so far (early stopping keeps them)
+    checkpoint/epoch-0007/best.weights.npz the best weights so far (early stopping keeps them), in the
+                                          order of `model.get_weights()`
     checkpoint/epoch-0007/state.json      epoch, early-stopping state, history, MLflow run id, identity
     checkpoint/latest                     the name of the newest complete folder, replaced atomically
 """
@@ -16,21 +17,26 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from effunet.files import write_text_atomic
 
 log = logging.getLogger(__name__)
+BEST = "best.weights.npz"
 
 
-def save(checkpoint_dir: str | os.PathLike, model: keras.Model, best_weights: Path | None, state: dict) -> Path:
+def save(checkpoint_dir: str | os.PathLike, model: keras.Model, best_weights: list[np.ndarray] | None,
+         state: dict) -> Path:
+    """Publish the model and optimizer state, the best weights so far (held in memory by the training
+    loop, so an improving epoch writes nothing) and the loop state as `epoch-NNNN`."""
     checkpoint_dir = Path(checkpoint_dir)
     name = f"epoch-{state['epoch']:04d}"
     staging = checkpoint_dir / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save(staging / "model.keras")
-    if best_weights is not None and best_weights.exists():
-        shutil.copy2(best_weights, staging / "best.weights.h5")
+    if best_weights is not None:
+        np.savez(staging / BEST, *best_weights)
     (staging / "state.json").write_text(json.dumps(state, indent=1))
     final = checkpoint_dir / name
     shutil.rmtree(final, ignore_errors=True)
@@ -40,6 +46,14 @@ def save(checkpoint_dir: str | os.PathLike, model: keras.Model, best_weights: Pa
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def load_best(folder: Path) -> list[np.ndarray] | None:
+    """The best weights a checkpoint folder holds (None if no epoch had a finite validation loss)."""
+    if not (folder / BEST).exists():
+        return None
+    with np.load(folder / BEST) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
 def fingerprint(identity: dict) -> str:

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -163,19 +162,18 @@ def _fresh_state(settings: Settings, identity: dict) -> dict:
 
 
 def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir: Path, steps_per_epoch: int = 1):
-    """A fresh compiled model, or the model, optimizer and loop state of the last checkpoint."""
+    """A fresh compiled model and loop state, or the model, optimizer, loop state and best weights of the
+    last checkpoint (best weights: None when fresh)."""
     resumed = checkpoint.latest(checkpoint_dir, identity)
     with runtime.distribution_scope():
         if not resumed:
             return (build_compiled(model_name, input_shape, settings, steps_per_epoch),
-                    _fresh_state(settings, identity))
+                    _fresh_state(settings, identity), None)
         folder, state = resumed
         log.info("resuming from %s after epoch %d", folder, state["epoch"])
         model = keras.models.load_model(folder / "model.keras", compile=True)
-    if (folder / "best.weights.h5").exists():
-        shutil.copy2(folder / "best.weights.h5", checkpoint_dir / "best.weights.h5")
     state["resumed_after"].append(state["epoch"])
-    return model, state
+    return model, state, checkpoint.load_best(folder)
 
 
 def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
@@ -241,10 +239,10 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = run_identity(model_name, seed, settings, prepared, data, code_version)
-    model, state = _model_and_state(model_name, tuple(input_shape(data)[:2]) + (3,), settings, identity,
-                                    checkpoint_dir, steps_per_epoch=-(-len(data[0][0]) // settings.batch_size))
+    model, state, best_weights = _model_and_state(model_name, tuple(input_shape(data)[:2]) + (3,), settings,
+                                                  identity, checkpoint_dir,
+                                                  steps_per_epoch=-(-len(data[0][0]) // settings.batch_size))
     stopper = EarlyStopping(**state["early_stopping"])
-    best_weights = checkpoint_dir / "best.weights.h5"
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
         if state["run_id"] is None:
             state["flops"] = runtime.count_flops(model)
@@ -260,7 +258,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
             row = _epoch(model, data, settings, seed, state["epoch"] + 1)
             state["history"].append(row)
             if stopper.update(row["epoch"], row["val_loss"]):
-                model.save_weights(best_weights)
+                best_weights = model.get_weights()  # in memory: written with the next checkpoint
             log.info(_epoch_line(row["epoch"], settings.max_epochs, row))
             state.update(epoch=row["epoch"], early_stopping=asdict(stopper),
                          elapsed_s=elapsed_before + time.monotonic() - start)
@@ -272,10 +270,10 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
                 for saved in unsaved:  # after the checkpoint: each epoch logged once
                     tracker.log_metrics(_epoch_metrics(saved), step=saved["epoch"])
                 unsaved.clear()
-        if not best_weights.exists():
+        if best_weights is None:
             raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
-        model.load_weights(best_weights)
+        model.set_weights(best_weights)
         summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
         # The resolved settings, for the steps after training (evaluation reads what it needs here).
