@@ -121,9 +121,8 @@ def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
 
 
 @pytest.mark.slow
-# unet (plain layers) and effunet-b0 (dropout, stochastic depth, batch norm); resnet50-unet adds no
-# layer kind the two lack, and each case costs 1-2 minutes of the suite
-@pytest.mark.parametrize("model", ["unet", "effunet-b0"])
+# every model: unet (plain layers), effunet-b0 (dropout, stochastic depth, batch norm) and resnet50-unet
+@pytest.mark.parametrize("model", ["unet", "effunet-b0", "resnet50-unet"])
 def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared, tmp_path, model):
     """Killed between epochs 1 and 2 (checkpoint published, MLflow not yet told), then mid-epoch 2: the
     result equals an uninterrupted run's, and MLflow has every epoch exactly once."""
