@@ -229,8 +229,30 @@ def prepared(tmp_path_factory):
     return PreparedData.in_folder(folder)
 
 
+def test_strong_augmentation_keeps_the_boundary_channel_in_both_pipelines(prepared):
+    """The modern recipe's sampled batches (tf.data and NumPy) carry both target channels, the same."""
+    from effunet.training import dataset
+
+    data = dataset.load_split(prepared, "train"), dataset.load_split(prepared, "val")
+    (images, masks), _ = instances.add_targets(data, prepared, "boundary")
+    batches = {
+        pipeline: list(dataset.make_dataset(images, masks, 4, seed=1, epoch=2, augment="strong", pipeline=pipeline))
+        for pipeline in ("tf.data", "numpy")
+    }
+    assert len(batches["tf.data"]) == len(batches["numpy"])
+    for (tf_images, tf_targets), (np_images, np_targets) in zip(batches["tf.data"], batches["numpy"], strict=True):
+        assert tf_targets.shape[-1] == 2 and tuple(tf_targets.shape[1:3]) == masks.shape[1:3]
+        np.testing.assert_array_equal(np.asarray(tf_targets), np_targets)
+        np.testing.assert_array_equal(np.asarray(tf_images), np_images)
+
+
 @pytest.mark.slow
-def test_a_tiny_model_with_boundaries_trains_and_is_evaluated_with_the_watershed_column(prepared, tmp_path):
+@pytest.mark.parametrize(
+    "recipe",
+    [{}, {"augment": "strong", "loss": "bce+dice", "lr_schedule": "cosine", "warmup_epochs": 1}],
+    ids=["study", "modern"],
+)
+def test_a_tiny_model_with_boundaries_trains_and_is_evaluated_with_the_watershed_column(prepared, tmp_path, recipe):
     import keras
 
     from effunet import evaluate
@@ -240,7 +262,12 @@ def test_a_tiny_model_with_boundaries_trains_and_is_evaluated_with_the_watershed
     (_, masks), _ = instances.add_targets(data, prepared, "boundary")
     assert masks.shape[-1] == 2 and masks[..., 1].max() == 255 and (masks[..., 1] > 0).mean() < 0.5
     settings = loop.Settings(
-        max_epochs=1, batch_size=4, encoder_weights="none", instances="boundary", model_options={"base_filters": 2}
+        max_epochs=1,
+        batch_size=4,
+        encoder_weights="none",
+        instances="boundary",
+        model_options={"base_filters": 2},
+        **recipe,
     )
     outputs = loop.Outputs(tmp_path / "model.keras", tmp_path / "history.csv", tmp_path / "run.json", tmp_path / "c")
     summary = loop.train(prepared, "unet", 0, settings, outputs)

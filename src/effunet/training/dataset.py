@@ -182,10 +182,11 @@ def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int):
     import tensorflow as tf
 
     height, width = sampler.size
+    channels = sampler.masks[0].shape[-1]  # 2 with a boundary target (train.instances: boundary)
 
     def draw(position):
         image, mask = tf.numpy_function(sampler, [position], (tf.float32, tf.float32), stateful=False)
-        return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, 1))
+        return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, channels))
 
     dataset = tf.data.Dataset.range(len(sampler)).map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
