@@ -14,7 +14,7 @@ def load(name):
     return yaml.safe_load((ROOT / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "config/demo.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "config/demo.yaml", "config/dsb2018-recipes.yaml"])
 def test_shipped_configs_are_valid(name):
     effconfig.validate(load(name), SCHEMA)
 
