@@ -1,6 +1,7 @@
 """The comparison table, statistics and claims, from run files with known values."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -284,6 +285,23 @@ def test_each_recipe_has_its_own_rows_and_verdicts_and_each_model_is_compared_wi
     assert pd.read_csv(tmp_path / "claims.csv").equals(pd.read_csv(alone / "claims.csv"))
     markdown = (tmp_path / "c.md").read_text()
     assert "modern − study" in markdown and "effunet-b0/modern better" in markdown
+
+
+def test_test_losses_of_different_loss_functions_are_not_compared(two_recipes, tmp_path):
+    """A recipe trained with BCE + Dice is compared with `study` (BCE) on Dice only; within the recipe,
+    where every model has the same loss, the loss rows stay."""
+    runs, modern, references = two_recipes
+    for run in modern:
+        summary = json.loads(Path(run.run).read_text())
+        Path(run.run).write_text(json.dumps({**summary, "loss": "bce+dice", "instances": "none"}))
+    compare.aggregate(runs + modern, references=references, **outputs(tmp_path))
+    paired = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    across = paired[paired.family == "recipe vs study"]
+    assert sorted(across.quantity) == ["test dice", "test dice"]  # no test-loss row across the two losses
+    within = paired[(paired.family == "architectures, modern")]
+    assert sorted(within.quantity) == ["test dice", "test loss"]
+    assert compare.loss_function({"loss": "bce+dice", "instances": "boundary"}) == "bce+dice per channel (boundary)"
+    assert compare.loss_function({"settings": {"loss": "bce"}}) == "bce"
 
 
 def test_charts_draw_one_bar_per_model_and_recipe(two_recipes, tmp_path):

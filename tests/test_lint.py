@@ -23,7 +23,7 @@ def test_ruff(command):
 ALLOWED_LINTS = {"Specify a conda environment or container for each rule."}
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "config/demo.yaml"])
+@pytest.mark.parametrize("configfile", ["config.yaml", "config/demo.yaml", "config/dsb2018-recipes.yaml"])
 def test_snakemake_lint(tmp_path, configfile):
     result = subprocess.run(
         [

@@ -88,11 +88,20 @@ def run_record(result_files: RunResult) -> dict:
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
     record.update(_quality(splits["test"]["native"], dataset))
+    record["loss_function"] = loss_function(run)
     for split in ("train", "val", "test"):
         record[f"{split}_loss"] = result.get("loss", {}).get(split)
     for split in ("train", "val"):
         record[f"{split}_dice"] = _quality(splits[split]["native"], dataset)["dice"]
     return record
+
+
+def loss_function(run: dict) -> str:
+    """The function a run's losses are values of: `train.loss`, summed over the foreground and boundary
+    channels with `instances: boundary` (test losses of different functions are not compared)."""
+    name = run.get("loss") or run.get("settings", {}).get("loss", "bce")
+    instances = run.get("instances") or run.get("settings", {}).get("instances", "none")
+    return name if instances in (None, "none") else f"{name} per channel ({instances})"
 
 
 def reference_records(path: str | os.PathLike) -> list[dict]:
@@ -133,6 +142,11 @@ def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.Dat
     table.loc[table["kind"] == "reference", "seeds"] = 0
     table.insert(4, "headline", [HEADLINE_WORDS[headline(d)] for d in table["dataset"]])
     return table
+
+
+def _loss_functions(per_image: pd.DataFrame, model: str, recipe: str) -> set[str]:
+    rows = per_image[(per_image["model"] == model) & (per_image["recipe"] == recipe)]
+    return set(rows["loss_function"]) if "loss_function" in rows else {"bce"}
 
 
 def _matrix(values: pd.DataFrame, model: str, recipe: str) -> pd.DataFrame:
@@ -180,6 +194,9 @@ def paired_tests(per_image: pd.DataFrame) -> pd.DataFrame:
             values = here.loc[here["resolution"] == resolution, ["recipe", "model", "seed", "id", column]].dropna()
             values = values.rename(columns={column: "value"})
             for family, recipe, model, baseline_recipe, baseline in _pairs(models_by_recipe):
+                if quantity == "loss" and _loss_functions(here, model, recipe) != _loss_functions(
+                        here, baseline, baseline_recipe):
+                    continue  # values of different functions (e.g. BCE vs BCE + Dice): no comparison
                 a, b = _matrix(values, model, recipe), _matrix(values, baseline, baseline_recipe)
                 ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
                 if not ids or a.empty or b.empty:
@@ -393,7 +410,8 @@ def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
 
 STATISTICS_CAPTION = (
     "Eff-UNet minus each baseline within each recipe on per-image test Dice (native resolution) and "
-    "per-image test loss, images paired by id, averaged over seeds; rows whose recipe reads `<recipe> − "
+    "per-image test loss (only between runs trained with the same loss function: BCE and BCE + Dice "
+    "values are not comparable), images paired by id, averaged over seeds; rows whose recipe reads `<recipe> − "
     f"{STUDY_RECIPE}` compare one model under that recipe with the same model under the study's recipe. "
     "The test is a crossed seed x image mixed model (method of moments) with a Welch-Satterthwaite t "
     "reference: it counts each model's seed-to-seed variance and the image-to-image variance of the difference (see the README, 'Statistics'). p-values and CIs are "
@@ -518,7 +536,8 @@ def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
         except (OSError, ValueError) as error:
             raise EffunetError(f"cannot read {run.per_image}: {error}") from error
         frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"],
-                                   recipe=record.get("recipe", STUDY_RECIPE)))
+                                   recipe=record.get("recipe", STUDY_RECIPE),
+                                   loss_function=record.get("loss_function", "bce")))
     return pd.concat(frames, ignore_index=True)
 
 

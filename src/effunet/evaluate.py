@@ -77,12 +77,19 @@ def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
     return cases
 
 
+PROGRESS_EVERY_S = 30.0
+
+
 def predict_native(predictor: Predictor, cases: list[Case]) -> float:
     """Sliding-window probabilities at native size from each case's original image, and the
     training-size probabilities as those resized down. Returns the test images predicted per second
     at native size (tiling and blending included; the first image, which includes tracing, left out)."""
     seconds, count = 0.0, 0
+    reported = time.monotonic()
     for number, case in enumerate(cases):
+        if time.monotonic() - reported >= PROGRESS_EVERY_S:  # sliding windows over hundreds of images: minutes
+            log.info("sliding-window inference: %d of %d images", number, len(cases))
+            reported = time.monotonic()
         if case.source is None:
             raise EffunetError(f"sliding-window inference needs the original images; the manifest has no "
                                f"`image` column for {case.id}")
