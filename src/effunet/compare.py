@@ -145,8 +145,7 @@ def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.Dat
 
 
 def _loss_functions(per_image: pd.DataFrame, model: str, recipe: str) -> set[str]:
-    rows = per_image[(per_image["model"] == model) & (per_image["recipe"] == recipe)]
-    return set(rows["loss_function"]) if "loss_function" in rows else {"bce"}
+    return set(per_image.loc[(per_image["model"] == model) & (per_image["recipe"] == recipe), "loss_function"])
 
 
 def _matrix(values: pd.DataFrame, model: str, recipe: str) -> pd.DataFrame:
@@ -537,7 +536,7 @@ def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
             raise EffunetError(f"cannot read {run.per_image}: {error}") from error
         frames.append(frame.assign(dataset=record["dataset"], model=record["model"], seed=record["seed"],
                                    recipe=record.get("recipe", STUDY_RECIPE),
-                                   loss_function=record.get("loss_function", "bce")))
+                                   loss_function=record["loss_function"]))
     return pd.concat(frames, ignore_index=True)
 
 
