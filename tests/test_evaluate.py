@@ -45,7 +45,7 @@ def drive_prepared(tmp_path_factory):
 def run_evaluation(prepared, kind, model, tmp_path, threshold=0.5):
     out = {"metrics_path": tmp_path / "metrics.json", "per_image_path": tmp_path / "per_image.csv",
            "examples_path": tmp_path / "examples.npz"}
-    result = evaluate.evaluate(model, PreparedData.in_folder(prepared), kind, threshold=threshold, **out)
+    result = evaluate.evaluate(model, PreparedData.in_folder(prepared, kind), threshold=threshold, **out)
     assert json.loads(out["metrics_path"].read_text())["threshold"]["value"] == result["threshold"]["value"]
     return result, pd.read_csv(out["per_image_path"], dtype={"id": str})
 
@@ -150,7 +150,7 @@ def test_loss_is_the_training_loss_per_image_at_the_training_size(dsb, tmp_path)
     # the run's own loss function is used: soft Dice over all pixels of each image
     (tmp_path / "run.json").write_text(json.dumps({"loss": "dice"}))
     out = {"metrics_path": tmp_path / "d.json", "per_image_path": tmp_path / "d.csv", "examples_path": tmp_path / "d.npz"}
-    dice_result = evaluate.evaluate(tmp_path / "m.keras", PreparedData.in_folder(dsb), "dsb2018",
+    dice_result = evaluate.evaluate(tmp_path / "m.keras", PreparedData.in_folder(dsb, "dsb2018"),
                                     run_json=tmp_path / "run.json", **out)
     masks = [images.read_mask(dsb / "masks" / f"{i}.png") for i in table.loc[table.split == "test", "id"]]
     expected = np.mean([1 - (2 * p * m.sum() + 1) / (m.sum() + p * m.size + 1) for m in masks])
@@ -159,10 +159,10 @@ def test_loss_is_the_training_loss_per_image_at_the_training_size(dsb, tmp_path)
 
 
 def test_protocol_ceiling_is_the_resized_ground_truth_scored_like_a_model(dsb, tmp_path):
-    result = reference.reference(PreparedData.in_folder(dsb), "dsb2018", "dsb2018", tmp_path / "reference.json")
+    result = reference.reference(PreparedData.in_folder(dsb, "dsb2018"), "dsb2018", tmp_path / "reference.json")
     assert json.loads((tmp_path / "reference.json").read_text())["dataset"] == "dsb2018"
     ceiling = result["protocol_ceiling"]
-    cases = [c for c in evaluate.load_cases(PreparedData.in_folder(dsb), "dsb2018") if c.split == "test"]
+    cases = [c for c in evaluate.load_cases(PreparedData.in_folder(dsb, "dsb2018")) if c.split == "test"]
     assert ceiling["images"] == len(cases)
     # by hand: truth at 32x32 -> bilinear back to native -> > 0.5 -> Dice against the native truth
     dice = []
@@ -176,7 +176,7 @@ def test_protocol_ceiling_is_the_resized_ground_truth_scored_like_a_model(dsb, t
 
 
 def test_drive_reference_has_the_second_observer(drive_prepared, tmp_path):
-    result = reference.reference(PreparedData.in_folder(drive_prepared), "drive", "drive",
+    result = reference.reference(PreparedData.in_folder(drive_prepared, "drive"), "drive",
                                  tmp_path / "reference.json")
     assert result["second_observer"]["images"] == 2
     assert result["protocol_ceiling"]["pooled"]["pixels"] == result["second_observer"]["pooled"]["pixels"]

@@ -26,7 +26,7 @@ def prepared(tmp_path_factory) -> PreparedData:
     folder = prepare_synthetic_dsb2018(
         tmp_path_factory.mktemp("prepared"), n_images=8, seed=7, test_fraction=0.25, val_fraction=0.25
     )
-    return PreparedData.in_folder(folder)
+    return PreparedData.in_folder(folder, "dsb2018")
 
 
 def batches_of(pipeline) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -203,8 +203,8 @@ def test_native_split_is_the_originals_with_their_label_foreground(prepared):
     first = rows.iloc[0]
     np.testing.assert_array_equal(images[0], image_files.read_rgb(first["image"]))
     np.testing.assert_array_equal(masks[0][..., 0] > 0, image_files.read_labels(prepared.label(first["id"])) > 0)
-    no_labels = PreparedData(prepared.manifest, prepared.images, prepared.masks)
-    with pytest.raises(Exception, match="native"):
+    no_labels = PreparedData(prepared.manifest, prepared.images, prepared.masks, format="dsb2018")
+    with pytest.raises(Exception, match="no instance labels"):
         dataset.load_native_split(no_labels, "val")
 
 
@@ -400,7 +400,9 @@ def test_evaluate_scores_a_sliding_run_at_native_resolution(prepared, tmp_path):
         Image.fromarray(np.repeat((truth * 255).astype(np.uint8)[..., None], 3, -1)).save(path)
         table.loc[table["id"] == row.id, "image"] = str(path)
     table.to_csv(tmp_path / "manifest.csv", index=False)
-    data = PreparedData(tmp_path / "manifest.csv", prepared.images, prepared.masks, labels=prepared.labels)
+    data = PreparedData(
+        tmp_path / "manifest.csv", prepared.images, prepared.masks, labels=prepared.labels, format="dsb2018"
+    )
     model = first_channel_model(tmp_path / "model.keras")
     scores = {}
     for mode in ("resize", "sliding"):

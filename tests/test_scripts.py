@@ -8,20 +8,23 @@ import pandas as pd
 from conftest import ROOT
 
 
-def test_download_and_merge_scripts_with_a_stub_snakemake(tmp_path, dsb_zip):
+def test_download_merge_and_prepare_scripts_with_a_stub_snakemake(tmp_path, dsb_zip):
     download = runpy.run_path(str(ROOT / "workflow/scripts/download.py"))
     merge = runpy.run_path(str(ROOT / "workflow/scripts/merge_masks.py"))
-    resize = runpy.run_path(str(ROOT / "workflow/scripts/resize_dsb2018.py"))
+    prepare = runpy.run_path(str(ROOT / "workflow/scripts/prepare.py"))
     download["main"](SimpleNamespace(
         wildcards=SimpleNamespace(dataset="dsb2018"), output=SimpleNamespace(raw=tmp_path / "raw"),
+        config={"datasets": {"dsb2018": {"format": "dsb2018"}}},
         params=SimpleNamespace(source=str(dsb_zip), sha256=None, synthetic={}, downloads=tmp_path / "dl")))
-    merge["main"](SimpleNamespace(input=SimpleNamespace(raw=tmp_path / "raw"),
-                                  output=SimpleNamespace(labels=tmp_path / "labels"), threads=1))
-    resize["main"](SimpleNamespace(
-        input=SimpleNamespace(raw=tmp_path / "raw", labels=tmp_path / "labels"),
+    settings = {"format": "dsb2018", "image_size": [32, 64], "targets": "hard",
+                "split": {"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0}}
+    merge["main"](SimpleNamespace(input=SimpleNamespace(raw=tmp_path / "raw"), wildcards=SimpleNamespace(dataset="nuclei"),
+                                  output=SimpleNamespace(labels=tmp_path / "labels"), threads=1,
+                                  params=SimpleNamespace(format="dsb2018", settings=settings)))
+    prepare["main"](SimpleNamespace(
+        input=SimpleNamespace(raw=tmp_path / "raw", labels=tmp_path / "labels"), wildcards=SimpleNamespace(dataset="nuclei"),
         output=SimpleNamespace(images=tmp_path / "i", masks=tmp_path / "m", manifest=tmp_path / "x.csv"),
-        params=SimpleNamespace(size=[32, 64], split={"test_fraction": 0.5, "val_fraction": 0.5, "seed": 0},
-                              targets="hard"),
+        params=SimpleNamespace(format="dsb2018", settings=settings),
         threads=1))
     assert pd.read_csv(tmp_path / "x.csv")["split"].value_counts().to_dict() == {"test": 4, "train": 2, "val": 2}
 

@@ -210,7 +210,7 @@ def test_workflow_runs_on_slurm_with_a_gpu_per_training_job(cluster, tmp_path):
     for job in jobs:
         rule = re.match(r"rule_(\w+?)(?:_wildcards_|$)", job["Comment"]).group(1)
         by_rule.setdefault(rule, []).append(job)
-    assert {"download", "merge_masks", "resize_dsb2018", "train", "evaluate", "plot_run", "aggregate",
+    assert {"download", "merge_masks", "prepare", "train", "evaluate", "plot_run", "aggregate",
             "plot_comparison"} <= set(by_rule), by_rule.keys()
     for rule, rule_jobs in by_rule.items():
         for job in rule_jobs:

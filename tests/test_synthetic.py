@@ -109,7 +109,7 @@ def test_demo_data_is_learnable_at_the_demo_size(tmp_path):
     import yaml
     from sklearn.ensemble import RandomForestClassifier
 
-    from effunet.data import archives, drive, dsb2018, synthetic
+    from effunet.data import archives, drive, dsb2018, formats
 
     demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/demo.yaml").read_text())["datasets"]
     for name, floor in (("dsb2018", 0.8), ("drive", 0.7)):
@@ -119,7 +119,7 @@ def test_demo_data_is_learnable_at_the_demo_size(tmp_path):
         else:
             options.update(n_train=4, n_test=2)
         raw, prepared = tmp_path / name / "raw", tmp_path / name / "prepared"
-        archives.extract(synthetic.write_archive(name, tmp_path / f"{name}.zip", **options), raw)
+        archives.extract(formats.write_synthetic(name, tmp_path / f"{name}.zip", **options), raw)
         size = tuple(demo[name]["image_size"])
         if name == "dsb2018":
             dsb2018.merge_masks(raw, tmp_path / "labels")

@@ -39,8 +39,8 @@ def configured_paths(config: dict | Path):
 def test_dry_run_plans_the_data_half_of_the_demo(tmp_path):
     result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"))
     assert result.returncode == 0, result.stderr
-    for rule in ("download", "merge_masks", "resize_dsb2018", "convert_drive"):
-        assert rule in result.stdout
+    for rule in ("download", "merge_masks", "prepare", "prepare_with_region"):
+        assert f"rule {rule}:" in result.stdout
 
 
 def test_study_without_a_drive_source_runs_dsb2018_and_says_once_how_to_add_drive(tmp_path):
@@ -51,9 +51,9 @@ def test_study_without_a_drive_source_runs_dsb2018_and_says_once_how_to_add_driv
     output = result.stdout + result.stderr
     assert output.count("DRIVE is skipped") == 1
     assert "datasets.drive.source" in output and "--config 'datasets={drive: {source:" in output
-    for rule in ("download", "merge_masks", "resize_dsb2018", "train", "aggregate"):
+    for rule in ("download", "merge_masks", "prepare", "train", "aggregate"):
         assert f"rule {rule}:" in output
-    assert "convert_drive" not in output and "dataset=drive" not in output
+    assert "prepare_with_region" not in output and "dataset=drive" not in output
     assert "dataset=dsb2018, model=effunet-b0, recipe=study, seed=2" in output
 
     # The command line the message suggests adds DRIVE to the same study.
@@ -61,7 +61,7 @@ def test_study_without_a_drive_source_runs_dsb2018_and_says_once_how_to_add_driv
                       "--config", "datasets={drive: {source: /somewhere/DRIVE.zip}}")
     assert added.returncode == 0, added.stderr
     assert "DRIVE is skipped" not in added.stdout + added.stderr
-    assert "rule convert_drive:" in added.stdout and "dataset=dsb2018, model=unet" in added.stdout
+    assert "rule prepare_with_region:" in added.stdout and "dataset=dsb2018, model=unet" in added.stdout
 
 
 def test_no_data_set_with_a_source_stops_at_start_up(tmp_path):
@@ -327,7 +327,7 @@ def test_changing_dsb2018_image_size_reruns_dsb2018_and_nothing_of_drive(finishe
     changed = json.loads(json.dumps(SMALL))
     changed["datasets"]["dsb2018"]["image_size"] = [64, 64]
     jobs = planned_jobs(workdir, write_config(workdir / "dsb64.yaml", changed))
-    expected = ["reference:dsb2018", "resize_dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
+    expected = ["prepare:dsb2018", "reference:dsb2018"] + [f"{rule}:dsb2018/{m}" for rule in ("evaluate", "plot_run", "train")
                                                for m in ("unet", "effunet-b0")]
     assert jobs == sorted(expected + AFTER_DSB2018)
 

@@ -1,4 +1,6 @@
-"""The `effunet` command: `effunet predict MODEL INPUT OUTPUT` applies a trained model to new images."""
+"""The `effunet` command: `effunet predict MODEL INPUT OUTPUT` applies a trained model to new images;
+`effunet check-data` checks a data set before anything trains; `effunet synthetic` writes a small
+example data set in any format; `effunet check-config` checks config files."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 import sys
 import threading
 from importlib import metadata
+from pathlib import Path
 
 from effunet.errors import EffunetError
 
@@ -54,7 +57,81 @@ def _parser() -> argparse.ArgumentParser:
         default="workflow/schemas/config.schema.yaml",
         help="the workflow's schema (default: %(default)s, from the repository root)",
     )
+    data = commands.add_parser(
+        "check-data",
+        help="check a data set before anything trains: unmatched, unreadable or mis-sized files, bad mask "
+        "values, empty masks and splits; every problem names the file, then a summary",
+    )
+    data.add_argument("folder", nargs="?", help="a data set folder or archive (with --format), instead of --config")
+    data.add_argument("--config", help="a config file: check its data sets (all, or those of --dataset)")
+    data.add_argument("--dataset", action="append", help="a data set of --config (repeatable)")
+    data.add_argument("--format", help="the folder's format: folder, nnunet, dsb2018 or drive")
+    data.add_argument("--annotations", choices=("masks", "labels"), help="folder format: masks/ or labels/")
+    data.add_argument("--roi", action="store_true", help="folder format: score only inside roi/")
+    data.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="the training size")
+    data.add_argument("--workers", type=int, default=1, help="processes that read the files (default 1)")
+    data.add_argument("--schema", default=None, help=argparse.SUPPRESS)
+    example = commands.add_parser("synthetic", help="write a small synthetic data set (nuclei) in a format")
+    example.add_argument("output", help="the folder to write (or a .zip)")
+    example.add_argument("--format", default="folder", help="folder (default), nnunet, dsb2018 or drive")
+    example.add_argument("--n-images", type=int, default=24)
+    example.add_argument("--seed", type=int, default=0)
+    example.add_argument("--annotations", choices=("masks", "labels"), default="labels", help="folder format")
+    example.add_argument("--roi", action="store_true", help="folder format: add roi/ region masks")
     return parser
+
+
+def check_data(args) -> int:
+    """Check the data sets of a config, or one folder; 0 when every check passes, 1 when any fails."""
+    from effunet.config import SCHEMA, load, validate
+    from effunet.data import formats
+
+    args.schema = args.schema or SCHEMA
+    if bool(args.config) == bool(args.folder):
+        print(
+            "effunet: error: check-data takes a folder (with --format) or --config, not both or neither",
+            file=sys.stderr,
+        )
+        return 2
+    if args.config:
+        config = load(args.config, args.schema)
+        names = args.dataset or [name for name, block in config["datasets"].items() if block.get("source")]
+        unknown = [name for name in names if name not in config["datasets"]]
+        if unknown:
+            raise EffunetError(
+                f"{args.config}: no data set named {unknown[0]!r} (datasets: {', '.join(config['datasets'])})"
+            )
+        datasets = {name: config["datasets"][name] for name in names}
+    else:
+        if not args.format:
+            raise EffunetError("check-data FOLDER needs --format (folder, nnunet, dsb2018 or drive)")
+        block = {"format": args.format, "source": str(Path(args.folder).resolve())}
+        if args.annotations:
+            block["annotations"] = args.annotations
+        if args.roi:
+            block["roi"] = True
+        if args.image_size:
+            block["image_size"] = list(args.image_size)
+        datasets = validate({"datasets": {"data": block}}, args.schema)["datasets"]
+    status = 0
+    for name, settings in datasets.items():
+        report = formats.check_source(name, settings, workers=args.workers)
+        print(report.summary())
+        status = max(status, 0 if report.ok else 1)
+    return status
+
+
+def synthetic_data(args) -> int:
+    from effunet.data import formats
+
+    options = {"n_images": args.n_images, "seed": args.seed}
+    if args.format == "folder":
+        options.update(annotations=args.annotations, roi=args.roi)
+    elif args.format == "drive":
+        options = {"seed": args.seed}
+    path = formats.write_synthetic(args.format, args.output, **options)
+    print(f"wrote a synthetic {args.format} data set to {path}")
+    return 0
 
 
 def check_config(args) -> int:
@@ -119,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args)
+    if args.command in ("check-data", "synthetic"):
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        try:
+            return (check_data if args.command == "check-data" else synthetic_data)(args)
+        except EffunetError as error:
+            print(f"effunet: error: {error}", file=sys.stderr)
+            return 2
     if args.tf_logs:
         return _main(args)
     with quiet_tensorflow():

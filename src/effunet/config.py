@@ -11,6 +11,9 @@ import yaml
 
 from effunet.errors import ConfigError, EffunetError
 
+# The workflow's schema, beside the package in the repository it is installed from (pip install -e .).
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
 
 def _fill_defaults(validator_class):
     """A validator that also writes each property's `default` into the instance, as it validates."""
@@ -45,6 +48,16 @@ def _message(error: jsonschema.ValidationError) -> str:
             f"config key {key_name(['recipes', str(error.instance)])}: a recipe name is a letter, then "
             "letters, digits, '_' or '-' (it names a results folder and a Snakemake wildcard)"
         )
+    if error.validator == "required" and "format" in error.message and len(error.absolute_path) == 2:
+        return (
+            f"config key {key}.format: not set; a data set's format is one of dsb2018, drive, folder, "
+            "nnunet (only data sets named dsb2018 or drive default to theirs)"
+        )
+    if "propertyNames" in error.schema_path and list(error.absolute_path) == ["datasets"]:
+        return (
+            f"config key datasets.{error.instance}: a data set name is lower-case letters, digits, '_' "
+            "and '-' (it names folders, Snakemake wildcards and MLflow runs)"
+        )
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -56,6 +69,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     """Validate `config` in place (filling defaults) and return it; raise ConfigError naming the key."""
     with open(schema_path) as handle:
         schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    default_formats(config)
     validator_class = _fill_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -66,54 +80,47 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     return config
 
 
-# Training images of sources whose size is known before they are downloaded, by sha256.
-KNOWN_SOURCES = {"eaa2f0f8d1ee2978aeb581604b93e4facce6aeca79ead3a581112bcd2e7b00ac": 670}  # BBBC038 stage1_train
-DRIVE_TRAINING_IMAGES = 20
+def default_formats(config: dict) -> None:
+    """A data set named dsb2018 or drive without a `format` gets that format (configs written before
+    formats existed keep working); any other name must say its format."""
+    from effunet.data.formats import default_format
+
+    datasets = config.get("datasets")
+    if isinstance(datasets, dict):
+        for name, settings in datasets.items():
+            if isinstance(settings, dict) and "format" not in settings and default_format(name, settings):
+                settings["format"] = default_format(name, settings)
+
+
+def _with_source(config: dict):
+    """(name, validated block, format) of every data set that has a source (the ones that run)."""
+    from effunet.data import formats
+
+    for name, settings in config["datasets"].items():
+        if settings.get("source"):
+            yield name, settings, formats.get(settings["format"])
 
 
 def check_splits(config: dict) -> None:
-    """Empty train, validation or test splits, found from the config where the image count is known
+    """Empty train, validation or test splits, found from the config where each format can tell
     (synthetic data, a source with a known checksum, DRIVE's 20 training images); the data step
-    checks the rest when it counts the images."""
-    from effunet.data.manifest import check_split_counts, split_counts  # pandas: only when needed
+    checks the rest when it counts the images. Data sets without a source are checked too (the split a
+    user sets before adding DRIVE's path is already known to be wrong)."""
+    from effunet.data import formats
 
-    datasets = config["datasets"]
-    if "dsb2018" in datasets:
-        dsb = datasets["dsb2018"]
-        n = (
-            dsb["synthetic"]["n_images"]
-            if dsb["source"] == "synthetic"
-            else KNOWN_SOURCES.get((dsb["sha256"] or "").lower())
-        )
-        if n is not None:
-            split = dsb["split"]
-            try:
-                check_split_counts(
-                    split_counts(n, split["test_fraction"], split["val_fraction"]), "datasets.dsb2018.split"
-                )
-            except EffunetError as error:
-                raise ConfigError(str(error)) from None
-    if "drive" in datasets:
-        drive = datasets["drive"]
-        n = drive["synthetic"]["n_train"] if drive["source"] == "synthetic" else DRIVE_TRAINING_IMAGES
-        if drive["split"]["val_count"] >= n:
-            raise ConfigError(
-                f"config key datasets.drive.split.val_count: {drive['split']['val_count']} "
-                f"validation images leave none of the {n} training images for training"
-            )
-
-
-# Data sets without instance labels: train.instances (instance separation) is refused for them.
-NO_INSTANCES = ("drive",)
+    for name, settings in config["datasets"].items():
+        try:
+            formats.get(settings["format"]).check_config(name, settings)
+        except EffunetError as error:
+            raise ConfigError(str(error)) from None
 
 
 def check_instances(config: dict) -> None:
     """`instances` other than none where a run would train on a data set without instance labels
-    (DRIVE), naming the key that set it: train, datasets.<name>.train or a recipe (which applies to
-    every data set). Data sets without a source are skipped, so they are not checked."""
-    for dataset in NO_INSTANCES:
-        settings = config["datasets"].get(dataset)
-        if not settings or not settings.get("source"):
+    (its format has none), naming the key that set it: train, datasets.<name>.train or a recipe
+    (which applies to every data set). Data sets without a source are skipped, so they are not checked."""
+    for dataset, settings, entry in _with_source(config):
+        if entry.instances(settings):
             continue
         key, value = "train.instances", config["train"].get("instances", "none")
         remedy = f"set datasets.{dataset}.train.instances: none, or leave {dataset} out"
@@ -132,7 +139,8 @@ def check_instances(config: dict) -> None:
             if checked[1] != "none":
                 raise ConfigError(
                     f"config key {checked[0]}: instances {checked[1]!r} needs instance labels, and "
-                    f"{dataset} has none (instance separation is for DSB2018 nuclei); {checked[2]}"
+                    f"{dataset} ({entry.title}) has none (a folder data set has them with annotations: "
+                    f"labels); {checked[2]}"
                 )
 
 
@@ -218,16 +226,6 @@ def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dic
     }
 
 
-SKIPPED_DATASET_HELP = {
-    "drive": (
-        "DRIVE is skipped: datasets.drive.source is not set (DRIVE may not be redistributed). To add it, "
-        "request it from https://drive.grand-challenge.org/, then set datasets.drive.source in your config "
-        "file to the path of DRIVE.zip or of the extracted folder, or add to the command line: "
-        "--config 'datasets={drive: {source: /path/to/DRIVE.zip}}'"
-    ),
-}
-
-
 def active_datasets(config: dict) -> tuple[list[str], list[str]]:
     """The data sets to run, and one message per configured data set left out for having no source.
 
@@ -239,7 +237,9 @@ def active_datasets(config: dict) -> tuple[list[str], list[str]]:
         if settings.get("source"):
             active.append(name)
         else:
-            skipped.append(SKIPPED_DATASET_HELP.get(name, f"{name} is skipped: datasets.{name}.source is not set"))
+            from effunet.data.formats import skipped_message
+
+            skipped.append(skipped_message(name, settings))
     if not active:
         raise ConfigError(
             "config key datasets: no data set has a source, so there is nothing to run; " + " ".join(skipped)

@@ -9,10 +9,13 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
   native test images (tiles and blending included) instead of training-size ones.
 - The threshold is 0.5, or the one maximising pooled Dice on the validation split ("val"), never
   chosen on the test split.
-- DRIVE: only pixels inside the field-of-view mask are scored, against `1st_manual`; the number of
-  pixels scored is reported; `2nd_manual`, where present, is scored the same way as a human reference.
-- DSB2018: ground truth is the merged instance label image (foreground = labels > 0); the
-  instance metric is the DSB2018 competition score of the predicted mask's connected components,
+- The native truth is what the data set's format reads (`effunet.data.formats`): instance labels
+  (foreground = labels > 0) or the original annotation. Where the format has a scored region (DRIVE's
+  field of view, a folder's roi/), only pixels inside it are scored and their number is reported; a
+  second observer's annotation (DRIVE's `2nd_manual`), where present, is scored the same way as a
+  human reference.
+- Where there are instance labels (DSB2018, a folder with labels/): the instance metric is the DSB2018
+  competition score of the predicted mask's connected components,
   with and without a distance-transform watershed that splits touching nuclei. The split is made at
   one scale for every image, 4x the training size, and carried to the native mask. Models trained
   with `train.instances: boundary` add `instance_ap_watershed`: the instances of a marker-controlled
@@ -36,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from effunet import metrics
-from effunet.data import images
+from effunet.data import formats, images
 from effunet.data.manifest import SPLITS, read_manifest
 from effunet.errors import EffunetError
 from effunet.files import atomic_path, write_text_atomic
@@ -59,8 +62,8 @@ class Case:
     region: np.ndarray | None  # training size FOV, bool
     native_truth: np.ndarray
     native_region: np.ndarray | None
-    native_labels: np.ndarray | None  # DSB2018 instance ids
-    second_observer: np.ndarray | None  # DRIVE 2nd_manual
+    native_labels: np.ndarray | None  # instance ids (formats with instances)
+    second_observer: np.ndarray | None  # another annotator's truth (DRIVE's 2nd_manual)
     probability: np.ndarray | None = None  # training size
     boundary: np.ndarray | None = None  # training size, models with a boundary channel (train.instances)
     loss: float | None = None  # the training loss at the training size
@@ -68,9 +71,10 @@ class Case:
     native_probability: np.ndarray | None = None  # predicted at native size (sliding window)
 
 
-def load_cases(prepared: PreparedData, dataset_kind: str) -> list[Case]:
+def load_cases(prepared: PreparedData) -> list[Case]:
+    """Every image of the manifest with its truth, read as the prepared data's format says."""
     table = read_manifest(prepared.manifest)
-    cases = [_case(prepared, dataset_kind, row) for row in table.itertuples()]
+    cases = [_case(prepared, row) for row in table.itertuples()]
     if "image" in table.columns:
         for case, source in zip(cases, table["image"]):
             case.source = source
@@ -105,15 +109,13 @@ def predict_native(predictor: Predictor, cases: list[Case]) -> float:
     return count / seconds if seconds > 0 else float("nan")
 
 
-def _case(prepared: PreparedData, kind: str, row) -> Case:
+def _case(prepared: PreparedData, row) -> Case:
     image = images.read_rgb(prepared.image(row.id))
     truth = images.read_mask(prepared.mask(row.id))
-    if kind == "drive":
-        manual2 = images.read_mask(row.manual2) if row.manual2 else None
-        return Case(row.id, row.split, image, truth, images.read_mask(prepared.region(row.id)),
-                    images.read_mask(row.manual1), images.read_mask(row.fov), None, manual2)
-    labels = images.read_labels(prepared.label(row.id))
-    return Case(row.id, row.split, image, truth, None, labels > 0, None, labels, None)
+    region = images.read_mask(prepared.region(row.id)) if prepared.fov is not None else None
+    native = formats.native(prepared, row)
+    return Case(row.id, row.split, image, truth, region, native.truth, native.region, native.labels,
+                native.second_observer)
 
 
 def choose_threshold(cases: list[Case], setting: str | float) -> tuple[float, str]:
@@ -259,7 +261,7 @@ def second_observer(cases: list[Case]) -> dict | None:
     return metrics.summarize(rows, counts)  # few images: keeps its per-image rows
 
 
-def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind: str,
+def evaluate(model_path: str | os.PathLike, prepared: PreparedData,
              metrics_path: str | os.PathLike, per_image_path: str | os.PathLike,
              examples_path: str | os.PathLike, threshold: str | float = 0.5,
              run_json: str | os.PathLike | None = None) -> dict:
@@ -269,7 +271,7 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData, dataset_kind
     """
     loss_name = training_loss_name(run_json)
     predictor = Predictor(model_path, inference=inference_mode(model_path, run_json))
-    cases = load_cases(prepared, dataset_kind)
+    cases = load_cases(prepared)
     if not cases:
         raise EffunetError(f"no images to evaluate in {prepared.manifest}")
     batch = np.stack([c.image for c in cases])

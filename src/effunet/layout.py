@@ -6,8 +6,8 @@ workflow paths. On disk, relative to the working directory:
 
     resources/downloads/{dataset}/                          download cache (shared by all configs)
     resources/raw/{dataset}/{source}/                       originals, one folder per source
-    resources/prepared/{dataset}/{source}/labels/           DSB2018 instance labels (native size)
-    resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (DRIVE), manifest.csv
+    resources/prepared/{dataset}/{source}/labels/           instance labels (native size; formats with instances)
+    resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (formats with a region), manifest.csv
     results/{experiment}/{dataset}/{model}/{recipe}/seed{seed}/
                                                             model.keras, history.csv, run.json,
                                                             checkpoint/, eval/, plots/
@@ -74,14 +74,17 @@ class PreparedData:
     manifest: Path
     images: Path
     masks: Path
-    fov: Path | None = None  # DRIVE: field-of-view masks at the training size
-    labels: Path | None = None  # DSB2018: instance labels at native size
+    fov: Path | None = None  # the scored region at the training size (formats with a region)
+    labels: Path | None = None  # instance labels at native size (formats with instances)
+    format: str | None = None  # the data set's format (effunet.data.formats): how to read its native truth
 
     @classmethod
-    def in_folder(cls, root: str | os.PathLike) -> PreparedData:
-        """Everything in one folder (images/, masks/, fov/, labels/, manifest.csv), as tests build it."""
+    def in_folder(cls, root: str | os.PathLike, format: str | None = None) -> PreparedData:
+        """Everything in one folder (images/, masks/, manifest.csv, and fov/ and labels/ where they
+        exist), as tests build it."""
         root = Path(root)
-        return cls(root / "manifest.csv", root / "images", root / "masks", root / "fov", root / "labels")
+        optional = [root / name if (root / name).is_dir() else None for name in ("fov", "labels")]
+        return cls(root / "manifest.csv", root / "images", root / "masks", *optional, format)
 
     def image(self, sample_id: str) -> Path:
         return self.images / f"{sample_id}.png"
@@ -180,7 +183,9 @@ class Layout:
         return RESOURCES / "prepared" / dataset / source / "labels"
 
     @staticmethod
-    def prepared(dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False) -> PreparedData:
+    def prepared(
+        dataset: str, source: str, variant: str, *, fov: bool = False, labels: bool = False, format: str | None = None
+    ) -> PreparedData:
         root = RESOURCES / "prepared" / dataset / source / variant
         return PreparedData(
             root / "manifest.csv",
@@ -188,6 +193,7 @@ class Layout:
             root / "masks",
             fov=root / "fov" if fov else None,
             labels=Layout.labels(dataset, source) if labels else None,
+            format=format,
         )
 
     @staticmethod
@@ -242,6 +248,10 @@ def configured(config: dict, dataset: str) -> tuple[str, str]:
 
 
 def prepared_of(config: dict, dataset: str) -> PreparedData:
-    """A configured data set's prepared files: FOV masks for DRIVE, instance labels for DSB2018."""
+    """A configured data set's prepared files: region masks and instance labels where its format
+    (`effunet.data.formats`) has them."""
+    from effunet.data import formats
+
     source, variant = configured(config, dataset)
-    return Layout.prepared(dataset, source, variant, fov=dataset == "drive", labels=dataset == "dsb2018")
+    can = formats.capabilities(config, dataset)
+    return Layout.prepared(dataset, source, variant, fov=can.region, labels=can.instances, format=can.format)

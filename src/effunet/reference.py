@@ -4,12 +4,13 @@
   targets are, is used as the "probability" of a perfect model and scored exactly like a model's
   prediction (`effunet.evaluate.score_cases`: resized back to native size, thresholded at 0.5, scored
   at native resolution, instance AP with and without splitting). No model can beat it under this
-  protocol, since a model's output is made at the training size. DSB2018 also gets the ceiling of the
-  boundary decoding (`instance_ap_watershed`): the boundary target a model trained with
+  protocol, since a model's output is made at the training size. Data sets with instance labels
+  (DSB2018, a folder with labels/) also get the ceiling of the boundary decoding
+  (`instance_ap_watershed`): the boundary target a model trained with
   `train.instances: boundary` learns (`effunet.training.instances.boundary_target`) as its second
   channel, decoded by the marker-controlled watershed.
-- Second observer: DRIVE's `2nd_manual` against `1st_manual` inside the field of view
-  (`effunet.evaluate.second_observer`), where the data set has one.
+- Second observer: another annotator's truth against the truth inside the scored region (DRIVE's
+  `2nd_manual` against `1st_manual`; `effunet.evaluate.second_observer`), where the format has one.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def protocol_ceiling(cases: list[evaluate.Case], threshold: float = 0.5) -> dict
     return summaries["test"]["native"]
 
 
-def reference(prepared: PreparedData, dataset_kind: str, dataset: str, out_json: str | os.PathLike) -> dict:
-    """Write `reference.json`: the protocol ceiling and (DRIVE) the second observer, on the test split."""
-    cases = evaluate.load_cases(prepared, dataset_kind)
+def reference(prepared: PreparedData, dataset: str, out_json: str | os.PathLike) -> dict:
+    """Write `reference.json`: the protocol ceiling and (where the data set has one, DRIVE) the second
+    observer, on the test split."""
+    cases = evaluate.load_cases(prepared)
     observer = evaluate.second_observer([c for c in cases if c.split == "test"])
     result = {"dataset": dataset, "protocol_ceiling": protocol_ceiling(cases), "second_observer": observer}
     write_text_atomic(out_json, json.dumps(result, indent=2, default=float) + "\n")

@@ -2,6 +2,7 @@
 # Every path comes from effunet.layout (the one map of the files; docs/architecture.md).
 
 import effunet.config
+import effunet.data.formats
 import effunet.files
 import effunet.layout
 import effunet.provenance
@@ -36,15 +37,43 @@ wildcard_constraints:
 # Patterns of the data half: {source} and {variant} are filled in from the config by the
 # functions below, so configs with the same inputs share these files.
 RAW = str(Layout.raw("{dataset}", "{source}"))
-LABELS = str(Layout.labels("dsb2018", "{source}"))
+LABELS = str(Layout.labels("{dataset}", "{source}"))
+CAPABILITIES = {
+    dataset: effunet.data.formats.capabilities(config, dataset) for dataset in DATASETS
+}
 
 
-def prepared_pattern(dataset, name):
-    """A file or folder of the prepared data set, with {source} and {variant} as wildcards."""
-    files = Layout.prepared(
-        dataset, "{source}", "{variant}", fov=dataset == "drive", labels=False
-    )
+def prepared_pattern(name):
+    """A file or folder of a prepared data set, with {dataset}, {source} and {variant} as wildcards."""
+    files = Layout.prepared("{dataset}", "{source}", "{variant}", fov=True)
     return str(getattr(files, name))
+
+
+def datasets_where(**wanted):
+    """A wildcard constraint: the names of the data sets whose format offers `wanted` (e.g.
+    instances=True, region=False); a pattern that matches nothing where none does."""
+    names = [
+        dataset
+        for dataset, can in CAPABILITIES.items()
+        if all(getattr(can, key) == value for key, value in wanted.items())
+    ]
+    return "|".join(names) or "(?!)"
+
+
+def preparation_settings(wildcards):
+    """The data set's settings that shape its prepared files (not its source, which is in the path,
+    nor its training settings): changing them reruns the data steps and nothing else."""
+    return effunet.data.formats.preparation_settings(
+        config["datasets"][wildcards.dataset]
+    )
+
+
+def preparation_inputs(wildcards):
+    """The raw files, and the instance labels where the format has them."""
+    inputs = {"raw": RAW.format(**wildcards)}
+    if CAPABILITIES[wildcards.dataset].instances:
+        inputs["labels"] = LABELS.format(**wildcards)
+    return inputs
 
 
 def data_log(step, dataset, *tags):
@@ -80,10 +109,11 @@ def dataset_param(key):
 
 
 def synthetic_options(wildcards):
-    """Generator options only matter (and only trigger reruns) for synthetic sources."""
+    """Generator options (and the format, whose generator runs) only matter, and only trigger
+    reruns, for synthetic sources."""
     if dataset_setting(wildcards.dataset, "source") != "synthetic":
         return {}
-    return dataset_setting(wildcards.dataset, "synthetic")
+    return effunet.data.formats.synthetic_options(config["datasets"][wildcards.dataset])
 
 
 def local_source_state(wildcards):
@@ -148,8 +178,8 @@ def made_from_model(wildcards):
 
 
 def evaluation_inputs(wildcards):
-    """Prepared files at the training size and native-resolution truth: DSB2018's instance
-    labels, DRIVE's original files (the manifest points into the raw folder)."""
+    """Prepared files at the training size and native-resolution truth: the instance labels, or
+    the original annotations and regions (the manifest points into the raw folder)."""
     prepared = effunet.layout.prepared_of(config, wildcards.dataset)
     source, _ = effunet.layout.configured(config, wildcards.dataset)
     inputs = {
@@ -161,6 +191,7 @@ def evaluation_inputs(wildcards):
         inputs["labels"] = str(prepared.labels)
     if prepared.fov is not None:
         inputs["fov"] = str(prepared.fov)
+    if prepared.labels is None or prepared.fov is not None:
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
     if "model" in wildcards.keys() and train_settings(wildcards).get("inference", "resize") == "sliding":
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))  # a run's original images

@@ -1,5 +1,6 @@
-# Data half of the DAG: download -> merge masks (DSB2018) -> resize/convert -> prepared PNGs + manifest.
-# Paths carry the source and preparation tags (effunet.layout), so configs share what they can.
+# Data half of the DAG: download -> instance labels (formats with instances) -> prepare -> prepared
+# PNGs + manifest. What each step does is the data set's format's (effunet.data.formats); paths carry
+# the source and preparation tags (effunet.layout), so configs share what they can.
 
 
 rule download:
@@ -20,56 +21,53 @@ rule download:
 
 
 rule merge_masks:
+    # Native-size instance label images (DSB2018: one per-nucleus mask after another; a folder's labels/).
     input:
-        raw=str(Layout.raw("dsb2018", "{source}")),
+        raw=RAW,
     output:
         labels=directory(LABELS),
     log:
-        data_log("merge_masks", "dsb2018", "{source}"),
+        data_log("merge_masks", "{dataset}", "{source}"),
+    wildcard_constraints:
+        dataset=datasets_where(instances=True),
     threads: config["threads"]["prepare"]
+    params:
+        format=dataset_param("format"),
+        settings=preparation_settings,
     conda:
         "../../envs/effunet.yaml"
     script:
         "../scripts/merge_masks.py"
 
 
-rule resize_dsb2018:
+rule prepare:
+    # Images and targets at the training size, the seeded split, the manifest.
     input:
-        raw=str(Layout.raw("dsb2018", "{source}")),
-        labels=LABELS,
+        unpack(preparation_inputs),
     output:
-        images=directory(prepared_pattern("dsb2018", "images")),
-        masks=directory(prepared_pattern("dsb2018", "masks")),
-        manifest=prepared_pattern("dsb2018", "manifest"),
+        images=directory(prepared_pattern("images")),
+        masks=directory(prepared_pattern("masks")),
+        manifest=prepared_pattern("manifest"),
     log:
-        data_log("prepare", "dsb2018", "{source}", "{variant}"),
+        data_log("prepare", "{dataset}", "{source}", "{variant}"),
+    wildcard_constraints:
+        dataset=datasets_where(region=False),
     threads: config["threads"]["prepare"]
     params:
-        size=dataset_setting("dsb2018", "image_size"),
-        split=dataset_setting("dsb2018", "split"),
-        targets=dataset_setting("dsb2018", "targets"),
+        format=dataset_param("format"),
+        settings=preparation_settings,
     conda:
         "../../envs/effunet.yaml"
     script:
-        "../scripts/resize_dsb2018.py"
+        "../scripts/prepare.py"
 
 
-rule convert_drive:
-    input:
-        raw=str(Layout.raw("drive", "{source}")),
+use rule prepare as prepare_with_region with:
+    # The same, with the scored region (DRIVE's field of view, a folder's roi/) at the training size.
     output:
-        images=directory(prepared_pattern("drive", "images")),
-        masks=directory(prepared_pattern("drive", "masks")),
-        fov=directory(prepared_pattern("drive", "fov")),
-        manifest=prepared_pattern("drive", "manifest"),
-    log:
-        data_log("prepare", "drive", "{source}", "{variant}"),
-    threads: config["threads"]["prepare"]
-    params:
-        size=dataset_setting("drive", "image_size"),
-        split=dataset_setting("drive", "split"),
-        targets=dataset_setting("drive", "targets"),
-    conda:
-        "../../envs/effunet.yaml"
-    script:
-        "../scripts/convert_drive.py"
+        images=directory(prepared_pattern("images")),
+        masks=directory(prepared_pattern("masks")),
+        fov=directory(prepared_pattern("fov")),
+        manifest=prepared_pattern("manifest"),
+    wildcard_constraints:
+        dataset=datasets_where(region=True),

@@ -19,6 +19,7 @@ rule evaluate:
         runtime=60,
     params:
         threshold=config["evaluate"]["threshold"],
+        format=dataset_param("format"),
     conda:
         "../../envs/effunet.yaml"
     script:
@@ -64,6 +65,8 @@ rule reference:
         reference=reference_file("{dataset}"),
     log:
         str(LAYOUT.log("reference_{dataset}")),
+    params:
+        format=dataset_param("format"),
     resources:
         mem_mb=8000,
         runtime=60,

@@ -5,9 +5,11 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    # The format only matters to a synthetic source (which generator runs); read from the config so that
+    # the historical data sets' downloads keep their params.
     fetch(dataset=smk.wildcards.dataset, source=smk.params.source, raw_dir=smk.output.raw,
           downloads_dir=smk.params.downloads, sha256=smk.params.sha256,
-          synthetic_options=smk.params.synthetic)
+          synthetic_options=smk.params.synthetic, fmt=smk.config["datasets"][smk.wildcards.dataset]["format"])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ def main(smk):
         return Path(getattr(smk.input, name)) if hasattr(smk.input, name) else None
 
     prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks),
-                            fov=optional("fov"), labels=optional("labels"))
-    result = evaluate(model_path=smk.input.model, prepared=prepared,
-                      dataset_kind=smk.wildcards.dataset, metrics_path=smk.output.metrics,
+                            fov=optional("fov"), labels=optional("labels"), format=smk.params.format)
+    result = evaluate(model_path=smk.input.model, prepared=prepared, metrics_path=smk.output.metrics,
                       per_image_path=smk.output.per_image, examples_path=smk.output.examples,
                       threshold=smk.params.threshold, run_json=smk.input.run)
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.

@@ -1,11 +1,13 @@
-"""Merge DSB2018's per-nucleus masks into one uint16 instance label image per image."""
+"""Write one data set's native-size uint16 instance label images (DSB2018 merges its per-nucleus masks)."""
 
-from effunet.data.dsb2018 import merge_masks
+from effunet.data import formats
 from effunet.logs import run_logged
 
 
 def main(smk):
-    merge_masks(raw_dir=smk.input.raw, labels_dir=smk.output.labels, workers=smk.threads)
+    formats.get(smk.params.format).write_labels(
+        smk.input.raw, smk.output.labels, dict(smk.params.settings), smk.wildcards.dataset, smk.threads
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Score the reference rows of one data set: the protocol ceiling and (DRIVE) the second observer."""
+"""Score the reference rows of one data set: the protocol ceiling and the second observer."""
 
 from pathlib import Path
 
@@ -13,9 +13,8 @@ def main(smk):
         return Path(getattr(smk.input, name)) if hasattr(smk.input, name) else None
 
     prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks),
-                            fov=optional("fov"), labels=optional("labels"))
-    reference(prepared=prepared, dataset_kind=smk.wildcards.dataset, dataset=smk.wildcards.dataset,
-              out_json=smk.output.reference)
+                            fov=optional("fov"), labels=optional("labels"), format=smk.params.format)
+    reference(prepared=prepared, dataset=smk.wildcards.dataset, out_json=smk.output.reference)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ def main(smk):
     # store must not retrain anything.
     mlflow = smk.config["mlflow"]
     labels = Path(smk.input.labels) if hasattr(smk.input, "labels") else None  # native_crops, instances
-    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks), labels=labels)
+    # The format says how native crops read the original truth; read from the config (like the tracking
+    # location): the prepared files it describes are inputs already.
+    prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks), labels=labels,
+                            format=smk.config["datasets"][smk.wildcards.dataset]["format"])
     train(prepared=prepared, model_name=smk.wildcards.model,
           seed=int(smk.wildcards.seed), settings=Settings(**smk.params.settings), threads=smk.threads,
           device=smk.config["train"]["device"], checkpoint_every_s=smk.config["train"]["checkpoint_every_s"],

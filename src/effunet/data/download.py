@@ -15,19 +15,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from effunet.data import archives, origin, synthetic
+from effunet.data import archives, formats, origin
 from effunet.errors import EffunetError
 from effunet.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-DRIVE_HELP = (
-    "DRIVE may not be redistributed, so effunet cannot download it. Request it from the DRIVE "
-    "challenge (https://drive.grand-challenge.org/, 'Download'), then set the config key "
-    "datasets.drive.source to the path of the archive (e.g. DRIVE.zip) or of the extracted "
-    "folder holding training/ and test/. For an offline demo use source: synthetic."
-)
 
 
 def sha256_of(path: Path) -> str:
@@ -173,16 +167,19 @@ def fetch(
     downloads_dir: str | os.PathLike,
     sha256: str | None = None,
     synthetic_options: dict | None = None,
+    fmt: str | None = None,
 ) -> Path:
-    """Put the original files of `dataset` under `raw_dir`, whatever kind of source it has."""
+    """Put the original files of `dataset` (format `fmt`; by default the one its name implies)
+    under `raw_dir`, whatever kind of source it has."""
     raw_dir, downloads_dir = Path(raw_dir), Path(downloads_dir)
     key = f"datasets.{dataset}.source"
+    fmt = fmt or formats.default_format(dataset, {})
     if not source:
-        raise EffunetError(DRIVE_HELP if dataset == "drive" else f"config key {key} is not set")
+        raise EffunetError(formats.missing_source(dataset, fmt) if fmt else f"config key {key} is not set")
     if source == "synthetic":
         with tempfile.TemporaryDirectory() as scratch:
             archive = Path(scratch) / f"{dataset}-synthetic.zip"
-            synthetic.write_archive(dataset, archive, **(synthetic_options or {}))
+            formats.write_synthetic(fmt, archive, **(synthetic_options or {}))
             archives.extract(archive, raw_dir)
         return raw_dir
     archive = _local_or_downloaded(source, key, downloads_dir, sha256)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from effunet.data import images, manifest
+from effunet.data import checks, images, manifest, synthetic
+from effunet.data.formats import Format, Native
 from effunet.data.origin import original_names
 from effunet.data.parallel import map_samples
 from effunet.errors import EffunetError
@@ -100,7 +101,8 @@ def _resize_sample(sample: Sample, labels_dir: Path, images_dir: Path, masks_dir
 
 def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir: str | os.PathLike,
            masks_dir: str | os.PathLike, manifest_path: str | os.PathLike, size: images.Size,
-           test_fraction: float, val_fraction: float, seed: int, workers: int = 1, targets: str = "hard") -> int:
+           test_fraction: float, val_fraction: float, seed: int, workers: int = 1, targets: str = "hard",
+           key: str = "datasets.dsb2018.split") -> int:
     """Resized RGB images and masks (`images.resize_target`: 0/255, or area fractions for "soft"),
     plus the manifest with a seeded train/val/test split."""
     with original_names(raw_dir):
@@ -111,9 +113,73 @@ def resize(raw_dir: str | os.PathLike, labels_dir: str | os.PathLike, images_dir
         with original_names(raw_dir):
             rows = map_samples(job, samples, workers, f"resize to {size[0]}x{size[1]}")
         splits = manifest.split_by_fraction([row["id"] for row in rows], test_fraction, val_fraction, seed,
-                                            key="datasets.dsb2018.split")
+                                            key=key)
         for row in rows:
             row["split"] = splits[row["id"]]
         table = manifest.write_manifest(rows, manifest_path)
     log.info("DSB2018 split: %s", table["split"].value_counts().to_dict())
     return len(rows)
+
+
+# --- the format ------------------------------------------------------------------------------------
+
+# Training images of sources whose size is known before they are downloaded, by sha256.
+KNOWN_SOURCES = {"eaa2f0f8d1ee2978aeb581604b93e4facce6aeca79ead3a581112bcd2e7b00ac": 670}  # BBBC038 stage1_train
+
+
+def check_config(name: str, settings: dict) -> None:
+    """Empty splits, found from the config where the image count is known (synthetic data, a source
+    with a known checksum); the data step checks the rest when it counts the images."""
+    n = (settings["synthetic"]["n_images"] if settings["source"] == "synthetic"
+         else KNOWN_SOURCES.get((settings.get("sha256") or "").lower()))
+    if n is not None:
+        split = settings["split"]
+        manifest.check_split_counts(manifest.split_counts(n, split["test_fraction"], split["val_fraction"]),
+                                    f"datasets.{name}.split")
+
+
+def prepare_data(raw_dir, labels_dir, prepared, settings: dict, name: str, workers: int = 1) -> int:
+    return resize(raw_dir, labels_dir, prepared.images, prepared.masks, prepared.manifest, settings["image_size"],
+                  workers=workers, targets=settings["targets"], key=f"datasets.{name}.split", **settings["split"])
+
+
+def write_labels(raw_dir, labels_dir, settings: dict, name: str, workers: int = 1) -> int:
+    return merge_masks(raw_dir, labels_dir, workers)
+
+
+def native(prepared, row) -> Native:
+    labels = images.read_labels(prepared.label(row.id))
+    return Native(labels > 0, None, labels)
+
+
+def _decode(sample: checks.Sample) -> checks.Decoded:
+    labels = merge_sample(Sample(sample.id, sample.channels[0], sample.annotation))
+    return checks.Decoded(images.read_rgb(sample.image), labels > 0, labels)
+
+
+def check(raw_dir, settings: dict, name: str, workers: int = 1) -> checks.Report:
+    with original_names(raw_dir):
+        try:
+            found = find_samples(raw_dir)
+        except EffunetError as error:
+            return checks.Report(name, [str(error)])
+    samples = [checks.Sample(s.id, (s.image,), s.masks) for s in found]
+    report = checks.check_samples(name, samples, _decode, workers, image_size=settings.get("image_size"))
+    split = settings["split"]
+    report.splits = manifest.split_counts(len(samples), split["test_fraction"], split["val_fraction"])
+    return report
+
+
+FORMAT = Format(
+    name="dsb2018",
+    title="DSB2018",
+    describe="2018 Data Science Bowl / BBBC038 stage1_train: <id>/images/<id>.png and one mask PNG per nucleus",
+    prepare=prepare_data,
+    native=native,
+    check=check,
+    instances=lambda settings: True,
+    write_labels=write_labels,
+    check_config=check_config,
+    study="dsb2018",
+    synthetic=synthetic.write_dsb2018_zip,
+)

@@ -50,8 +50,37 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image)
 
 
+CHANNEL_SEPARATOR = "|"  # an image made of channel files (nnU-Net's _0000, _0001, _0002): "a.png|b.png|c.png"
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    return to_rgb(open_image(path))
+    """An RGB image from one file, or from three single-channel files joined by `CHANNEL_SEPARATOR`."""
+    parts = str(path).split(CHANNEL_SEPARATOR)
+    if len(parts) == 1:
+        return to_rgb(open_image(path))
+    if len(parts) != 3:
+        raise EffunetError(
+            f"an image of {len(parts)} channel files ({path}) cannot be shown as RGB; "
+            "1 (grey) or 3 (RGB) channels are supported"
+        )
+    channels = [to_rgb(open_image(part))[..., 0] for part in parts]
+    shapes = {channel.shape for channel in channels}
+    if len(shapes) != 1:
+        raise EffunetError(f"the channel files {', '.join(parts)} differ in size ({sorted(shapes)})")
+    return np.stack(channels, axis=-1)
+
+
+def read_annotation(path: str | os.PathLike) -> np.ndarray:
+    """An annotation (mask, label or region image) as integers, as stored: single-channel files as
+    they are (1, L, P, I;16, I), colour files as the largest of their R, G and B values."""
+    image = open_image(path)
+    if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA"):
+        values = np.asarray(image.convert("RGB")).max(axis=-1)
+    elif image.mode == "F":
+        raise EffunetError(f"{path}: a floating-point image is not a mask or label image")
+    else:
+        values = np.asarray(image)
+    return values.astype(np.int64) if values.dtype != np.bool_ else values.astype(np.uint8)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -133,6 +162,10 @@ def area_weights(n_out: int, n_in: int) -> np.ndarray:
 
 def png_name(sample_id: str) -> str:
     return f"{sample_id}.png"
+
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 
 def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

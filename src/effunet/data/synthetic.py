@@ -84,7 +84,7 @@ def _nuclei_image(rng: np.random.Generator, labels: np.ndarray, fluorescent: boo
     return np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)))
 
 
-def _dsb_sample(rng: np.random.Generator, index: int, seed: int, nuclei=(8, 24), nucleus_radius=(6, 16)):
+def dsb_sample(rng: np.random.Generator, index: int, seed: int, nuclei=(8, 24), nucleus_radius=(6, 16)):
     sample_id = hashlib.sha256(f"dsb2018-{seed}-{index}".encode()).hexdigest()
     size = DSB_SIZES[index % len(DSB_SIZES)]
     count = int(rng.integers(nuclei[0], nuclei[1] + 1))
@@ -109,7 +109,7 @@ def write_dsb2018_zip(path: str | os.PathLike, n_images: int = 24, seed: int = 0
     rng = np.random.default_rng(seed)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for index in range(n_images):
-            sample_id, image, labels = _dsb_sample(rng, index, seed, nuclei, nucleus_radius)
+            sample_id, image, labels = dsb_sample(rng, index, seed, nuclei, nucleus_radius)
             for folder in (f"{sample_id}/", f"{sample_id}/images/", f"{sample_id}/masks/"):
                 archive.writestr(folder, b"")
             archive.writestr(f"{sample_id}/images/{sample_id}.png", _encode(image, "PNG"))
@@ -197,9 +197,3 @@ def write_drive_zip(path: str | os.PathLike, n_train: int = 20, n_test: int = 20
     log.info("wrote a synthetic DRIVE archive (%d training, %d test) to %s", n_train, n_test, path)
     return Path(path)
 
-
-WRITERS = {"dsb2018": write_dsb2018_zip, "drive": write_drive_zip}
-
-
-def write_archive(dataset: str, path: str | os.PathLike, **options) -> Path:
-    return WRITERS[dataset](path, **options)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from effunet.data import images as image_files
+from effunet.data import formats
 from effunet.data.manifest import read_manifest
 from effunet.errors import EffunetError
 from effunet.layout import PreparedData
@@ -194,22 +195,19 @@ def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int):
 
 def load_native_split(prepared: PreparedData, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Images (H, W, 3) and masks (H, W, 1), uint8 0/255, of one split at native resolution, each
-    its own size: the originals the manifest lists (`image`), with DSB2018's instance labels
-    (`prepared.labels`, foreground = label > 0) or DRIVE's `manual1` annotation as the mask."""
+    its own size: the originals the manifest lists (`image`), with the native truth the data set's
+    format reads (`effunet.data.formats.native`: instance labels > 0, or the original annotation)."""
     table = read_manifest(prepared.manifest)
     rows = list(table.loc[table["split"] == split].itertuples())
     if not rows:
         raise EffunetError(f"{prepared.manifest} has no images in the {split!r} split")
-    if "image" not in table.columns or (prepared.labels is None and "manual1" not in table.columns):
-        raise EffunetError(f"{prepared.manifest} does not list native-resolution images and masks "
-                           "(train.input native_crops needs DSB2018 labels or DRIVE's manual1)")
+    if "image" not in table.columns:
+        raise EffunetError(f"{prepared.manifest} does not list native-resolution images (the `image` column "
+                           "that train.input native_crops reads); rerun the data steps")
     images, masks = [], []
     for row in rows:
         rgb = image_files.read_rgb(row.image)
-        if prepared.labels is not None:
-            truth = image_files.read_labels(prepared.label(row.id)) > 0
-        else:
-            truth = image_files.read_mask(row.manual1)
+        truth = formats.native(prepared, row).truth
         if truth.shape != rgb.shape[:2]:
             raise EffunetError(f"the native mask of {row.id} is {truth.shape} but its image {row.image} is "
                                f"{rgb.shape[:2]}; rerun the data steps")
