@@ -13,7 +13,8 @@ from effunet.layout import RunId
 
 
 def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, loss_by_image=None, pooled_dice=None,
-              ap=(0.5, 0.6), train_dice=0.9, recipe="study", parameters=2_500_000, seconds_to_best=None):
+              ap=(0.5, 0.6), train_dice=0.9, recipe="study", parameters=2_500_000, seconds_to_best=None,
+              stop_reason="early_stopping", accuracy_by_image=None, objects=None):
     """A run's run.json, eval/metrics.json and per_image.csv with the given per-image values, in a folder
     whose name says nothing (the identity travels with the paths)."""
     run_dir = root / f"run{len(list(root.glob('run*')))}"
@@ -24,7 +25,7 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
         "epochs_trained": epochs, "best_epoch": best, "wall_seconds": 10.0 * epochs, "first_epoch_seconds": 30.0,
         "seconds_per_epoch": 2.0 + seed,
         "seconds_to_best": 2.0 * best if seconds_to_best is None else seconds_to_best, "train_images_per_s": 100.0,
-        "parameters": parameters, "flops": 2e9}))
+        "parameters": parameters, "flops": 2e9, "stop_reason": stop_reason}))
     mean = {name: float(dice_by_image.mean()) for name in compare.QUALITY}
     mean.update(instance_ap=ap[0], instance_ap_split=ap[1])
     pooled = {name: pooled_dice if pooled_dice is not None else float(dice_by_image.mean()) for name in compare.QUALITY}
@@ -35,7 +36,11 @@ def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, los
         "splits": splits, "inference_images_per_s": 50.0, "threshold": {"value": 0.5},
         "loss": {"function": "bce", "train": 0.05, "val": 0.07, "test": float(loss_by_image.mean())}}))
     ids = [f"i{k}" for k in range(len(dice_by_image))]
-    native = pd.DataFrame({"id": ids, "split": "test", "resolution": "native", "dice": dice_by_image})
+    native = pd.DataFrame({"id": ids, "split": "test", "resolution": "native", "dice": dice_by_image,
+                           "accuracy": dice_by_image if accuracy_by_image is None else accuracy_by_image,
+                           "instance_ap": ap[0], "instance_ap_split": ap[1]})
+    if objects is not None:  # (true, predicted) nuclei per image
+        native["true_objects"], native["predicted_objects"] = objects
     small = pd.DataFrame({"id": ids, "split": "test", "resolution": "training_size", "dice": dice_by_image,
                           "loss": loss_by_image})
     pd.concat([native, small]).to_csv(run_dir / "eval/per_image.csv", index=False)
@@ -64,9 +69,9 @@ def study(tmp_path):
     for seed in range(3):
         noise = rng.normal(0, 0.002, 12)
         runs.append(write_run(tmp_path, "dsb2018", "resnet50-unet", seed, base + 0.003 * seed + noise, best=69 + seed,
-                              ap=(0.40, 0.55)))
+                              ap=(0.40, 0.55), objects=(np.full(12, 10), 7 + rng.integers(0, 2, 12))))
         runs.append(write_run(tmp_path, "dsb2018", "effunet-b0", seed, base + 0.1 + 0.003 * (2 - seed) + noise,
-                              best=36 + seed, ap=(0.50, 0.52)))
+                              best=36 + seed, ap=(0.50, 0.52), objects=(np.full(12, 10), 9 + rng.integers(0, 2, 12))))
         runs.append(write_run(tmp_path, "drive", "resnet50-unet", seed, base[:4] + 0.002 * seed, best=100 + seed,
                               pooled_dice=0.80))
         runs.append(write_run(tmp_path, "drive", "effunet-b0", seed, base[:4] + 0.002 * (2 - seed), best=101 - seed,
@@ -140,7 +145,16 @@ def test_verdict_needs_three_seeds_and_unequal_seed_counts_are_handled(tmp_path)
     assert dice.loc["unet", "verdict"] == "needs >= 3 seeds"
     assert dice.loc["unet", "method"].startswith("images only")
     assert dice.loc["unet", "difference"] == pytest.approx(0.101)  # numbers still shown
-    assert np.isfinite(dice.loc["unet", "ci_low"])
+    assert np.isfinite(dice.loc["unet", "ci_low"]) and dice.loc["unet", "p"] < 1e-6  # the CSV keeps them
+    assert np.isnan(dice.loc["unet", "p_holm"]) and np.isnan(dice.loc["unet", "mde"])  # out of the family
+    # the Holm family is the rows with an estimable seed variance
+    estimable = paired[~paired.method.str.startswith("images only")]
+    assert estimable.p_holm.to_numpy() == pytest.approx(statistics.holm(estimable.p.to_numpy()))
+    # the markdown shows neither a p-value nor a CI for the one-seed rows
+    table = compare.statistics_table(paired)
+    one_seed = table[table.seeds == "3 vs 1"]
+    assert len(one_seed) == 2 and (one_seed["p (Holm)"] == "–").all() and (one_seed["95% CI (Holm)"] == "–").all()
+    assert (table.loc[table.seeds == "3 vs 2", "p (Holm)"] != "–").all()
 
 
 def test_images_are_paired_by_id_whatever_the_row_order(study, tmp_path):
@@ -167,15 +181,25 @@ def test_claims_table_one_row_per_finding(study, tmp_path):
     runs, references = study
     compare.aggregate(runs, references=references, **outputs(tmp_path))
     claims = pd.read_csv(tmp_path / "claims.csv").set_index("finding of the study")
-    assert len(claims) == 7
+    assert len(claims) == 9
     verdicts = claims["verdict"]
+    assert verdicts["Eff-UNet more accurate (test pixel accuracy)"] == "agrees"
     assert verdicts["Eff-UNet more accurate (test Dice)"] == "agrees"
     assert verdicts["Eff-UNet's best epoch earlier"] == "agrees"
-    assert claims.loc["Eff-UNet's best epoch earlier", "measured here"] == "37.0 vs 70.0"
+    assert claims.loc["Eff-UNet's best epoch earlier", "measured here"] == "37.0 vs 70.0 (0 of 6 runs censored)"
     assert verdicts["test loss: Eff-UNet higher"].tolist() == ["disagrees", "inconclusive"]  # dsb2018, drive
     assert verdicts["best epoch about the same (within 20%)"] == "agrees"
     # splitting gains 0.15 for resnet50-unet and 0.02 for effunet-b0, identical over seeds
     assert verdicts["U-Net merges touching nuclei (AP gain from splitting)"] == "agrees"
+    # about 0.5 nuclei missed per image by effunet-b0 against 2.5 by resnet50-unet, paired per image
+    assert verdicts["U-Net merges touching nuclei (nuclei missed per image)"] == "agrees"
+    assert claims.loc["U-Net merges touching nuclei (nuclei missed per image)", "method"] == "seeds and images"
+    # one Holm family over every row with a test; each row's MDE at its Holm step level
+    assert claims["p (Holm)"].to_numpy() == pytest.approx(statistics.holm(claims["p"].to_numpy()), nan_ok=True)
+    assert claims["alpha (Holm step)"].to_numpy() == pytest.approx(
+        statistics.holm_level(claims["p"].to_numpy()), nan_ok=True)
+    inconclusive = claims.loc[claims.verdict == "inconclusive", "detectable (80% power)"]
+    assert inconclusive.str.startswith("no difference larger than").all()
     # DRIVE: train Dice 0.9 for both, pooled test Dice 0.81 vs 0.80: Eff-UNet's gap is 0.01 smaller
     assert claims.loc["Eff-UNet generalises better (train − test Dice gap)", "measured here"] == "0.0900 vs 0.1000"
     markdown = (tmp_path / "c.md").read_text()
@@ -189,8 +213,119 @@ def test_claims_with_one_seed_are_inconclusive(tmp_path):
     compare.aggregate(runs, **outputs(tmp_path))
     claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
     assert set(claims["verdict"]) == {"inconclusive"}
-    assert (claims["measured here"] == "not run").sum() == 3  # DRIVE's three rows
-    assert "10.0 vs 60.0" in set(claims["measured here"])
+    assert (claims["measured here"] == "not run").sum() == 4  # DRIVE's three rows, no object counts
+    assert "10.0 vs 60.0 (0 of 2 runs censored)" in set(claims["measured here"])
+    # one seed: no CI labelled (Holm) beside the words, no p-value; the CSV keeps the images-only p
+    assert set(claims["difference [CI]"]) == {"–"} and set(claims["detectable (80% power)"]) == {"–"}
+    accuracy = claims.set_index("finding of the study").loc["Eff-UNet more accurate (test Dice)"]
+    assert accuracy["method"].startswith("images only") and float(accuracy["p"]) < 1e-6
+    assert "(Holm)" not in (tmp_path / "c.md").read_text().split("## The study's claims")[1].split("\n\n")[1]
+
+
+def seed_records(dataset, eff, base, column="best_epoch", censored=(0, 0)):
+    """Records of two models with the given seed-level values (the claims read only these columns)."""
+    return [{"dataset": dataset, "model": model, "recipe": "study", "seed": seed, column: value,
+             "censored": float(seed < count)}
+            for model, values, count in (("effunet-b0", eff, censored[0]), ("resnet50-unet", base, censored[1]))
+            for seed, value in enumerate(values)]
+
+
+@pytest.mark.parametrize("eff, base, expected", [
+    ([55, 58, 60], [50, 50, 51], "inconclusive"),  # issue 19: CI [+1.5, +13.2] straddles the margin 10.1
+    ([50, 51, 52], [50, 51, 51], "agrees"),  # CI inside +-10.1
+    ([80, 81, 82], [50, 51, 51], "disagrees"),  # CI wholly above the margin
+    ([55, 56, 57], [50, 50, 51], "agrees"),  # CI excludes 0 but lies inside the margin: not a disagreement
+])
+def test_about_the_same_disagrees_only_when_the_ci_is_wholly_outside_the_margin(eff, base, expected):
+    claims = compare.claims_table(seed_records("drive", eff, base), None).set_index("finding of the study")
+    row = claims.loc["best epoch about the same (within 20%)"]
+    assert row["verdict"] == expected
+    low, high = (float(x) for x in row["difference [CI]"].split("[")[1].split("]")[0].split(","))
+    margin = 0.2 * np.mean(base)
+    assert (expected == "agrees") == (-margin <= low and high <= margin)
+    assert (expected == "disagrees") == (low > margin or high < -margin)
+
+
+def test_best_epochs_of_runs_stopped_by_max_epochs_are_censored_not_measured():
+    # every run at the cap: a CI of [0, 0] that would read "agrees"
+    claims = compare.claims_table(seed_records("drive", [50] * 3, [50] * 3, censored=(3, 3)), None)
+    row = claims.set_index("finding of the study").loc["best epoch about the same (within 20%)"]
+    assert row["verdict"] == "censored" and row["measured here"] == "50.0 vs 50.0 (6 of 6 runs censored)"
+    assert row["difference [CI]"] == "–" and np.isnan(row["p (Holm)"])  # out of the Holm family
+    one = compare.claims_table(seed_records("dsb2018", [30, 31, 32], [60, 61, 62], censored=(0, 1)), None)
+    row = one.set_index("finding of the study").loc["Eff-UNet's best epoch earlier"]
+    assert row["verdict"] == "censored" and "1 of 6 runs censored" in row["measured here"]
+    early = compare.claims_table(seed_records("dsb2018", [30, 31, 32], [60, 61, 62]), None)
+    assert early.set_index("finding of the study").loc["Eff-UNet's best epoch earlier", "verdict"] == "agrees"
+
+
+def test_stop_reason_of_run_json_is_counted(tmp_path):
+    base = np.linspace(0.5, 0.8, 10)
+    runs = [write_run(tmp_path, "dsb2018", model, s, base, best=40 + s, stop_reason=reason)
+            for model in ("effunet-b0", "resnet50-unet") for s, reason in
+            enumerate(("early_stopping", "max_epochs", "early_stopping"))]
+    records = [compare.run_record(r) for r in runs]
+    assert [r["censored"] for r in records] == [0.0, 1.0, 0.0] * 2
+    summary = json.loads(Path(runs[0].run).read_text())
+    del summary["stop_reason"]  # a run.json without a stop reason is not taken as stopped early
+    Path(runs[0].run).write_text(json.dumps(summary))
+    assert compare.run_record(runs[0])["censored"] == 1.0
+    Path(runs[0].run).write_text(json.dumps({**summary, "stop_reason": "early_stopping"}))
+    row = compare.claims_table(records, None).set_index("finding of the study").loc["Eff-UNet's best epoch earlier"]
+    assert row["verdict"] == "censored" and "2 of 6 runs censored" in row["measured here"]
+
+
+def test_accuracy_claim_is_on_pixel_accuracy_with_dice_a_second_row(tmp_path):
+    """Eff-UNet has the higher pixel accuracy and the lower Dice: the two rows disagree in sign."""
+    rng = np.random.default_rng(3)
+    base = np.linspace(0.5, 0.8, 12)
+    runs = []
+    for seed in range(3):
+        noise = rng.normal(0, 0.002, 12)
+        runs.append(write_run(tmp_path, "dsb2018", "effunet-b0", seed, base - 0.05 + noise,
+                              accuracy_by_image=base + 0.15 + noise))
+        runs.append(write_run(tmp_path, "dsb2018", "resnet50-unet", seed, base + noise,
+                              accuracy_by_image=base + 0.1 + rng.normal(0, 0.002, 12)))
+    compare.aggregate(runs, **outputs(tmp_path))
+    claims = pd.read_csv(tmp_path / "claims.csv").set_index("finding of the study")
+    assert claims.loc["Eff-UNet more accurate (test pixel accuracy)", "verdict"] == "agrees"
+    assert claims.loc["Eff-UNet more accurate (test Dice)", "verdict"] == "disagrees"
+    assert claims.loc["Eff-UNet more accurate (test pixel accuracy)", "measured here"].startswith(
+        f"{(base + 0.15).mean():.4f}"[:5])
+
+
+def test_mde_and_seeds_for_the_target_on_every_row(study, tmp_path):
+    runs, _ = study
+    compare.aggregate(runs, **outputs(tmp_path), target_difference=0.05)
+    paired = pd.read_csv(tmp_path / "p.csv")
+    assert paired.alpha_holm.to_numpy() == pytest.approx(statistics.holm_level(paired.p.to_numpy()))
+    for row in paired.itertuples():  # the reference: the statistics module on the row's own test
+        test = {"se": np.array(row.se), "df": np.array(row.df), "seed_a": np.array(1.0)}
+        assert row.mde == pytest.approx(float(statistics.detectable(test, row.alpha_holm)))
+    dice = paired[paired.quantity == "test dice"]
+    assert (dice.target_difference == 0.05).all() and paired[paired.quantity == "test loss"].seeds_for_target.isna().all()
+    assert (dice.seeds_for_target >= statistics.MIN_SEEDS).all()
+    markdown = (tmp_path / "c.md").read_text()
+    assert "| MDE (80%)" in markdown and "seeds to see 0.05" in markdown
+
+
+def test_an_inconclusive_dice_row_says_what_it_could_see_and_the_seeds_it_needs(tmp_path):
+    rng = np.random.default_rng(4)
+    base = np.linspace(0.5, 0.8, 20)
+    runs = [write_run(tmp_path, "dsb2018", model, seed, base + rng.normal(0, 0.02) + rng.normal(0, 0.01, 20))
+            for model in ("effunet-b0", "resnet50-unet") for seed in range(3)]
+    compare.aggregate(runs, **outputs(tmp_path))
+    paired = pd.read_csv(tmp_path / "p.csv").set_index("quantity")
+    assert paired.loc["test dice", "verdict"] == "no evidence of a difference"
+    needed = int(paired.loc["test dice", "seeds_for_target"])
+    assert needed > 3
+    claims = pd.read_csv(tmp_path / "claims.csv").set_index("finding of the study")
+    row = claims.loc["Eff-UNet more accurate (test Dice)"]
+    assert row["verdict"] == "inconclusive"
+    assert row["detectable (80% power)"] == (f"no difference larger than {row['mde']:.2g} Dice; "
+                                             f"{int(row['seeds_for_target'])} seeds per model would see 0.02")
+    markdown = (tmp_path / "c.md").read_text()
+    assert f"| {needed} " in markdown.split("## The study's claims")[0]  # the statistics table's column
 
 
 def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_path):
@@ -212,8 +347,8 @@ def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_pa
         assert f"**{header}**" in caption or header in ("data set", "model")
     assert shown.loc[0, "recipe"] == "study" and shown.loc[2, "recipe"] == "–"  # reference rows: no recipe
     assert "dsb2018: per-image mean" in caption and "drive: pooled" in caption
-    markdown = (tmp_path / "c.md").read_text()
-    assert max(len(line) for line in markdown.splitlines() if line.startswith("|")) < 200
+    compact = (tmp_path / "c.md").read_text().split("## Statistics")[0]  # the claims table has words
+    assert max(len(line) for line in compact.splitlines() if line.startswith("|")) < 200
     assert "<table" in (tmp_path / "c.html").read_text()
 
 

@@ -240,8 +240,9 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
     cost = pd.read_csv(workdir / layout.cost)
     assert len(cost) == len(RUNS) and (cost.parameters_mean > 0).all() and (cost.flops_mean > 0).all()
     assert cost.seconds_to_best_mean.gt(0).all() and cost.dice_image_mean_mean.between(0, 1).all()
-    assert len(pd.read_csv(workdir / layout.claims)) == 7
+    assert len(pd.read_csv(workdir / layout.claims)) == 9
     assert "## The study's claims" in (workdir / layout.comparison("md")).read_text()
+    assert "seeds to see 0.02" in (workdir / layout.comparison("md")).read_text()  # compare.target_difference
     assert "## Quality vs cost" in (workdir / layout.comparison("md")).read_text()
     for figure in ("comparison", "training_speed", "cost", "learning_curves_dsb2018_study",
                    "learning_curves_drive_study"):

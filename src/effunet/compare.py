@@ -89,6 +89,8 @@ def run_record(result_files: RunResult) -> dict:
               "threshold": result["threshold"]["value"]}
     record.update(_quality(splits["test"]["native"], dataset))
     record["loss_function"] = loss_function(run)
+    # stopped by max_epochs (or a run.json without stop_reason): its best epoch is a lower bound
+    record["censored"] = float(run.get("stop_reason") != "early_stopping")
     for split in ("train", "val", "test"):
         record[f"{split}_loss"] = result.get("loss", {}).get(split)
     for split in ("train", "val"):
@@ -144,17 +146,27 @@ def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.Dat
     return table
 
 
-def _loss_functions(per_image: pd.DataFrame, model: str, recipe: str) -> set[str]:
-    return set(per_image.loc[(per_image["model"] == model) & (per_image["recipe"] == recipe), "loss_function"])
+def _loss_functions(per_image: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    """(model, recipe) -> the loss functions of its runs."""
+    return {key: set(group) for key, group in per_image.groupby(["model", "recipe"], sort=False)["loss_function"]}
 
 
-def _matrix(values: pd.DataFrame, model: str, recipe: str) -> pd.DataFrame:
-    """seed x image id values of one model under one recipe."""
-    rows = values[(values["model"] == model) & (values["recipe"] == recipe)]
-    return rows.pivot_table(index="seed", columns="id", values="value", aggfunc="mean")
+def _matrices(values: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """(recipe, model) -> seed x image id values (one pivot for every model and recipe)."""
+    wide = values.pivot_table(index=["recipe", "model", "seed"], columns="id", values="value", aggfunc="mean")
+    return {key: frame.droplevel([0, 1]) for key, frame in wide.groupby(level=[0, 1], sort=False)}
+
+
+def _paired(a: pd.DataFrame | None, b: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The seed x image arrays of two sides on the images every run of both scored."""
+    if a is None or b is None or a.empty or b.empty:
+        return None
+    ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
+    return (a[ids].to_numpy(), b[ids].to_numpy()) if ids else None
 
 
 RECIPE_FAMILY = f"recipe vs {STUDY_RECIPE}"
+TARGET_DIFFERENCE = 0.02  # config key compare.target_difference: the Dice difference a design is asked to see
 
 
 def architecture_family(recipe: str) -> str:
@@ -176,37 +188,70 @@ def _pairs(models_by_recipe: dict[str, list[str]]):
                 yield RECIPE_FAMILY, recipe, model, STUDY_RECIPE, model
 
 
-def paired_tests(per_image: pd.DataFrame) -> pd.DataFrame:
+IMAGES_ONLY = "images only (seed variance not estimable; p and CI conditional on these seeds, not in the Holm family)"
+
+
+def family_tests(tests: dict[str, np.ndarray], families, seeds_a, seeds_b, images, dice,
+                 target_difference: float | None = TARGET_DIFFERENCE) -> dict[str, np.ndarray]:
+    """Holm within each family, the MDE at each row's Holm step level and, for the rows where `dice` is
+    true, the seeds per model that would see `target_difference`: one entry per comparison. Comparisons
+    whose seed variance is not estimable are left out of their family (no verdict, no MDE)."""
+    families = np.asarray(families, dtype=object)
+    estimable = np.isfinite(tests["seed_a"]) & np.isfinite(tests["seed_b"])
+    p_family = np.where(estimable, tests["p"], np.nan)
+    keys = ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high", "alpha_holm")
+    out = {key: np.full(len(families), np.nan) for key in keys}
+    for family in dict.fromkeys(families):
+        members = families == family
+        corrected = statistics.corrected({**{k: v[members] for k, v in tests.items()}, "p": p_family[members]})
+        corrected["alpha_holm"] = statistics.holm_level(p_family[members])
+        for key in keys:
+            out[key][members] = corrected[key]
+    out["mde"] = statistics.detectable(tests, out["alpha_holm"])
+    out["seeds_for_target"] = np.full(len(families), np.nan)
+    dice = np.asarray(dice, dtype=bool) & estimable
+    if target_difference is not None and dice.any():
+        for count in dict.fromkeys(zip(np.asarray(seeds_a)[dice], np.asarray(seeds_b)[dice], np.asarray(images)[dice])):
+            rows = dice & (np.asarray(seeds_a) == count[0]) & (np.asarray(seeds_b) == count[1]) & (
+                np.asarray(images) == count[2])
+            out["seeds_for_target"][rows] = statistics.seeds_needed(
+                {k: v[rows] for k, v in tests.items()}, count[0], count[1], count[2], target_difference,
+                out["alpha_holm"][rows])
+    return out
+
+
+def paired_tests(per_image: pd.DataFrame, target_difference: float | None = TARGET_DIFFERENCE) -> pd.DataFrame:
     """Per-image test Dice and test loss, seeds and images (`effunet.statistics.difference_test`): Eff-UNet
-    vs each baseline within each recipe, and each model's recipe vs `study`; Holm within each family."""
+    vs each baseline within each recipe, and each model's recipe vs `study`; Holm within each family; the
+    MDE of every row (`mde`, at 80% power and the row's Holm step level `alpha_holm`) and, on Dice rows,
+    the seeds per model that would see `target_difference` (`seeds_for_target`)."""
     test = per_image[per_image["split"] == "test"]
     if "recipe" not in test:
         test = test.assign(recipe=STUDY_RECIPE)
     rows, a_list, b_list = [], [], []
     for dataset in dict.fromkeys(test["dataset"]):
         here = test[test["dataset"] == dataset]
-        models_by_recipe = {recipe: list(dict.fromkeys(here.loc[here["recipe"] == recipe, "model"]))
-                            for recipe in dict.fromkeys(here["recipe"])}
+        models_by_recipe = {recipe: list(dict.fromkeys(group)) for recipe, group in
+                            here.groupby("recipe", sort=False)["model"]}
+        functions = _loss_functions(here)
         for quantity, (resolution, column, higher) in QUANTITIES.items():
             if column not in here.columns:
                 continue
             values = here.loc[here["resolution"] == resolution, ["recipe", "model", "seed", "id", column]].dropna()
-            values = values.rename(columns={column: "value"})
+            matrices = _matrices(values.rename(columns={column: "value"}))
             for family, recipe, model, baseline_recipe, baseline in _pairs(models_by_recipe):
-                if quantity == "loss" and _loss_functions(here, model, recipe) != _loss_functions(
-                        here, baseline, baseline_recipe):
+                if quantity == "loss" and functions.get((model, recipe)) != functions.get((baseline, baseline_recipe)):
                     continue  # values of different functions (e.g. BCE vs BCE + Dice): no comparison
-                a, b = _matrix(values, model, recipe), _matrix(values, baseline, baseline_recipe)
-                ids = sorted(set(a.dropna(axis=1).columns) & set(b.dropna(axis=1).columns))
-                if not ids or a.empty or b.empty:
+                pair = _paired(matrices.get((recipe, model)), matrices.get((baseline_recipe, baseline)))
+                if pair is None:
                     continue
-                a_list.append(a[ids].to_numpy())
-                b_list.append(b[ids].to_numpy())
+                a_list.append(pair[0])
+                b_list.append(pair[1])
                 rows.append({"family": family, "dataset": dataset, "quantity": f"test {quantity}",
                              "recipe": recipe, "model": model, "baseline_recipe": baseline_recipe,
-                             "baseline": baseline, "seeds_model": len(a), "seeds_baseline": len(b),
-                             "images": len(ids), "mean_model": a_list[-1].mean(),
-                             "mean_baseline": b_list[-1].mean(), "_higher": higher})
+                             "baseline": baseline, "seeds_model": len(pair[0]), "seeds_baseline": len(pair[1]),
+                             "images": pair[0].shape[1], "mean_model": pair[0].mean(),
+                             "mean_baseline": pair[1].mean(), "_higher": higher})
     if not rows:
         return pd.DataFrame(columns=["family", "dataset", "quantity", "recipe", "model", "baseline_recipe",
                                      "baseline", "verdict"])
@@ -215,13 +260,14 @@ def paired_tests(per_image: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["difference"] = joined["difference"]
     table["se"], table["df"], table["p"] = joined["se"], joined["df"], joined["p"]
-    for family in dict.fromkeys(table["family"]):
-        members = (table["family"] == family).to_numpy()
-        corrected = statistics.corrected({key: value[members] for key, value in joined.items()})
-        for key in ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high"):
-            table.loc[members, key] = corrected[key]
-    table["method"] = ["seeds and images" if min(r["seeds_model"], r["seeds_baseline"]) >= 2
-                       else "images only (seed variance not estimable)" for r in rows]
+    results = family_tests(joined, table["family"], table["seeds_model"], table["seeds_baseline"], table["images"],
+                           table["quantity"] == "test dice", target_difference)
+    for key in ("p_holm", "ci_low", "ci_high", "ci_alpha", "ci95_low", "ci95_high", "alpha_holm", "mde"):
+        table[key] = results[key]
+    table["seeds_for_target"] = results["seeds_for_target"]
+    table["target_difference"] = np.where(table["quantity"] == "test dice", target_difference, np.nan)
+    table["method"] = ["seeds and images" if min(r["seeds_model"], r["seeds_baseline"]) >= 2 else IMAGES_ONLY
+                       for r in rows]
     table["verdict"] = [statistics.verdict(lo, hi, r["seeds_model"], r["seeds_baseline"], *_names(r),
                                            r["_higher"])
                         for lo, hi, r in zip(table["ci_low"], table["ci_high"], rows)]
@@ -250,90 +296,202 @@ def _signed(value: float, decimals: int) -> str:
     return f"{value + 0.0:+.{decimals}f}".replace("-0." + "0" * decimals, "+0." + "0" * decimals)
 
 
-def _claim_from_test(paired, dataset, quantity, eff, base, expect_better: bool) -> tuple[str, str, str]:
-    rows = paired[(paired["dataset"] == dataset) & (paired["quantity"] == quantity) & (paired["model"] == eff)
-                  & (paired["baseline"] == base) & (paired["recipe"] == STUDY_RECIPE)
-                  & (paired["baseline_recipe"] == STUDY_RECIPE)] if len(paired) else paired
-    if rows is None or not len(rows):
-        return "not run", "–", "inconclusive"
-    row = rows.iloc[0]
-    measured = f"{row['mean_model']:.4f} vs {row['mean_baseline']:.4f}"
-    ci = f"{_signed(row['difference'], 4)} [{_signed(row['ci_low'], 4)}, {_signed(row['ci_high'], 4)}] (Holm)"
-    if row["verdict"].endswith("better"):
-        word = "agrees" if expect_better else "disagrees"
-    elif row["verdict"].endswith("worse"):
-        word = "disagrees" if expect_better else "agrees"
-    else:
-        word = "inconclusive"
-    return measured, ci, word
+@dataclass
+class Claim:
+    """One finding of the study and what is measured for it: model minus baseline, `expect` "higher",
+    "lower" or "same" (within +-margin)."""
+
+    dataset: str
+    finding: str
+    study: str
+    expect: str
+    unit: str
+    decimals: int
+    a: np.ndarray | None = None  # seeds x images (or seeds x 1: seed-level values) of the model
+    b: np.ndarray | None = None  # of the baseline, the same images
+    margin: float | None = None
+    censored: tuple[int, int] | None = None  # (runs stopped by max_epochs, runs): best-epoch rows
+    note: str = ""
+
+    @property
+    def measured(self) -> str:
+        if self.a is None:
+            return "not run" if not self.note else self.note
+        text = f"{self.a.mean():.{self.decimals}f} vs {self.b.mean():.{self.decimals}f}"
+        if self.censored is not None:
+            text += f" ({self.censored[0]} of {self.censored[1]} runs censored)"
+        return text
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the row has no verdict whatever its CI: None, "not run" or "censored"."""
+        if self.a is None:
+            return "not run"
+        return "censored" if self.censored is not None and self.censored[0] else None
 
 
-def _claim_from_seeds(a: np.ndarray, b: np.ndarray, names: tuple[str, str], expect: str,
-                      margin: float | None = None, decimals: int = 1) -> tuple[str, str, str]:
-    """Seed-level Welch comparison; expect "lower", "higher" or "same" (within +-margin) for a - b."""
-    if not len(a) or not len(b):
-        return "not run", "–", "inconclusive"
-    measured = f"{a.mean():.{decimals}f} vs {b.mean():.{decimals}f}"
-    test = statistics.welch(a, b)
-    if not np.isfinite(test["ci95_low"]):
-        return measured, "–", "inconclusive"
-    ci = (f"{_signed(test['difference'], decimals)} [{_signed(test['ci95_low'], decimals)}, "
-          f"{_signed(test['ci95_high'], decimals)}]")
-    if min(len(a), len(b)) < statistics.MIN_SEEDS:
-        return measured, ci, "inconclusive"
-    low, high = test["ci95_low"], test["ci95_high"]
-    if expect == "same":
-        word = "agrees" if -margin <= low and high <= margin else ("disagrees" if low > 0 or high < 0
-                                                                   else "inconclusive")
-    else:
-        lower, higher = high < 0, low > 0
-        word = "agrees" if (lower if expect == "lower" else higher) else (
-            "disagrees" if (higher if expect == "lower" else lower) else "inconclusive")
-    return measured, ci, word
+def _test_matrices(per_image: pd.DataFrame, dataset: str, resolution: str, column: str, model: str,
+                   baseline: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Seed x image values of two models of the study recipe on the test images both scored."""
+    if per_image is None or column not in per_image:
+        return None
+    rows = per_image[(per_image["dataset"] == dataset) & (per_image["split"] == "test")
+                     & (per_image["resolution"] == resolution) & (per_image["recipe"] == STUDY_RECIPE)]
+    values = rows[["recipe", "model", "seed", "id", column]].dropna().rename(columns={column: "value"})
+    if values.empty:
+        return None
+    matrices = _matrices(values)
+    return _paired(matrices.get((STUDY_RECIPE, model)), matrices.get((STUDY_RECIPE, baseline)))
 
 
-def claims_table(records: list[dict], paired: pd.DataFrame) -> pd.DataFrame:
+def _seed_level(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    return (a[:, None], b[:, None]) if len(a) and len(b) else None
+
+
+def _verdict(claim: Claim, low: float, high: float) -> str:
+    if claim.blocked:
+        return "inconclusive" if claim.blocked == "not run" else "censored"
+    if min(len(claim.a), len(claim.b)) < statistics.MIN_SEEDS or not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    if claim.expect == "same":
+        if -claim.margin <= low and high <= claim.margin:
+            return "agrees"
+        return "disagrees" if low > claim.margin or high < -claim.margin else "inconclusive"
+    lower, higher = high < 0, low > 0
+    if lower or higher:
+        return "agrees" if (lower if claim.expect == "lower" else higher) else "disagrees"
+    return "inconclusive"
+
+
+def claims_table(records: list[dict], per_image: pd.DataFrame | None,
+                 target_difference: float = TARGET_DIFFERENCE) -> pd.DataFrame:
     """One row per finding of the study, with the value measured here and whether it agrees: the runs of
-    the `study` recipe only (the study's recipe is what its claims are about)."""
+    the `study` recipe only (the study's claims are about its recipe).
+
+    Per-image rows (test pixel accuracy, Dice and loss; nuclei missed per image and the AP gain from
+    splitting) are paired over images and seeds, seed-level rows (best epochs, the train - test Dice gap)
+    compare seed values, all with `effunet.statistics.difference_test`; every row with an estimable seed
+    variance is one Holm family, each CI at its Holm level and each MDE at its Holm step level. Best-epoch
+    rows say `censored` unless every run stopped early (patience, not max_epochs)."""
     frame = pd.DataFrame(records)
     frame = frame[frame["recipe"] == STUDY_RECIPE] if "recipe" in frame else frame
     effs = [m for m in dict.fromkeys(frame["model"]) if m.startswith("effunet")]
     eff, base = (effs[0] if effs else "effunet-b0"), "resnet50-unet"
-    names = (eff, base)
-    rows = []
-
-    def add(dataset, finding, study, measured_ci_word):
-        measured, ci, word = measured_ci_word
-        rows.append({"data set": dataset, "finding of the study": finding, "study": study,
-                     "measured here": measured, "difference [95% CI]": ci, "verdict": word})
+    if per_image is not None and "recipe" not in per_image:
+        per_image = per_image.assign(recipe=STUDY_RECIPE)
 
     def seeds(dataset, column, model):
         return _seed_values(frame, dataset, model, column)
 
-    add("dsb2018", "Eff-UNet more accurate (test Dice)", "higher accuracy",
-        _claim_from_test(paired, "dsb2018", "test dice", eff, base, expect_better=True))
-    add("dsb2018", "Eff-UNet's best epoch earlier", "36 vs 69",
-        _claim_from_seeds(seeds("dsb2018", "best_epoch", eff), seeds("dsb2018", "best_epoch", base), names,
-                          "lower"))
-    add("dsb2018", "test loss: Eff-UNet higher", "0.0912 vs 0.0638",
-        _claim_from_test(paired, "dsb2018", "test loss", eff, base, expect_better=False))
-    gap = {m: seeds("drive", "train_dice", m) - seeds("drive", "dice", m)
-           if len(seeds("drive", "train_dice", m)) == len(seeds("drive", "dice", m)) else np.array([])
-           for m in names}
-    add("drive", "Eff-UNet generalises better (train − test Dice gap)", "better",
-        _claim_from_seeds(gap[eff], gap[base], names, "lower", decimals=4))
-    add("drive", "test loss: Eff-UNet higher", "0.3011 vs 0.2552",
-        _claim_from_test(paired, "drive", "test loss", eff, base, expect_better=False))
+    def paired(dataset, resolution, column):
+        return _test_matrices(per_image, dataset, resolution, column, eff, base)
+
+    def epochs(dataset):
+        pair = _seed_level(seeds(dataset, "best_epoch", eff), seeds(dataset, "best_epoch", base))
+        runs = frame[(frame["dataset"] == dataset) & frame["model"].isin([eff, base])]
+        censored = pd.to_numeric(runs["censored"], errors="coerce").fillna(1) if "censored" in runs else None
+        count = (int((censored != 0).sum()), len(runs)) if censored is not None else (len(runs), len(runs))
+        return pair, count
+
+    def losses(dataset):
+        if per_image is None or "loss_function" not in per_image:
+            return paired(dataset, "training_size", "loss"), ""
+        mine = per_image[(per_image["dataset"] == dataset) & (per_image["recipe"] == STUDY_RECIPE)]
+        functions = _loss_functions(mine)
+        if functions.get((eff, STUDY_RECIPE)) != functions.get((base, STUDY_RECIPE)):
+            return None, "different loss functions"
+        return paired(dataset, "training_size", "loss"), ""
+
+    def gap(model):
+        train, test = seeds("drive", "train_dice", model), seeds("drive", "dice", model)
+        return train - test if len(train) == len(test) else np.array([])
+
+    claims = []
+
+    def add(dataset, finding, study, expect, unit, decimals, pair, **extra):
+        a, b = pair if pair is not None else (None, None)
+        claims.append(Claim(dataset, finding, study, expect, unit, decimals, a, b, **extra))
+
+    add("dsb2018", "Eff-UNet more accurate (test pixel accuracy)", "higher accuracy", "higher", "accuracy", 4,
+        paired("dsb2018", "native", "accuracy"))
+    add("dsb2018", "Eff-UNet more accurate (test Dice)", "higher accuracy", "higher", "Dice", 4,
+        paired("dsb2018", "native", "dice"))
+    pair, censored = epochs("dsb2018")
+    add("dsb2018", "Eff-UNet's best epoch earlier", "36 vs 69", "lower", "epochs", 1, pair, censored=censored)
+    pair, note = losses("dsb2018")
+    add("dsb2018", "test loss: Eff-UNet higher", "0.0912 vs 0.0638", "higher", "loss", 4, pair, note=note)
+    add("drive", "Eff-UNet generalises better (train − test Dice gap)", "better", "lower", "Dice", 4,
+        _seed_level(gap(eff), gap(base)))
+    pair, note = losses("drive")
+    add("drive", "test loss: Eff-UNet higher", "0.3011 vs 0.2552", "higher", "loss", 4, pair, note=note)
+    pair, censored = epochs("drive")
     base_epochs = seeds("drive", "best_epoch", base)
-    margin = 0.2 * base_epochs.mean() if len(base_epochs) else None
-    add("drive", "best epoch about the same (within 20%)", "about the same", _claim_from_seeds(seeds("drive", "best_epoch", eff), base_epochs, names, "same", margin))
-    split_gain = {m: seeds("dsb2018", "instance_ap_split", m) - seeds("dsb2018", "instance_ap", m)
-                  if len(seeds("dsb2018", "instance_ap_split", m)) == len(seeds("dsb2018", "instance_ap", m))
-                  else np.array([]) for m in names}
-    add("dsb2018", "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", _claim_from_seeds(split_gain[eff], split_gain[base], names, "lower", decimals=4))
-    claims = pd.DataFrame(rows)
-    claims.attrs["models"] = names
-    return claims
+    add("drive", "best epoch about the same (within 20%)", "about the same", "same", "epochs", 1, pair,
+        censored=censored, margin=0.2 * base_epochs.mean() if len(base_epochs) else None)
+    split = paired("dsb2018", "native", "instance_ap_split")
+    whole = paired("dsb2018", "native", "instance_ap")
+    add("dsb2018", "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", "lower", "AP", 4,
+        (split[0] - whole[0], split[1] - whole[1]) if split and whole and split[0].shape == whole[0].shape
+        and split[1].shape == whole[1].shape else None)
+    true, found = paired("dsb2018", "native", "true_objects"), paired("dsb2018", "native", "predicted_objects")
+    add("dsb2018", "U-Net merges touching nuclei (nuclei missed per image)", "U-Net merges",
+        "lower", "nuclei", 2, (true[0] - found[0], true[1] - found[1]) if true and found
+        and true[0].shape == found[0].shape and true[1].shape == found[1].shape else None)
+    table = _claims_frame(claims, target_difference)
+    table.attrs["models"] = (eff, base)
+    return table
+
+
+def _claims_frame(claims: list[Claim], target_difference: float) -> pd.DataFrame:
+    """The claims' tests, one Holm family, verdicts and what each row could detect."""
+    keys = ("difference", "se", "df", "p", "seed_a", "seed_b", "images")
+    tests = {key: np.full(len(claims), np.nan) for key in keys}
+    for k, claim in enumerate(claims):
+        if claim.a is not None:
+            result = statistics.difference_test(claim.a, claim.b)
+            for key in keys:
+                tests[key][k] = float(result[key])
+    if any(c.blocked == "censored" for c in claims):  # no test: its CI says nothing
+        tests["seed_a"] = np.where([c.blocked == "censored" for c in claims], np.nan, tests["seed_a"])
+    seeds_a = [len(c.a) if c.a is not None else 0 for c in claims]
+    seeds_b = [len(c.b) if c.b is not None else 0 for c in claims]
+    images = [c.a.shape[1] if c.a is not None else 0 for c in claims]
+    family = family_tests(tests, ["claims"] * len(claims), seeds_a, seeds_b, images,
+                          [c.unit == "Dice" for c in claims], target_difference)
+    rows = []
+    for k, claim in enumerate(claims):
+        low, high = family["ci_low"][k], family["ci_high"][k]
+        in_family = np.isfinite(family["p_holm"][k])
+        word = _verdict(claim, low, high) if in_family else ("inconclusive" if claim.blocked != "censored"
+                                                               else "censored")
+        d = claim.decimals
+        ci = (f"{_signed(tests['difference'][k], d)} [{_signed(low, d)}, {_signed(high, d)}] (Holm)"
+              if in_family else "–")
+        rows.append({"data set": claim.dataset, "finding of the study": claim.finding, "study": claim.study,
+                     "measured here": claim.measured, "difference [CI]": ci, "verdict": word,
+                     "detectable (80% power)": _detectable(claim, word, family["mde"][k],
+                                                           family["seeds_for_target"][k], target_difference),
+                     "p": tests["p"][k], "p (Holm)": family["p_holm"][k], "alpha (Holm step)": family["alpha_holm"][k],
+                     "mde": family["mde"][k], "seeds_for_target": family["seeds_for_target"][k],
+                     "method": ("–" if claim.a is None else "censored" if claim.blocked == "censored"
+                                else "seeds and images" if in_family and claim.a.shape[1] > 1
+                                else "seeds" if in_family else IMAGES_ONLY if claim.a.shape[1] > 1
+                                else "seeds (fewer than 2 per model)")})
+    return pd.DataFrame(rows)
+
+
+def _detectable(claim: Claim, word: str, mde: float, seeds: float, target: float) -> str:
+    """What a row could have seen: its MDE, and for an inconclusive row the seeds that would see the target."""
+    if not np.isfinite(mde):
+        return "–"
+    size = f"{mde:.2g} {claim.unit}"
+    if word != "inconclusive":
+        return size
+    text = f"no difference larger than {size}"
+    if claim.unit == "Dice":
+        text += (f"; {int(seeds)} seeds per model would see {target:g}" if np.isfinite(seeds)
+                 else f"; no seed count up to {statistics.MOST_SEEDS} would see {target:g} (more images)")
+    return text
 
 
 # ------------------------------------------------------------------------------------ display
@@ -399,10 +557,19 @@ def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
                           "seeds": [f"{a} vs {b}" for a, b in zip(paired["seeds_model"], paired["seeds_baseline"])],
                           "images": paired["images"]})
     decimals = [4] * len(paired)
+    estimable = [m == "seeds and images" for m in paired["method"]]
     shown["difference"] = [_signed(d, k) for d, k in zip(paired["difference"], decimals)]
-    shown["95% CI (Holm)"] = [f"[{_signed(lo, 4)}, {_signed(hi, 4)}]" if np.isfinite(lo) else "–"
-                              for lo, hi in zip(paired["ci_low"], paired["ci_high"])]
-    shown["p (Holm)"] = [f"{p:.3g}" if np.isfinite(p) else "–" for p in paired["p_holm"]]
+    shown["95% CI (Holm)"] = [f"[{_signed(lo, 4)}, {_signed(hi, 4)}]" if np.isfinite(lo) and ok else "–"
+                              for lo, hi, ok in zip(paired["ci_low"], paired["ci_high"], estimable)]
+    shown["p (Holm)"] = [f"{p:.3g}" if np.isfinite(p) and ok else "–" for p, ok in zip(paired["p_holm"], estimable)]
+    shown["MDE (80%)"] = [f"{m:.2g}" if np.isfinite(m) else "–" for m in paired["mde"]]
+    target = paired["target_difference"].dropna()
+    header = f"seeds to see {target.iloc[0]:g}" if len(target) else "seeds to see target"
+    shown[header] = [f"{int(n)}" if np.isfinite(n) and not v.endswith(("better", "worse")) else
+                     ("> " + str(statistics.MOST_SEEDS) if q == "test dice" and ok and np.isnan(n)
+                      and not v.endswith(("better", "worse")) else "–")
+                     for n, v, q, ok in zip(paired["seeds_for_target"], paired["verdict"], paired["quantity"],
+                                            estimable)]
     shown["verdict"] = paired["verdict"]
     return shown
 
@@ -417,8 +584,13 @@ STATISTICS_CAPTION = (
     "Holm-corrected within a family: the architecture rows of one recipe (over data sets and quantities) are "
     "one family, so a recipe's verdicts do not depend on which other recipes ran; the recipe-vs-study rows "
     "are a second family. The verdict is read from the corrected CI (for the loss, lower is better) and is "
-    "given only when both sides have at least 3 seeds. Uncorrected CIs, standard errors, degrees of "
-    "freedom and each row's family: `paired_tests.csv`.")
+    "given only when both sides have at least 3 seeds. **MDE (80%)**: the smallest true difference this "
+    "design detects with 80% power at the row's Holm step level, from the measured seed and image variances; "
+    "**seeds to see**: for a row without a verdict, the seeds per model at which the MDE of a Dice row "
+    "reaches `compare.target_difference` (the measured variances taken as the truth). A row with fewer than "
+    "2 seeds in a model shows no CI or p: the seed variance is not estimable (its images-only p, conditional "
+    "on these seeds, is in the CSV and out of the Holm family). Uncorrected CIs, standard errors, degrees of "
+    "freedom, Holm step levels and each row's family: `paired_tests.csv`.")
 
 
 # ------------------------------------------------------------------------------------ quality vs cost
@@ -487,7 +659,7 @@ def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, co
         text += f"\n## Quality vs cost\n\n{_md(cost_display(cost))}\n\n{COST_CAPTION}\n"
     if len(paired):
         text += f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{_md(statistics_table(paired))}\n\n{STATISTICS_CAPTION}\n"
-    text += f"\n## The study's claims\n\n{_md(claims)}\n\n{claims_caption(claims)}\n"
+    text += f"\n## The study's claims\n\n{_md(claims_display(claims))}\n\n{claims_caption(claims)}\n"
     return text
 
 
@@ -497,11 +669,26 @@ def claims_caption(claims: pd.DataFrame) -> str:
 
 
 CLAIMS_CAPTION = (
-    "Study and measured here: Eff-UNet vs U-Net. Test Dice and loss rows use the statistics above "
-    "(Holm-corrected); epoch, generalisation-gap and splitting-gain rows compare seed-level values with "
-    "Welch's t (95% CI). `agrees` / `disagrees` need at least 3 seeds per model and a CI that excludes 0 "
-    "(for 'about the same': a CI inside ±20% of the U-Net's mean), otherwise `inconclusive`. "
+    "Study and measured here: Eff-UNet vs U-Net. Test pixel accuracy, Dice, loss, nuclei missed per image "
+    "(true nuclei minus predicted connected components) and the instance-AP gain from splitting are paired over "
+    "test images and seeds (the test of the statistics above); best-epoch and generalisation-gap rows "
+    "compare seed-level values (Welch's t). All rows are one Holm family: each CI is at its Holm level. "
+    "`agrees` / `disagrees` need at least 3 seeds per model and a CI that excludes 0 (for 'about the same': "
+    "`agrees` when the CI lies inside ±20% of the U-Net's mean, `disagrees` only when it lies wholly outside, "
+    "otherwise `inconclusive`). A best-epoch row reads `censored` unless every run stopped early (a run that "
+    "stopped at max_epochs, counted in **measured here**, has a best epoch that is a lower bound). **detectable**: the MDE at 80% power and "
+    "the row's Holm step level; for an inconclusive Dice row also the seeds per model that would see "
+    "`compare.target_difference`. p-values, Holm levels and each row's method: `claims.csv`. "
     + STUDY_NOTE)
+
+
+CLAIMS_SHOWN = ("data set", "finding of the study", "study", "measured here", "difference [CI]",
+                "detectable (80% power)", "verdict")
+
+
+def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims as people read them (the CSV has the p-values, Holm levels and methods)."""
+    return claims[list(CLAIMS_SHOWN)].rename(columns={"detectable (80% power)": "detectable"})
 
 
 def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
@@ -514,7 +701,7 @@ def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: 
     if len(paired):
         body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
                  f"<p>{_plain(STATISTICS_CAPTION)}</p>")
-    body += f"<h2>The study's claims</h2>{claims.to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
+    body += f"<h2>The study's claims</h2>{claims_display(claims).to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>"
 
 
@@ -541,14 +728,17 @@ def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
 
 
 def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv,
-              references: list[str | os.PathLike] = (), claims_csv=None, cost_csv=None) -> pd.DataFrame:
+              references: list[str | os.PathLike] = (), claims_csv=None, cost_csv=None,
+              target_difference: float = TARGET_DIFFERENCE) -> pd.DataFrame:
     """Read every run's files (and the reference scores); write the tables, paired tests, claims and the
-    quality-vs-cost table."""
+    quality-vs-cost table. `target_difference`: the Dice difference (config key
+    `compare.target_difference`) for which a row without a verdict states the seeds per model it needs."""
     records = [run_record(r) for r in runs]
     reference_rows = [row for path in references for row in reference_records(path)]
     table = comparison_table(records, reference_rows)
-    paired = paired_tests(read_per_image(runs, records))
-    claims = claims_table(records, paired)
+    per_image = read_per_image(runs, records)
+    paired = paired_tests(per_image, target_difference)
+    claims = claims_table(records, per_image, target_difference)
     cost = cost_table(records)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)

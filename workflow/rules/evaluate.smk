@@ -127,6 +127,7 @@ rule aggregate:
     params:
         # Who each run is, in the order of the inputs: nothing parses it out of the paths.
         runs=[vars(run) for run in RUNS],
+        target_difference=config["compare"]["target_difference"],
     conda:
         "../../envs/effunet.yaml"
     script:
