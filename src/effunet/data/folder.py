@@ -31,6 +31,7 @@ from effunet.files import atomic_dir, atomic_path
 log = logging.getLogger(__name__)
 ANNOTATIONS = ("masks", "labels")
 SPLIT_FILE = "split.csv"
+FOREGROUND = (("foreground", "nonzero"),)  # the manifest's rule for the native truth of a mask
 
 
 def find_root(raw_dir: str | os.PathLike) -> Path:
@@ -133,7 +134,9 @@ def find_samples(raw_dir: str | os.PathLike, settings: dict) -> tuple[list[check
     ids = sorted(stem for stem in image_files if stem in truth_files)
     fixed = read_split_file(root / SPLIT_FILE, ids, problems) if (root / SPLIT_FILE).is_file() else {}
     samples = [
-        checks.Sample(stem, (image_files[stem],), (truth_files[stem],), region_files.get(stem), fixed.get(stem))
+        checks.Sample(
+            stem, (image_files[stem],), (truth_files[stem],), region_files.get(stem), fixed.get(stem), FOREGROUND
+        )
         for stem in ids
     ]
     return samples, problems, notes
@@ -261,6 +264,16 @@ def write_synthetic(
     return path
 
 
+def check_config(name: str, settings: dict) -> None:
+    """A synthetic source's image count is known at start-up: an empty split is refused there."""
+    if settings.get("source") == "synthetic":
+        split = settings["split"]
+        manifest.check_split_counts(
+            manifest.split_counts(settings["synthetic"]["n_images"], split["test_fraction"], split["val_fraction"]),
+            f"datasets.{name}.split",
+        )
+
+
 FORMAT = Format(
     title="folder data set",
     name="folder",
@@ -271,5 +284,6 @@ FORMAT = Format(
     instances=lambda settings: settings.get("annotations", "masks") == "labels",
     region=lambda settings: bool(settings.get("roi", False)),
     write_labels=write_labels,
+    check_config=check_config,
     synthetic=write_synthetic,
 )

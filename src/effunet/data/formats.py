@@ -144,7 +144,7 @@ def manifest_native(prepared, row) -> Native:
         truth = labels > 0
     else:
         values = images.read_annotation(row.mask)
-        truth = foreground(values, str(row.foreground))
+        truth = foreground(values, str(getattr(row, "foreground", "nonzero")))
     region = None
     if prepared.fov is not None and getattr(row, "region", ""):
         region = images.read_annotation(row.region) != 0
