@@ -22,8 +22,10 @@ Protocol (what reviewers ask for, and what the study's accuracy numbers leave op
   watershed of their foreground and boundary channels, decoded at the same scale and carried the same way.
 - "per_image_mean"/"per_image_std" are over images; "pooled" counts every scored pixel of the split.
 - Loss: the training loss function (run.json's `loss`, BCE by default) of every image at the training
-  size over all its pixels, as in training (of the foreground channel); `loss` per split is its mean
-  over images.
+  size over all its pixels, as in training (of the foreground channel), against the targets training
+  used: the prepared mask's values / 255 (0 or 1 for hard targets, the covered area fraction for soft
+  ones, DRIVE's default), so the validation loss equals training's at the best epoch; `loss` per split
+  is its mean over images.
 """
 
 from __future__ import annotations
@@ -238,6 +240,13 @@ def image_losses(name: str, truths: list[np.ndarray], probabilities: list[np.nda
             for t, p in zip(truths, probabilities)]
 
 
+def training_targets(prepared: PreparedData, cases: list[Case]) -> list[np.ndarray]:
+    """Each case's target as training reads it (`effunet.training.dataset.as_model_input`): the prepared
+    mask's values / 255, not the mask thresholded at half (soft targets keep their area fractions)."""
+    return [np.asarray(images.open_gray(prepared.mask(c.id)).convert("L"), np.float32) / np.float32(255.0)
+            for c in cases]
+
+
 def training_loss_name(run_json: str | os.PathLike | None) -> str:
     """The loss a run was trained with (run.json's `loss`; BCE, the default, for older runs)."""
     if run_json is None:
@@ -282,7 +291,8 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData,
         for case, outputs in zip(cases, predictor.outputs(batch)):
             case.probability = outputs[..., 0]
             case.boundary = outputs[..., 1] if outputs.shape[-1] > 1 else None
-    for case, loss in zip(cases, image_losses(loss_name, [c.truth for c in cases], [c.probability for c in cases])):
+    for case, loss in zip(cases, image_losses(loss_name, training_targets(prepared, cases),
+                                              [c.probability for c in cases])):
         case.loss = loss
     value, source = choose_threshold(cases, threshold)
     log.info("threshold %.2f (%s)", value, source)
