@@ -55,9 +55,18 @@ def write_reference(path, dataset, dice, observer=None):
     return path
 
 
+def study_datasets(*names):
+    """What the format registry says of data sets named after (and of the format of) the study's."""
+    from effunet.data import formats
+
+    return {name: {"format": name, "headline": formats.get(name).headline({}), "study": formats.get(name).study}
+            for name in names}
+
+
 def outputs(tmp_path):
     return {"table_csv": tmp_path / "c.csv", "table_md": tmp_path / "c.md", "table_html": tmp_path / "c.html",
-            "paired_csv": tmp_path / "p.csv", "claims_csv": tmp_path / "claims.csv"}
+            "paired_csv": tmp_path / "p.csv", "claims_csv": tmp_path / "claims.csv",
+            "datasets": study_datasets("dsb2018", "drive")}
 
 
 @pytest.fixture
@@ -489,3 +498,23 @@ def test_cost_table_and_figure_one_point_per_model_and_recipe(two_recipes, tmp_p
     assert out.exists() and out.with_suffix(".svg").exists()
     with pytest.raises(EffunetError, match="missing column"):
         plots.cost_chart(pd.DataFrame({"dataset": ["x"]}), tmp_path / "bad.png")
+
+
+def test_own_data_sets_weigh_as_their_format_says_and_the_claims_follow_the_study_formats(study, tmp_path):
+    """Data sets by name: a pooled-headline folder data set, and a dsb2018-format one not named dsb2018."""
+    runs, references = study
+    renamed = [compare.RunResult(RunId(**{**vars(r.id), "dataset": {"dsb2018": "nuclei", "drive": "cells"}[r.id.dataset]}),
+                                 r.run, r.metrics, r.per_image) for r in runs]
+    datasets = {"nuclei": {"format": "dsb2018", "headline": "per_image_mean", "study": "dsb2018"},
+                "cells": {"format": "folder", "headline": "pooled", "study": None}}
+    table = compare.aggregate(renamed, **{**outputs(tmp_path), "datasets": datasets}).set_index(["dataset", "model"])
+    assert table.loc[("cells", "effunet-b0"), "dice_mean"] == pytest.approx(0.81)  # pooled, as its block says
+    assert table.loc[("cells", "effunet-b0"), "headline"] == "pooled over scored pixels"
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert set(claims["data set"]) == {"nuclei", "drive"}  # the vessel half of the study: not run
+    assert (claims.loc[claims["data set"] == "drive", "measured here"] == "not run").all()
+    only_own = [r for r in renamed if r.id.dataset == "cells"]
+    compare.aggregate(only_own, **{**outputs(tmp_path), "datasets": {"cells": datasets["cells"]}})
+    assert len(pd.read_csv(tmp_path / "claims.csv")) == 0
+    text = (tmp_path / "c.md").read_text()
+    assert compare.NO_STUDY_DATA in text and "cells" in text

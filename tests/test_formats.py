@@ -469,3 +469,64 @@ def test_folder_and_nnunet_copies_of_dsb2018_give_the_same_prepared_files_and_sc
             archive.write(path, f"top/{path.relative_to(own)}")
     archives.extract(tmp_path / "own.zip", tmp_path / "x")
     assert folder.check(tmp_path / "x", settings_of({"format": "folder", "annotations": "labels"}), "mine").ok
+
+
+# --- through the workflow ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_own_data_through_the_workflow_two_folder_data_sets_side_by_side(tmp_path):
+    """The README's own-data flow: effunet synthetic writes the folders, check-data passes, and the
+    shipped config/own-data.yaml (trimmed to one seed, one model and 2 epochs, plus a second data set of
+    the same format with binary masks and a region) trains, evaluates and compares both."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from effunet.cli import main
+    from test_workflow import snakemake
+
+    assert main(["synthetic", str(tmp_path / "own-data"), "--n-images", "10"]) == 0
+    assert (
+        main(
+            ["synthetic", str(tmp_path / "other"), "--n-images", "10", "--annotations", "masks", "--roi", "--seed", "1"]
+        )
+        == 0
+    )
+    config = yaml.safe_load((ROOT / "config/own-data.yaml").read_text())
+    config.update(seeds=[0], models=["unet"])
+    cells = config["datasets"]["cells"]
+    cells.update(image_size=[32, 32], train={"max_epochs": 2, "patience": 2, "batch_size": 4})
+    config["datasets"]["cells-roi"] = {**cells, "source": "other", "annotations": "masks", "roi": True}
+    config["train"]["checkpoint_every_s"] = 0
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config))
+    check = subprocess.run(
+        [sys.executable, "-m", "effunet.cli", "check-data", "--config", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "cells: 10 images, 0 problem(s)" in check.stdout and "cells-roi: 10 images" in check.stdout
+    result = snakemake(tmp_path, "--configfile", str(path), "--resources", "gpu=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = tmp_path / "results/own-data"
+    table = pd.read_csv(results / "comparison.csv")
+    assert set(table["dataset"]) == {"cells", "cells-roi"}
+    runs = table[table["kind"] != "reference"].set_index("dataset")
+    assert runs.loc["cells", "instance_ap_mean"] >= 0  # labels: instance AP
+    assert "instance_ap_mean" not in runs.columns or pd.isna(runs.loc["cells-roi", "instance_ap_mean"])
+    # the region data set is scored inside roi/ only: fewer pixels than the images have
+    metrics = json.loads((results / "cells-roi/unet/study/seed0/eval/metrics.json").read_text())
+    plain = json.loads((results / "cells/unet/study/seed0/eval/metrics.json").read_text())
+    manifest = pd.read_csv(next((tmp_path / "resources/prepared/cells-roi").rglob("manifest.csv")))
+    test = manifest[manifest["split"] == "test"]
+    all_pixels = int((test["height"] * test["width"]).sum())
+    scored = metrics["splits"]["test"]["native"]["pooled"]["pixels"]
+    assert 0.5 * all_pixels < scored < all_pixels
+    assert "instance_ap" in plain["splits"]["test"]["native"]["per_image_mean"]
+    assert "instance_ap" not in metrics["splits"]["test"]["native"]["per_image_mean"]
+    assert "cells" in (results / "comparison.md").read_text() and "cells-roi" in (results / "comparison.md").read_text()

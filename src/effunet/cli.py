@@ -122,13 +122,14 @@ def check_data(args) -> int:
 
 
 def synthetic_data(args) -> int:
+    import inspect
+
     from effunet.data import formats
 
-    options = {"n_images": args.n_images, "seed": args.seed}
-    if args.format == "folder":
-        options.update(annotations=args.annotations, roi=args.roi)
-    elif args.format == "drive":
-        options = {"seed": args.seed}
+    wanted = {"n_images": args.n_images, "seed": args.seed, "annotations": args.annotations, "roi": args.roi}
+    writer = formats.get(args.format).synthetic
+    accepted = inspect.signature(writer).parameters if writer else {}
+    options = {key: value for key, value in wanted.items() if key in accepted}  # each generator takes its own
     path = formats.write_synthetic(args.format, args.output, **options)
     print(f"wrote a synthetic {args.format} data set to {path}")
     return 0

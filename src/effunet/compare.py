@@ -1,13 +1,16 @@
 """The comparison: one row per data set x recipe x model (mean +- std over seeds), reference rows, statistics,
 claims and the quality-vs-cost table.
 
-Headline weighting: DSB2018's headline quality columns (`dice`, `iou`, ...) are per-image means (each
-image counts once, as in training and in the paired test); DRIVE's are pooled over the pixels inside
-the field of view (the literature's convention). Both variants are kept under their own names
+Headline weighting: a data set's headline quality columns (`dice`, `iou`, ...) are per-image means (each
+image counts once, as in training and in the paired test) or pooled over its scored pixels, as its format
+says (`effunet.data.formats`: DRIVE pooled inside the field of view, the literature's convention; others
+per image unless `datasets.<name>.headline` says pooled). Both variants are kept under their own names
 (`<metric>_pooled`, `<metric>_image_mean`). `instance_ap` is the DSB2018 competition score (per-image
-mean) without and with watershed splitting of touching nuclei; `test_loss` the training loss on the
-test split at the training size. Reference rows: the `protocol ceiling` (the ground truth through the
-resize-down-and-back protocol, scored like a model) and DRIVE's `2nd observer`.
+mean) without and with watershed splitting of touching nuclei, where a data set has instance labels;
+`test_loss` the training loss on the test split at the training size. Reference rows: the `protocol
+ceiling` (the ground truth through the resize-down-and-back protocol, scored like a model) and a second
+observer (DRIVE's `2nd observer`) where the data set has one. The study's claims are checked on the
+data sets of the study's formats (`dsb2018`: the nuclei claims, `drive`: the vessel claims).
 
 The paired comparisons use `effunet.statistics` (seeds and images): Eff-UNet vs each baseline per data
 set and recipe, on per-image test Dice and test loss, and, for every model run under a recipe besides
@@ -36,21 +39,16 @@ QUALITY = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision",
 TRAINING = ("epochs_trained", "best_epoch", "wall_seconds", "first_epoch_seconds", "seconds_per_epoch",
             "seconds_to_best", "train_images_per_s", "parameters", "flops")
 BASELINES = ("resnet50-unet", "unet")
-HEADLINE = {"drive": "pooled"}  # every other data set: "per_image_mean"
+DEFAULT_HEADLINE = "per_image_mean"  # a data set's format may say "pooled" (effunet.data.formats)
 HEADLINE_WORDS = {"pooled": "pooled over scored pixels", "per_image_mean": "per-image mean"}
 CEILING, OBSERVER = "protocol ceiling", "2nd observer"
 QUANTITIES = {"dice": ("native", "dice", True), "loss": ("training_size", "loss", False)}  # resolution, column, higher is better
 
 
-def headline(dataset: str) -> str:
-    """How a data set's headline quality columns are weighted: "pooled" or "per_image_mean"."""
-    return HEADLINE.get(dataset, "per_image_mean")
-
-
-def _quality(summary: dict, dataset: str, prefix: str = "") -> dict:
-    """Headline, pooled and per-image-mean columns of one evaluation summary."""
+def _quality(summary: dict, weighting: str = DEFAULT_HEADLINE, prefix: str = "") -> dict:
+    """Headline (weighted as `weighting` says), pooled and per-image-mean columns of one evaluation summary."""
     pooled, mean = summary.get("pooled", {}), summary.get("per_image_mean", {})
-    chosen = pooled if headline(dataset) == "pooled" else mean
+    chosen = pooled if weighting == "pooled" else mean
     row = {}
     for name in QUALITY:
         row[f"{prefix}{name}"] = chosen.get(name)
@@ -72,8 +70,9 @@ class RunResult:
     per_image: Path  # eval/per_image.csv
 
 
-def run_record(result_files: RunResult) -> dict:
-    """One training run's figures: its run.json and eval/metrics.json flattened into one row."""
+def run_record(result_files: RunResult, weighting: str = DEFAULT_HEADLINE) -> dict:
+    """One training run's figures: its run.json and eval/metrics.json flattened into one row, the headline
+    columns weighted as `weighting` (the data set's: "per_image_mean" or "pooled") says."""
     try:
         run = json.loads(Path(result_files.run).read_text())
         result = json.loads(Path(result_files.metrics).read_text())
@@ -87,14 +86,14 @@ def run_record(result_files: RunResult) -> dict:
               **{k: run.get(k) for k in TRAINING},
               "inference_images_per_s": result["inference_images_per_s"],
               "threshold": result["threshold"]["value"]}
-    record.update(_quality(splits["test"]["native"], dataset))
+    record.update(_quality(splits["test"]["native"], weighting))
     record["loss_function"] = loss_function(run)
     # stopped by max_epochs (or a run.json without stop_reason): its best epoch is a lower bound
     record["censored"] = float(run.get("stop_reason") != "early_stopping")
     for split in ("train", "val", "test"):
         record[f"{split}_loss"] = result.get("loss", {}).get(split)
     for split in ("train", "val"):
-        record[f"{split}_dice"] = _quality(splits[split]["native"], dataset)["dice"]
+        record[f"{split}_dice"] = _quality(splits[split]["native"], weighting)["dice"]
     return record
 
 
@@ -106,8 +105,9 @@ def loss_function(run: dict) -> str:
     return name if instances in (None, "none") else f"{name} per channel ({instances})"
 
 
-def reference_records(path: str | os.PathLike) -> list[dict]:
-    """The reference rows of one data set from its reference.json (see `effunet.reference`)."""
+def reference_records(path: str | os.PathLike, weightings: dict[str, str] | None = None) -> list[dict]:
+    """The reference rows of one data set from its reference.json (see `effunet.reference`), weighted
+    as `weightings[dataset]` says (per-image mean by default)."""
     path = Path(path)
     try:
         reference = json.loads(path.read_text())
@@ -117,16 +117,18 @@ def reference_records(path: str | os.PathLike) -> list[dict]:
     for name, key in ((CEILING, "protocol_ceiling"), (OBSERVER, "second_observer")):
         if reference.get(key):
             rows.append({"dataset": dataset, "model": name, "recipe": "", "seed": 0, "kind": "reference",
-                         **_quality(reference[key], dataset)})
+                         **_quality(reference[key], (weightings or {}).get(dataset, DEFAULT_HEADLINE))})
     return rows
 
 
 IDENTITY = ("dataset", "model", "recipe", "seed", "kind")
 
 
-def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.DataFrame:
+def comparison_table(records: list[dict], references: list[dict] = (),
+                     weightings: dict[str, str] | None = None) -> pd.DataFrame:
     """Mean and std over seeds of every figure, one row per data set x recipe x model (recipes in the
-    order of the records), then the data set's reference rows (recipe empty: no training)."""
+    order of the records), then the data set's reference rows (recipe empty: no training); `weightings`
+    names each data set's headline weighting (the records' headline columns were made with it)."""
     if not records:
         raise EffunetError("no training runs to compare")
     frame = pd.DataFrame([*records, *references])
@@ -142,7 +144,7 @@ def comparison_table(records: list[dict], references: list[dict] = ()) -> pd.Dat
     table.insert(0, "seeds", grouped["seed"].count())
     table = table.reset_index()
     table.loc[table["kind"] == "reference", "seeds"] = 0
-    table.insert(4, "headline", [HEADLINE_WORDS[headline(d)] for d in table["dataset"]])
+    table.insert(4, "headline", [HEADLINE_WORDS[(weightings or {}).get(d, DEFAULT_HEADLINE)] for d in table["dataset"]])
     return table
 
 
@@ -363,10 +365,16 @@ def _verdict(claim: Claim, low: float, high: float) -> str:
     return "inconclusive"
 
 
+STUDY_FORMATS = ("dsb2018", "drive")  # the study's data: its nuclei claims, its vessel claims
+
+
 def claims_table(records: list[dict], per_image: pd.DataFrame | None,
-                 target_difference: float = TARGET_DIFFERENCE) -> pd.DataFrame:
+                 target_difference: float = TARGET_DIFFERENCE,
+                 study_datasets: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per finding of the study, with the value measured here and whether it agrees: the runs of
-    the `study` recipe only (the study's claims are about its recipe).
+    the `study` recipe only (the study's claims are about its recipe), on the data sets of the study's
+    formats. `study_datasets` maps the format (`dsb2018`: nuclei claims, `drive`: vessel claims) to the
+    config's data sets of that format (`effunet.data.formats`); by default the data sets named so.
 
     Per-image rows (test pixel accuracy, Dice and loss; nuclei missed per image and the AP gain from
     splitting) are paired over images and seeds, seed-level rows (best epochs, the train - test Dice gap)
@@ -402,8 +410,8 @@ def claims_table(records: list[dict], per_image: pd.DataFrame | None,
             return None, "different loss functions"
         return paired(dataset, "training_size", "loss"), ""
 
-    def gap(model):
-        train, test = seeds("drive", "train_dice", model), seeds("drive", "dice", model)
+    def gap(dataset, model):
+        train, test = seeds(dataset, "train_dice", model), seeds(dataset, "dice", model)
         return train - test if len(train) == len(test) else np.array([])
 
     claims = []
@@ -412,32 +420,41 @@ def claims_table(records: list[dict], per_image: pd.DataFrame | None,
         a, b = pair if pair is not None else (None, None)
         claims.append(Claim(dataset, finding, study, expect, unit, decimals, a, b, **extra))
 
-    add("dsb2018", "Eff-UNet more accurate (test pixel accuracy)", "higher accuracy", "higher", "accuracy", 4,
-        paired("dsb2018", "native", "accuracy"))
-    add("dsb2018", "Eff-UNet more accurate (test Dice)", "higher accuracy", "higher", "Dice", 4,
-        paired("dsb2018", "native", "dice"))
-    pair, censored = epochs("dsb2018")
-    add("dsb2018", "Eff-UNet's best epoch earlier", "36 vs 69", "lower", "epochs", 1, pair, censored=censored)
-    pair, note = losses("dsb2018")
-    add("dsb2018", "test loss: Eff-UNet higher", "0.0912 vs 0.0638", "higher", "loss", 4, pair, note=note)
-    add("drive", "Eff-UNet generalises better (train − test Dice gap)", "better", "lower", "Dice", 4,
-        _seed_level(gap(eff), gap(base)))
-    pair, note = losses("drive")
-    add("drive", "test loss: Eff-UNet higher", "0.3011 vs 0.2552", "higher", "loss", 4, pair, note=note)
-    pair, censored = epochs("drive")
-    base_epochs = seeds("drive", "best_epoch", base)
-    add("drive", "best epoch about the same (within 20%)", "about the same", "same", "epochs", 1, pair,
-        censored=censored, margin=0.2 * base_epochs.mean() if len(base_epochs) else None)
-    split = paired("dsb2018", "native", "instance_ap_split")
-    whole = paired("dsb2018", "native", "instance_ap")
-    add("dsb2018", "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", "lower", "AP", 4,
-        (split[0] - whole[0], split[1] - whole[1]) if split and whole and split[0].shape == whole[0].shape
-        and split[1].shape == whole[1].shape else None)
-    true, found = paired("dsb2018", "native", "true_objects"), paired("dsb2018", "native", "predicted_objects")
-    add("dsb2018", "U-Net merges touching nuclei (nuclei missed per image)", "U-Net merges",
-        "lower", "nuclei", 2, (true[0] - found[0], true[1] - found[1]) if true and found
-        and true[0].shape == found[0].shape and true[1].shape == found[1].shape else None)
-    table = _claims_frame(claims, target_difference)
+    if study_datasets is None:
+        present = set(frame["dataset"]) if "dataset" in frame else set()
+        study_datasets = {name: [name] if name in present or not present else [] for name in STUDY_FORMATS}
+    nuclei, vessels = study_datasets.get("dsb2018", []), study_datasets.get("drive", [])
+    if nuclei or vessels:  # the other half of the study, not run here, keeps its rows ("not run")
+        nuclei, vessels = nuclei or ["dsb2018"], vessels or ["drive"]
+    for name in nuclei:
+        add(name, "Eff-UNet more accurate (test pixel accuracy)", "higher accuracy", "higher", "accuracy", 4,
+            paired(name, "native", "accuracy"))
+        add(name, "Eff-UNet more accurate (test Dice)", "higher accuracy", "higher", "Dice", 4,
+            paired(name, "native", "dice"))
+        pair, censored = epochs(name)
+        add(name, "Eff-UNet's best epoch earlier", "36 vs 69", "lower", "epochs", 1, pair, censored=censored)
+        pair, note = losses(name)
+        add(name, "test loss: Eff-UNet higher", "0.0912 vs 0.0638", "higher", "loss", 4, pair, note=note)
+    for name in vessels:
+        add(name, "Eff-UNet generalises better (train − test Dice gap)", "better", "lower", "Dice", 4,
+            _seed_level(gap(name, eff), gap(name, base)))
+        pair, note = losses(name)
+        add(name, "test loss: Eff-UNet higher", "0.3011 vs 0.2552", "higher", "loss", 4, pair, note=note)
+        pair, censored = epochs(name)
+        base_epochs = seeds(name, "best_epoch", base)
+        add(name, "best epoch about the same (within 20%)", "about the same", "same", "epochs", 1, pair,
+            censored=censored, margin=0.2 * base_epochs.mean() if len(base_epochs) else None)
+    for name in nuclei:
+        split = paired(name, "native", "instance_ap_split")
+        whole = paired(name, "native", "instance_ap")
+        add(name, "U-Net merges touching nuclei (AP gain from splitting)", "U-Net merges", "lower", "AP", 4,
+            (split[0] - whole[0], split[1] - whole[1]) if split and whole and split[0].shape == whole[0].shape
+            and split[1].shape == whole[1].shape else None)
+        true, found = paired(name, "native", "true_objects"), paired(name, "native", "predicted_objects")
+        add(name, "U-Net merges touching nuclei (nuclei missed per image)", "U-Net merges",
+            "lower", "nuclei", 2, (true[0] - found[0], true[1] - found[1]) if true and found
+            and true[0].shape == found[0].shape and true[1].shape == found[1].shape else None)
+    table = _claims_frame(claims, target_difference) if claims else pd.DataFrame(columns=list(CLAIMS_COLUMNS))
     table.attrs["models"] = (eff, base)
     return table
 
@@ -533,15 +550,16 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_caption(table: pd.DataFrame) -> str:
-    weighting = "; ".join(f"{d}: {HEADLINE_WORDS[headline(d)]}" for d in dict.fromkeys(table["dataset"]))
+    weighting = "; ".join(f"{d}: {w}" for d, w in dict.fromkeys(zip(table["dataset"], table["headline"])))
     columns = [f"**{header}**: {meaning}" for name, header, _, meaning in COMPACT if f"{name}_mean" in table]
     return ("Test split, native resolution; mean ± std over seeds (no ± with one seed). Headline weighting: "
-            f"{weighting} (DRIVE pixels inside the field of view). **recipe**: the training recipe (config key "
+            f"{weighting} (pooled counts the pixels inside a data set's scored region, where it has one: "
+            "DRIVE's field of view, a folder's roi/). **recipe**: the training recipe (config key "
             "`recipes`; `study` is the study's). **seeds**: training runs per model. "
             + "; ".join(columns) + "; **params (M)**: trainable and frozen parameters, millions. Reference rows: "
             f"**{CEILING}** is the ground truth resized to the training size and back, scored like a model "
-            f"(the best any model can score under this protocol); **{OBSERVER}** is DRIVE's second manual "
-            "annotation scored against the first. Every column, pooled and per-image variants, train/val Dice "
+            f"(the best any model can score under this protocol); **{OBSERVER}**, where a data set has one, is "
+            "a second annotator's truth scored against the first (DRIVE's second manual annotation). Every column, pooled and per-image variants, train/val Dice "
             "and losses, timing (first epoch, seconds to best epoch, images/s) and FLOPs: "
             "`comparison.csv`.")
 
@@ -659,7 +677,10 @@ def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, co
         text += f"\n## Quality vs cost\n\n{_md(cost_display(cost))}\n\n{COST_CAPTION}\n"
     if len(paired):
         text += f"\n## Statistics: Eff-UNet vs the U-Nets\n\n{_md(statistics_table(paired))}\n\n{STATISTICS_CAPTION}\n"
-    text += f"\n## The study's claims\n\n{_md(claims_display(claims))}\n\n{claims_caption(claims)}\n"
+    if len(claims):
+        text += f"\n## The study's claims\n\n{_md(claims_display(claims))}\n\n{claims_caption(claims)}\n"
+    else:
+        text += f"\n## The study's claims\n\n{NO_STUDY_DATA}\n"
     return text
 
 
@@ -682,6 +703,11 @@ CLAIMS_CAPTION = (
     + STUDY_NOTE)
 
 
+CLAIMS_COLUMNS = ("data set", "finding of the study", "study", "measured here", "difference [CI]", "verdict",
+                  "detectable (80% power)", "p", "p (Holm)", "alpha (Holm step)", "mde", "seeds_for_target", "method")
+NO_STUDY_DATA = ("This config has no data set of the study's formats (`dsb2018`: the nuclei claims, `drive`: the "
+                 "vessel claims), so the study's claims are not checked here; the comparison and the statistics above "
+                 "answer the question for these data sets.")
 CLAIMS_SHOWN = ("data set", "finding of the study", "study", "measured here", "difference [CI]",
                 "detectable (80% power)", "verdict")
 
@@ -701,7 +727,10 @@ def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: 
     if len(paired):
         body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
                  f"<p>{_plain(STATISTICS_CAPTION)}</p>")
-    body += f"<h2>The study's claims</h2>{claims_display(claims).to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
+    if len(claims):
+        body += f"<h2>The study's claims</h2>{claims_display(claims).to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
+    else:
+        body += f"<h2>The study's claims</h2><p>{_plain(NO_STUDY_DATA)}</p>"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>"
 
 
@@ -729,16 +758,23 @@ def read_per_image(runs: list[RunResult], records: list[dict]) -> pd.DataFrame:
 
 def aggregate(runs: list[RunResult], table_csv, table_md, table_html, paired_csv,
               references: list[str | os.PathLike] = (), claims_csv=None, cost_csv=None,
-              target_difference: float = TARGET_DIFFERENCE) -> pd.DataFrame:
+              target_difference: float = TARGET_DIFFERENCE, datasets: dict[str, dict] | None = None) -> pd.DataFrame:
     """Read every run's files (and the reference scores); write the tables, paired tests, claims and the
     quality-vs-cost table. `target_difference`: the Dice difference (config key
-    `compare.target_difference`) for which a row without a verdict states the seeds per model it needs."""
-    records = [run_record(r) for r in runs]
-    reference_rows = [row for path in references for row in reference_records(path)]
-    table = comparison_table(records, reference_rows)
+    `compare.target_difference`) for which a row without a verdict states the seeds per model it needs.
+    `datasets`: what each data set's format says (`effunet.data.formats.Capabilities` as a dict: `format`,
+    `headline`, `study`); by default every data set is weighted per image and the study's claims are
+    checked on the data sets named dsb2018 and drive."""
+    weightings = {name: can["headline"] for name, can in (datasets or {}).items()}
+    study = None
+    if datasets is not None:
+        study = {fmt: [name for name, can in datasets.items() if can.get("study") == fmt] for fmt in STUDY_FORMATS}
+    records = [run_record(r, weightings.get(r.id.dataset, DEFAULT_HEADLINE)) for r in runs]
+    reference_rows = [row for path in references for row in reference_records(path, weightings)]
+    table = comparison_table(records, reference_rows, weightings)
     per_image = read_per_image(runs, records)
     paired = paired_tests(per_image, target_difference)
-    claims = claims_table(records, per_image, target_difference)
+    claims = claims_table(records, per_image, target_difference, study)
     cost = cost_table(records)
     with atomic_path(table_csv) as tmp:
         table.to_csv(tmp, index=False)

@@ -128,6 +128,8 @@ rule aggregate:
         # Who each run is, in the order of the inputs: nothing parses it out of the paths.
         runs=[vars(run) for run in RUNS],
         target_difference=config["compare"]["target_difference"],
+        # What each data set's format says: headline weighting, and which study claims apply.
+        datasets={name: vars(can) for name, can in CAPABILITIES.items()},
     conda:
         "../../envs/effunet.yaml"
     script:

@@ -11,7 +11,8 @@ def main(smk):
             in zip(smk.params.runs, smk.input.runs, smk.input.metrics, smk.input.per_image, strict=True)]
     aggregate(runs, table_csv=smk.output.table, table_md=smk.output.markdown, table_html=smk.output.html,
               paired_csv=smk.output.paired, references=smk.input.references, claims_csv=smk.output.claims,
-              cost_csv=smk.output.cost, target_difference=smk.params.target_difference)
+              cost_csv=smk.output.cost, target_difference=smk.params.target_difference,
+              datasets=smk.params.datasets)
 
 
 if __name__ == "__main__":
