@@ -2,7 +2,7 @@
 
     python benchmarks/bench_instances.py PREPARED LABELS [--split test]
 
-PREPARED is a prepared DSB2018 variant (resize_dsb2018's output: manifest.csv, masks/) and LABELS
+PREPARED is a prepared DSB2018 variant (the prepare step's output: manifest.csv, masks/) and LABELS
 its native instance labels (merge_masks' labels/), e.g.
 resources/prepared/dsb2018/<source>/128x128-<hash> and resources/prepared/dsb2018/<source>/labels.
 For every image of the split, as the protocol ceiling does: the training-size truth mask is the

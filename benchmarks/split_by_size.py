@@ -2,7 +2,7 @@
 
     python benchmarks/split_by_size.py resources/prepared/dsb2018 [--workers 2] [--per-size 12]
 
-For every image of a prepared DSB2018 folder (resize_dsb2018's output: 0/255 masks at the training
+For every image of a prepared DSB2018 folder (the prepare step's output: 0/255 masks at the training
 size, native uint16 instance labels, manifest.csv): the training-size truth mask is taken as the
 prediction (probability 0 or 1), resized back to the native size and thresholded at 0.5, exactly as
 evaluation treats a model's output. It is scored with the DSB2018 metric against the native labels
