@@ -403,31 +403,9 @@ def test_folder_and_nnunet_copies_of_dsb2018_give_the_same_prepared_files_and_sc
     split = {"test_fraction": 0.25, "val_fraction": 0.34, "seed": 5}
     reference = prepare(raw, tmp_path / "dsb", {"format": "dsb2018", "image_size": [32, 32], "split": split})
     table = pd.read_csv(reference.manifest, dtype={"id": str})
-    own, nn = tmp_path / "own", tmp_path / "nn"
-    for sub in ("images", "labels"):
-        (own / sub).mkdir(parents=True)
-    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
-        (nn / sub).mkdir(parents=True)
-    for sample in dsb2018.find_samples(raw):
-        labels = dsb2018.merge_sample(sample)
-        shutil.copy(sample.image, own / "images" / f"{sample.id}.png")
-        Image.fromarray(labels).save(own / "labels" / f"{sample.id}.png")
-        test = table.set_index("id").loc[sample.id, "split"] == "test"
-        shutil.copy(sample.image, nn / ("imagesTs" if test else "imagesTr") / f"{sample.id}_0000.png")
-        Image.fromarray((labels > 0).astype(np.uint8)).save(
-            nn / ("labelsTs" if test else "labelsTr") / f"{sample.id}.png"
-        )
-    table[["id", "split"]].to_csv(own / "split.csv", index=False)
-    (nn / "dataset.json").write_text(
-        json.dumps(
-            {
-                "channel_names": {"0": "R", "1": "G", "2": "B"},
-                "file_ending": ".png",
-                "labels": {"background": 0, "nucleus": 1},
-                "numTraining": 1,
-            }
-        )
-    )
+    splits = dict(zip(table["id"], table["split"]))
+    own = dsb2018.export(raw, tmp_path / "own", "folder", splits)
+    nn = dsb2018.export(raw, tmp_path / "nn", "nnunet", splits)
     as_folder = prepare(own, tmp_path / "f", {"format": "folder", "annotations": "labels", "image_size": [32, 32]})
     as_nnunet = prepare(nn, tmp_path / "n", {"format": "nnunet", "image_size": [32, 32], "split": split})
     nn_table = pd.read_csv(as_nnunet.manifest, dtype={"id": str}).set_index("id")
@@ -530,3 +508,36 @@ def test_own_data_through_the_workflow_two_folder_data_sets_side_by_side(tmp_pat
     assert "instance_ap" in plain["splits"]["test"]["native"]["per_image_mean"]
     assert "instance_ap" not in metrics["splits"]["test"]["native"]["per_image_mean"]
     assert "cells" in (results / "comparison.md").read_text() and "cells-roi" in (results / "comparison.md").read_text()
+
+
+def test_a_3d_nnunet_folder_is_refused_at_start_up_and_jpeg_endings_are_refused(tmp_path):
+    root = nnunet.write_synthetic(tmp_path / "d", n_images=4)
+    description = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**description, "file_ending": ".nii.gz"}))
+    with pytest.raises(ConfigError, match=r"config key datasets.scans.source: .*3D volume"):
+        validate({"datasets": {"scans": {"format": "nnunet", "source": str(root)}}}, SCHEMA)
+    (root / "dataset.json").write_text(json.dumps({**description, "file_ending": ".jpg"}))
+    with pytest.raises(ConfigError, match=r"file_ending '.jpg' is not"):
+        validate({"datasets": {"scans": {"format": "nnunet", "source": str(root)}}}, SCHEMA)
+
+
+def test_configs_that_prepare_a_folder_differently_never_share_its_prepared_files():
+    from effunet.layout import variant_tag
+
+    masks = settings_of({"format": "folder", "source": "x"})
+    tags = {
+        variant_tag(masks),
+        variant_tag(settings_of({"format": "folder", "source": "x", "annotations": "labels"})),
+        variant_tag(settings_of({"format": "folder", "source": "x", "roi": True})),
+        variant_tag(settings_of({"format": "folder", "source": "x", "targets": "soft"})),
+        variant_tag(settings_of({"format": "nnunet", "source": "x", "foreground_labels": [2]})),
+        variant_tag(settings_of({"format": "nnunet", "source": "x"})),
+    }
+    assert len(tags) == 6
+    assert variant_tag(masks) == variant_tag(
+        settings_of({"format": "folder", "source": "y", "headline": "pooled", "train": {"max_epochs": 3}})
+    )
+    # the study's data sets keep their paths: the split alone names their variant
+    assert variant_tag(settings_of({"source": "x"}, "dsb2018")).endswith(
+        variant_tag({"image_size": [128, 128], "split": settings_of({"source": "x"}, "dsb2018")["split"]})[-8:]
+    )

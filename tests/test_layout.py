@@ -47,12 +47,14 @@ def test_tags_change_exactly_with_what_the_files_depend_on():
     assert re.fullmatch(layout.VARIANT_PATTERN, variant)
 
 
-def test_prepared_files_and_run_files():
-    data = layout.PreparedData.in_folder("p")
-    assert data.image("a") == Path("p/images/a.png") and data.label("a") == Path("p/labels/a.png")
+def test_prepared_files_and_run_files(tmp_path):
+    (tmp_path / "p/labels").mkdir(parents=True)  # in_folder takes the optional folders that exist
+    data = layout.PreparedData.in_folder(tmp_path / "p", "dsb2018")
+    assert data.image("a") == tmp_path / "p/images/a.png" and data.label("a") == tmp_path / "p/labels/a.png"
+    assert data.fov is None and data.format == "dsb2018"
     dsb = layout.Layout.prepared("dsb2018", "s", "v", labels=True)
     assert dsb.labels == layout.Layout.labels("dsb2018", "s") and dsb.fov is None
-    with pytest.raises(ValueError, match="field-of-view"):
+    with pytest.raises(ValueError, match="no scored region"):
         dsb.region("a")
     run = layout.Layout("exp").run("drive", "unet", 2)  # the study's recipe unless another is named
     assert run.model == Path("results/exp/drive/unet/study/seed2/model.keras")

@@ -63,3 +63,55 @@ def test_real_dsb2018_data_half(tmp_path):
             assert image.mode == "RGB" and image.size == (128, 128)
             mask = np.asarray(Image.open(tmp_path / prepared.mask(row.id)))
             np.testing.assert_array_equal(mask, images.resize_mask(union, (128, 128)), err_msg=row.id)
+
+
+def test_real_dsb2018_as_a_folder_and_an_nnunet_data_set_prepares_and_scores_the_same(tmp_path):
+    """The real stage1_train.zip in the folder layout (labels) and the nnU-Net layout, with the dsb2018
+    format's split: identical prepared images and masks, and identical scores of the protocol ceiling
+    (the truth through the 128x128 protocol, scored like a model) on the 67 test images."""
+    from effunet import evaluate
+    from effunet.config import SCHEMA, validate
+    from effunet.data import archives, dsb2018, formats
+    from effunet.layout import PreparedData
+    from effunet.reference import protocol_ceiling
+
+    archives.extract(Path(ZIP), tmp_path / "raw")
+    raws = {"dsb2018": tmp_path / "raw"}
+    blocks = {"dsb2018": {"format": "dsb2018"}, "folder": {"format": "folder", "annotations": "labels"},
+              "nnunet": {"format": "nnunet"}}
+    prepared = {}
+    for name, block in blocks.items():
+        settings = validate({"datasets": {name: block}}, SCHEMA)["datasets"][name]
+        if name == "folder":
+            table = pd.read_csv(prepared["dsb2018"].manifest, dtype={"id": str})
+            splits = dict(zip(table["id"], table["split"]))
+            raws["folder"] = dsb2018.export(raws["dsb2018"], tmp_path / "folder", "folder", splits, workers=2)
+            raws["nnunet"] = dsb2018.export(raws["dsb2018"], tmp_path / "nnunet", "nnunet", splits, workers=2)
+        entry, out = formats.get(name), tmp_path / f"out-{name}"
+        labels = out / "labels" if entry.instances(settings) else None
+        prepared[name] = PreparedData(out / "manifest.csv", out / "images", out / "masks", labels=labels, format=name)
+        if labels is not None:
+            entry.write_labels(raws[name], labels, settings, name, 2)
+        entry.prepare(raws[name], labels, prepared[name], settings, name, 2)
+    tables = {name: pd.read_csv(p.manifest, dtype={"id": str}).set_index("id") for name, p in prepared.items()}
+    assert len(tables["folder"]) == len(tables["nnunet"]) == 670
+    assert tables["folder"]["split"].equals(tables["dsb2018"]["split"])
+    test = sorted(tables["dsb2018"].index[tables["dsb2018"]["split"] == "test"])
+    assert sorted(tables["nnunet"].index[tables["nnunet"]["split"] == "test"]) == test and len(test) == 67
+    for sample in tables["dsb2018"].index:
+        for name in ("folder", "nnunet"):
+            for kind in ("image", "mask"):
+                np.testing.assert_array_equal(images.read_rgb(getattr(prepared["dsb2018"], kind)(sample)),
+                                              images.read_rgb(getattr(prepared[name], kind)(sample)),
+                                              err_msg=f"{name} {kind} {sample}")
+    scores = {}
+    for name, data in prepared.items():
+        cases = sorted((c for c in evaluate.load_cases(data) if c.split == "test"), key=lambda c: c.id)
+        scores[name] = protocol_ceiling(cases)
+    for name in ("folder", "nnunet"):
+        for weighting in ("pooled", "per_image_mean"):
+            for metric in ("dice", "iou", "accuracy", "sensitivity", "precision"):
+                assert scores[name][weighting][metric] == scores["dsb2018"][weighting][metric], (name, weighting, metric)
+    for metric in ("instance_ap", "instance_ap_split"):
+        assert scores["folder"]["per_image_mean"][metric] == scores["dsb2018"]["per_image_mean"][metric]
+    assert "instance_ap" not in scores["nnunet"]["per_image_mean"]  # a label map has no instances

@@ -61,10 +61,23 @@ def source_tag(dataset_config: dict) -> str:
     return f"{kind}-{_short_hash([source, identity], 10)}"
 
 
+# Formats whose prepared folders are named by the split alone (their paths predate the other
+# preparation keys); every other format's variant hashes all the keys that shape its prepared files.
+SPLIT_ONLY_VARIANTS = ("dsb2018", "drive")
+
+
 def variant_tag(dataset_config: dict) -> str:
-    """Names a preparation of a source: the training size, then a hash of the split settings."""
+    """Names a preparation of a source: the training size, then a hash of the split settings (and, for
+    formats other than dsb2018 and drive, of every other key that shapes the prepared files, such as
+    `annotations`, `roi`, `foreground_labels` and `targets`), so configs that differ never overwrite
+    each other's prepared files."""
     height, width = dataset_config["image_size"]
-    return f"{height}x{width}-{_short_hash(dataset_config['split'], 8)}"
+    shaping = dataset_config["split"]
+    if dataset_config.get("format", "dsb2018") not in SPLIT_ONLY_VARIANTS:
+        from effunet.data.formats import preparation_settings
+
+        shaping = {k: v for k, v in preparation_settings(dataset_config).items() if k not in ("format", "image_size")}
+    return f"{height}x{width}-{_short_hash(shaping, 8)}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,7 @@ class PreparedData:
 
     def region(self, sample_id: str) -> Path:
         if self.fov is None:
-            raise ValueError("this data set has no field-of-view masks")
+            raise ValueError("this data set has no scored region (field-of-view masks)")
         return self.fov / f"{sample_id}.png"
 
     def label(self, sample_id: str) -> Path:

@@ -8,8 +8,10 @@ native size; the binary mask is its foreground (`labels > 0`).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +185,41 @@ FORMAT = Format(
     study="dsb2018",
     synthetic=synthetic.write_dsb2018_zip,
 )
+
+
+# --- the same images in the other formats ------------------------------------------------------------
+
+
+def _export_one(sample: Sample, out: Path, layout: str, test_ids: frozenset) -> None:
+    labels = merge_sample(sample)
+    if layout == "folder":
+        shutil.copy(sample.image, out / "images" / f"{sample.id}.png")
+        images.write_png(out / "labels" / f"{sample.id}.png", labels)
+    else:
+        test = sample.id in test_ids
+        shutil.copy(sample.image, out / ("imagesTs" if test else "imagesTr") / f"{sample.id}_0000.png")
+        images.write_png(out / ("labelsTs" if test else "labelsTr") / f"{sample.id}.png", (labels > 0).astype(np.uint8))
+
+
+def export(raw_dir: str | os.PathLike, out: str | os.PathLike, layout: str, splits: dict[str, str] | None = None,
+           workers: int = 1) -> Path:
+    """The DSB2018 images in the `folder` layout (images/, labels/ with the merged instance labels, and
+    split.csv where `splits` is given) or the `nnunet` one (dataset.json, the image as one RGB `_0000`
+    file, label 1 = nucleus, and the test split of `splits` in imagesTs/ + labelsTs/)."""
+    out = Path(out)
+    folders = ("images", "labels") if layout == "folder" else ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
+    with original_names(raw_dir):
+        samples = find_samples(raw_dir)
+    with atomic_dir(out) as staging:
+        for folder in folders:
+            (staging / folder).mkdir()
+        test_ids = frozenset(sample for sample, split in (splits or {}).items() if split == "test")
+        job = functools.partial(_export_one, out=staging, layout=layout, test_ids=test_ids)
+        map_samples(job, samples, workers, f"export to the {layout} layout")
+        if layout == "folder" and splits:
+            (staging / "split.csv").write_text("id,split\n" + "".join(f"{k},{v}\n" for k, v in sorted(splits.items())))
+        if layout == "nnunet":
+            description = {"channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": {"background": 0, "nucleus": 1},
+                           "numTraining": len(samples) - len(test_ids), "file_ending": ".png"}
+            (staging / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
+    return out

@@ -25,7 +25,7 @@ from PIL import Image
 
 from effunet.data import checks, images, manifest, prepare, synthetic
 from effunet.data.formats import Format, foreground, foreground_rule, manifest_native
-from effunet.errors import EffunetError
+from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_dir, atomic_path
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def read_dataset_json(root: Path) -> dict:
             f"{example}: a 3D volume ({ending}); effunet compares 2D models on 2D images "
             "(file_ending .png, .tif or .bmp)"
         )
-    if ending.lower() not in images.IMAGE_SUFFIXES:
+    if ending.lower() not in images.LOSSLESS_SUFFIXES:  # label maps share the ending: JPEG would blur them
         raise EffunetError(f"{path}: file_ending {ending!r} is not a 2D image format (.png, .tif, .tiff, .bmp)")
     return description
 
@@ -238,6 +238,23 @@ def _write_tree(path: Path, files: dict[str, Image.Image], dataset_json: str) ->
             image.save(staging / name, format="PNG")
 
 
+def check_config(name: str, settings: dict) -> None:
+    """A local folder's dataset.json is read at start-up: a 3D data set (NIfTI) is refused there."""
+    from effunet.data.download import local_path
+
+    path = local_path(settings.get("source"))
+    if path is None or not path.is_dir():
+        return
+    try:
+        root = find_root(path)
+    except EffunetError:
+        return  # the data step says what is missing, naming the folder
+    try:
+        read_dataset_json(root)
+    except EffunetError as error:
+        raise ConfigError(f"config key datasets.{name}.source: {error}") from None
+
+
 FORMAT = Format(
     title="nnU-Net data set",
     name="nnunet",
@@ -245,5 +262,6 @@ FORMAT = Format(
     prepare=prepare_data,
     native=manifest_native,
     check=check,
+    check_config=check_config,
     synthetic=write_synthetic,
 )
