@@ -61,22 +61,20 @@ def source_tag(dataset_config: dict) -> str:
     return f"{kind}-{_short_hash([source, identity], 10)}"
 
 
-# Formats whose prepared folders are named by the split alone (their paths predate the other
-# preparation keys); every other format's variant hashes all the keys that shape its prepared files.
-SPLIT_ONLY_VARIANTS = ("dsb2018", "drive")
-
-
 def variant_tag(dataset_config: dict) -> str:
     """Names a preparation of a source: the training size, then a hash of the split settings (and, for
-    formats other than dsb2018 and drive, of every other key that shapes the prepared files, such as
-    `annotations`, `roi`, `foreground_labels` and `targets`), so configs that differ never overwrite
-    each other's prepared files."""
+    formats whose paths do not predate the other preparation keys (`Format.split_only_variant`), of
+    every other key that shapes the prepared files, such as `annotations`, `roi`, `foreground_labels`
+    and `targets`), so configs that differ never overwrite each other's prepared files."""
+    from effunet.data import formats
+
     height, width = dataset_config["image_size"]
     shaping = dataset_config["split"]
-    if dataset_config.get("format", "dsb2018") not in SPLIT_ONLY_VARIANTS:
-        from effunet.data.formats import preparation_settings
-
-        shaping = {k: v for k, v in preparation_settings(dataset_config).items() if k not in ("format", "image_size")}
+    fmt = formats.default_format("", dataset_config)
+    if fmt is not None and not formats.get(fmt).split_only_variant:
+        shaping = {
+            k: v for k, v in formats.preparation_settings(dataset_config).items() if k not in ("format", "image_size")
+        }
     return f"{height}x{width}-{_short_hash(shaping, 8)}"
 
 

@@ -162,5 +162,6 @@ FORMAT = Format(
     check_config=check_config,
     missing_source=lambda name: MISSING_SOURCE.format(name=name),
     study="drive",
+    split_only_variant=True,  # the study's prepared paths stay what they were before formats existed
     synthetic=synthetic.write_drive_zip,
 )

@@ -183,6 +183,7 @@ FORMAT = Format(
     write_labels=write_labels,
     check_config=check_config,
     study="dsb2018",
+    split_only_variant=True,  # the study's prepared paths stay what they were before formats existed
     synthetic=synthetic.write_dsb2018_zip,
 )
 

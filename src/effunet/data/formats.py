@@ -71,6 +71,7 @@ class Format:
     missing_source: Callable[[str], str] | None = None  # the help when datasets.<name>.source is unset
     study: str | None = None  # the study's data set this format reproduces: its claims apply to it
     synthetic: Callable | None = None  # (path, **options) -> Path: a synthetic source in this format
+    split_only_variant: bool = False  # prepared folders named by image_size and split alone (paths of old)
 
 
 _REGISTRY: dict[str, Format] = {}
