@@ -60,6 +60,41 @@ def test_names_that_still_collide_are_refused_before_anything_is_written(model, 
         predict.output_stems([folder / "X.png", folder / "x.tif", folder / "x_TIF.png"])
 
 
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_a_second_call_does_not_overwrite_masks_without_overwrite(model, tmp_path, capsys, probabilities):
+    """`predict m a/ out/` then `predict m b/ out/`, both with img.png: the second call stops before
+    predicting, names the colliding file and leaves it as it was; --overwrite replaces it."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    image(tmp_path / "a/img.png", 32, 32)
+    image(tmp_path / "a/only_a.png", 32, 32)
+    image(tmp_path / "b/img.png", 40, 20)
+    image(tmp_path / "b/new.png", 32, 32)
+    out = tmp_path / "out"
+    extra = ["--probabilities"] if probabilities else []
+    assert cli.main(["predict", str(model), str(tmp_path / "a"), str(out), "--quiet", *extra]) == 0
+    if probabilities:  # only the probability file is left to collide
+        (out / "img_mask.png").unlink()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    capsys.readouterr()
+    assert cli.main(["predict", str(model), str(tmp_path / "b"), str(out), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err
+    colliding = out / ("img_prob.png" if probabilities else "img_mask.png")
+    assert f"{colliding} already exists" in err and "--overwrite" in err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing predicted, new.png neither
+    assert cli.main(["predict", str(model), str(tmp_path / "b"), str(out), "--quiet", "--overwrite", *extra]) == 0
+    assert Image.open(out / "img_mask.png").size == (20, 40) and (out / "new_mask.png").exists()
+    assert (out / "only_a_mask.png").read_bytes() == before["only_a_mask.png"]
+
+
+def test_the_overwrite_check_comes_before_the_model_is_loaded(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/img_mask.png").write_bytes(b"earlier")
+    image(tmp_path / "img.png", 32, 32)
+    with pytest.raises(EffunetError, match="img_mask.png already exists"):
+        predict.predict_files(tmp_path / "missing.keras", tmp_path / "img.png", tmp_path / "out")
+
+
 def test_a_failing_image_is_reported_and_the_others_are_kept(model, tmp_path, capsys, caplog):
     caplog.set_level("INFO")
     folder = tmp_path / "in"

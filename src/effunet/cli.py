@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--probabilities", action="store_true", help="also write <name>_prob.png (16-bit, probability x 65535)"
     )
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace masks (and probability files) already in OUTPUT; without it, the command stops before "
+        "predicting and names the first one",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
     predict.add_argument("--tf-logs", action="store_true", help="show TensorFlow's C++ log lines (hidden by default)")
     check = commands.add_parser(
@@ -218,7 +224,13 @@ def _main(args) -> int:
         from effunet.predict import predict_files
 
         result = predict_files(
-            args.model, args.input, args.output, args.threshold, args.probabilities, inference=args.inference
+            args.model,
+            args.input,
+            args.output,
+            args.threshold,
+            args.probabilities,
+            inference=args.inference,
+            overwrite=args.overwrite,
         )
     except EffunetError as error:
         print(f"effunet: error: {error}", file=sys.stderr)

@@ -206,6 +206,27 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     return stems
 
 
+def output_names(stem: str, out_dir: Path) -> tuple[Path, Path]:
+    """The mask and the probability file of an input with output stem `stem`."""
+    return out_dir / f"{stem}_mask.png", out_dir / f"{stem}_prob.png"
+
+
+def output_paths(stems: dict[Path, str], out_dir: Path, save_probabilities: bool) -> list[Path]:
+    """Every file a call writes, in input order: each mask, then its probability file if asked for."""
+    return [name for stem in stems.values() for name in output_names(stem, out_dir)[: 2 if save_probabilities else 1]]
+
+
+def refuse_existing(paths: list[Path]) -> None:
+    """An EffunetError naming the first of `paths` that exists (an earlier call's output)."""
+    existing = [path for path in paths if path.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise EffunetError(
+            f"{existing[0]} already exists{more}; nothing was predicted. Give another output folder, "
+            "or --overwrite to replace them"
+        )
+
+
 def input_files(source: Path) -> list[Path]:
     if source.is_dir():
         files = images.list_files(source, IMAGE_SUFFIXES)
@@ -224,10 +245,13 @@ def predict_files(
     threshold: float = 0.5,
     save_probabilities: bool = False,
     inference: str | None = None,
+    overwrite: bool = False,
 ) -> Predictions:
     """Masks (0/255 PNG, native size) for an image file or every image in a folder.
 
-    `inference` (resize or sliding) overrides the run's mode (the run.json beside the model).
+    `inference` (resize or sliding) overrides the run's mode (the run.json beside the model). A mask
+    or probability file that already exists in `out_dir` (from an earlier call) is refused, naming the
+    first one, before the model is loaded, unless `overwrite` is set.
 
     An image that cannot be read or segmented is reported in `failed`, and the others go on; each
     mask is written atomically, so the ones written are complete. Progress goes to the log.
@@ -235,6 +259,8 @@ def predict_files(
     source, out_dir = Path(source), Path(out_dir)
     files = input_files(source)
     stems = output_stems(files)
+    if not overwrite:
+        refuse_existing(output_paths(stems, out_dir, save_probabilities))
     predictor = Predictor(model_path, inference=inference)
     log.info("inference: %s", predictor.inference)
     result = Predictions()
@@ -242,10 +268,10 @@ def predict_files(
     for number, path in enumerate(files, 1):
         try:
             probability = predictor.native(images.read_rgb(path))
-            mask_path = out_dir / f"{stems[path]}_mask.png"
+            mask_path, prob_path = output_names(stems[path], out_dir)
             images.write_png(mask_path, probability > threshold)
             if save_probabilities:
-                images.write_png(out_dir / f"{stems[path]}_prob.png", np.rint(probability * 65535).astype(np.uint16))
+                images.write_png(prob_path, np.rint(probability * 65535).astype(np.uint16))
         except EffunetError as error:
             result.failed.append((path, str(error)))
             log.warning("[%d/%d] %s failed: %s", number, len(files), path.name, error)
