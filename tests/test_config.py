@@ -93,7 +93,7 @@ def test_a_recipe_and_a_data_set_train_block_accept_every_training_setting():
             "datasets.dsb2018.split.test_fraction",
             "maximum of 1",
         ),
-        (lambda c: c["train"].update(learning_rate="fast"), "train.learning_rate", "not of type"),
+        (lambda c: c["train"].update(learning_rate="fast"), "train.learning_rate", "'fast' is not a number"),
         (lambda c: c.update(models=["unet", "vgg-unet"]), "models[1]", "not one of"),
         (lambda c: c["datasets"]["drive"]["train"].update(max_epochs=0), "datasets.drive.train.max_epochs", "minimum"),
         (lambda c: c["mlflow"].update(experiment="my study/1"), "mlflow.experiment", "does not match"),
@@ -193,6 +193,62 @@ def test_an_empty_split_found_when_the_images_are_counted_names_the_key():
     with pytest.raises(EffunetError, match="config key datasets.dsb2018.split: the val split of 9 images"):
         manifest.split_by_fraction(ids, 0.2, 0.05, 0, key="datasets.dsb2018.split")
     assert manifest.split_counts(9, 0.2, 0.3) == {"train": 5, "val": 2, "test": 2}
+
+
+def test_config_values_given_as_text_are_read_as_the_schemas_types():
+    """What Snakemake makes of --config "datasets={dsb2018: {...}}" (YAML's BaseLoader: all text)."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    config = copy.deepcopy(load("config.yaml"))
+    update_config(
+        config,
+        parse_config(
+            [
+                "datasets={dsb2018: {train: {max_epochs: 2, learning_rate: 1e-3}, image_size: [64, 64]}, "
+                "drive: {source: null}}",
+                "evaluate={threshold: 0.3}",
+                "train={augment: true}",
+            ]
+        ),
+    )
+    assert config["datasets"]["dsb2018"]["train"]["max_epochs"] == "2"  # as Snakemake passes it
+    effconfig.validate(config, SCHEMA)
+    dsb = config["datasets"]["dsb2018"]
+    assert dsb["train"]["max_epochs"] == 2 and isinstance(dsb["train"]["max_epochs"], int)
+    assert dsb["train"]["learning_rate"] == 1e-3 and dsb["image_size"] == [64, 64]
+    assert config["datasets"]["drive"]["source"] is None
+    assert config["evaluate"]["threshold"] == 0.3 and config["train"]["augment"] is True
+    assert effconfig.train_settings(config, "dsb2018")["max_epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "edit, key, message",
+    [
+        (
+            lambda c: c["datasets"]["dsb2018"]["train"].update(max_epochs="two"),
+            "datasets.dsb2018.train.max_epochs",
+            "'two' is not an integer (a --config value arrives as text",
+        ),
+        (
+            lambda c: c["datasets"]["dsb2018"].update(image_size=["64", "6.5"]),
+            "datasets.dsb2018.image_size[1]",
+            "'6.5' is not an integer",
+        ),
+        (
+            lambda c: c["datasets"]["dsb2018"].update(train={"max_epochs": "2", "patience": "1.5"}),
+            "datasets.dsb2018.train.patience",
+            "'1.5' is not an integer",
+        ),
+    ],
+)
+def test_text_that_is_not_the_schemas_type_names_the_key(edit, key, message):
+    config = copy.deepcopy(load("config.yaml"))
+    edit(config)
+    with pytest.raises(ConfigError) as error:
+        effconfig.validate(config, SCHEMA)
+    assert f"config key {key}: {message}" in str(error.value)
+    assert "--configfile" in str(error.value)
 
 
 def test_an_all_digit_sha256_read_as_a_number_is_explained(tmp_path):

@@ -78,6 +78,19 @@ def test_bad_config_key_stops_at_start_up(tmp_path):
     assert "config key seedz: unknown key" in result.stdout + result.stderr
 
 
+def test_nested_config_values_are_read_as_the_schemas_types(tmp_path):
+    """Snakemake passes a nested --config value as text ('2'); it is read as the schema's integer, and
+    text that is no integer names the key."""
+    nested = "datasets={dsb2018: {train: {max_epochs: 2}, image_size: [64, 64]}}"
+    result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"), "--config", nested)
+    assert result.returncode == 0, result.stderr
+    assert "/64x64-" in result.stdout  # the prepared variant of the 64x64 training size
+    bad = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/demo.yaml"),
+                    "--config", "datasets={dsb2018: {train: {max_epochs: two}}}")
+    assert bad.returncode != 0
+    assert "config key datasets.dsb2018.train.max_epochs: 'two' is not an integer" in bad.stdout + bad.stderr
+
+
 @pytest.mark.slow
 def test_demo_data_half_runs_and_then_has_nothing_to_do(tmp_path):
     from effunet.layout import Layout, configured

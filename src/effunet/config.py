@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -16,8 +17,10 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 def _fill_defaults(validator_class):
-    """A validator that also writes each property's `default` into the instance, as it validates."""
+    """A validator that also writes each property's `default` into the instance, as it validates, and
+    reports text that reads as the schema's type (`Coercible`: see `coerce_text`)."""
     validate_properties = validator_class.VALIDATORS["properties"]
+    validate_type = validator_class.VALIDATORS["type"]
 
     def properties_with_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -26,7 +29,71 @@ def _fill_defaults(validator_class):
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults})
+    def type_from_text(validator, types, instance, schema):
+        errors = list(validate_type(validator, types, instance, schema))
+        if isinstance(instance, str):
+            types = [types] if isinstance(types, str) else list(types)
+            if errors or ("null" in types and instance in NULL_TEXTS):
+                try:
+                    yield Coercible(coerce_text(instance, types))
+                    return
+                except ValueError:
+                    pass
+        yield from errors
+
+    return jsonschema.validators.extend(
+        validator_class, {"properties": properties_with_defaults, "type": type_from_text}
+    )
+
+
+# Snakemake reads a --config value's nested values as text (YAML's BaseLoader): 2, 0.5, true and
+# null arrive as "2", "0.5", "true" and "null". Where the schema wants another type, text that spells
+# one (an integer, a decimal or exponent number, true/false, null/~) is read as it; where a string may
+# also be null, "null" and "~" are read as null, as YAML reads them in a config file.
+NULL_TEXTS = ("null", "Null", "NULL", "~")
+BOOLEAN_TEXTS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
+NUMBER_TEXT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+TYPE_NAMES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+class Coercible(jsonschema.ValidationError):
+    """Text where the schema wants another type, and the value it reads as (`value`)."""
+
+    def __init__(self, value):
+        super().__init__(f"text that reads as {value!r}")
+        self.value = value
+
+
+def coerce_text(text: str, types: list[str]):
+    """`text` read as the first of the schema's `types` (null, boolean, integer, number) it spells;
+    ValueError where it spells none of them."""
+    if "null" in types and text in NULL_TEXTS:
+        return None
+    if "boolean" in types and text in BOOLEAN_TEXTS:
+        return BOOLEAN_TEXTS[text]
+    if ("integer" in types or "number" in types) and INTEGER_TEXT.fullmatch(text.strip()):
+        return int(text)
+    if "number" in types and NUMBER_TEXT.fullmatch(text.strip()):
+        return float(text)
+    raise ValueError(text)
+
+
+def _coercions(errors) -> list[Coercible]:
+    """The `Coercible` reports among `errors` and the errors they contain (oneOf, anyOf)."""
+    found = []
+    for error in errors:
+        if isinstance(error, Coercible):
+            found.append(error)
+        found.extend(_coercions(error.context))
+    return found
+
+
+def _set(config, path, value) -> None:
+    *parents, last = path
+    for part in parents:
+        config = config[part]
+    config[last] = value
 
 
 def key_name(path) -> str:
@@ -38,6 +105,14 @@ def key_name(path) -> str:
 
 def _message(error: jsonschema.ValidationError) -> str:
     key = key_name(error.absolute_path)
+    if error.validator == "type" and isinstance(error.instance, str):
+        types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        wanted = " or ".join(TYPE_NAMES.get(name, f"a{'n' if name[0] in 'aeiou' else ''} {name}") for name in types)
+        return (
+            f"config key {key}: {error.instance!r} is not {wanted} (a --config value arrives as text, and "
+            "is read as the schema's type where it spells one; write the value as that type, or put "
+            "nested settings in a --configfile)"
+        )
     if error.absolute_path and error.absolute_path[-1] == "sha256" and isinstance(error.instance, (int, float)):
         return (
             f"config key {key}: YAML read the checksum as a number because it has only digits; "
@@ -66,12 +141,20 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 
 def validate(config: dict, schema_path: str | os.PathLike) -> dict:
-    """Validate `config` in place (filling defaults) and return it; raise ConfigError naming the key."""
+    """Validate `config` in place (filling defaults, and reading text as the schema's type where it
+    spells one: `coerce_text`) and return it; raise ConfigError naming the key."""
     with open(schema_path) as handle:
         schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     default_formats(config)
-    validator_class = _fill_defaults(jsonschema.validators.validator_for(schema))
-    errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    validator = _fill_defaults(jsonschema.validators.validator_for(schema))(schema)
+    while True:  # text read as the schema's type (--config values), then validated again as such
+        errors = list(validator.iter_errors(config))
+        coercions = _coercions(errors)
+        if not coercions:
+            break
+        for coercion in coercions:
+            _set(config, list(coercion.absolute_path), coercion.value)
+    errors = sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_message(e) for e in errors))
     check_splits(config)
