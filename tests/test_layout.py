@@ -71,3 +71,19 @@ def test_prepared_files_and_run_files(tmp_path):
     assert layout.Layout("exp").curves_overlay("drive", "modern") == Path(
         "results/exp/plots/learning_curves_drive_modern.png"
     )
+
+
+def test_help_texts_and_hints_name_a_runs_folder_as_layout_makes_it(tmp_path, capsys):
+    """The run folder in `effunet predict --help` and in the not-a-model hint is Layout.run's."""
+    from effunet import cli, predict
+    from effunet.errors import EffunetError
+
+    pattern = layout.Layout.run_pattern()
+    assert pattern.root.as_posix() == "results/<experiment>/<dataset>/<model>/<recipe>/seed<seed>"
+    assert layout.Layout("e").run("d", "m", 1, "r").root == Path("results/e/d/m/r/seed1")
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    assert " ".join(capsys.readouterr().out.split()).count("/<recipe>/seed<seed>/") == 1
+    (tmp_path / "notes.keras").write_text("notes")
+    with pytest.raises(EffunetError, match=f"writes to {pattern.model.as_posix()}"):
+        predict.check_model_file(tmp_path / "notes.keras")

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from effunet.errors import EffunetError
+from effunet.layout import Layout
 
 
 def version() -> str:
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"effunet {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="segment an image or a folder of images")
-    predict.add_argument("model", help="a trained model.keras (results/<experiment>/<dataset>/<model>/seed<seed>/)")
+    predict.add_argument("model", help=f"a trained model.keras ({Layout.run_pattern().root.as_posix()}/)")
     predict.add_argument("input", help="an image file or a folder of images (PNG, TIFF, JPEG, BMP, GIF)")
     predict.add_argument(
         "output",

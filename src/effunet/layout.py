@@ -215,6 +215,12 @@ class Layout:
     def run(self, dataset: str, model: str, seed, recipe: str = STUDY_RECIPE) -> RunFiles:
         return RunFiles(self.results / dataset / model / recipe / f"seed{seed}")
 
+    @classmethod
+    def run_pattern(cls) -> RunFiles:
+        """A run's files with placeholders for help texts and hints: `.root` is
+        results/<experiment>/<dataset>/<model>/<recipe>/seed<seed> (made by `run`)."""
+        return cls("<experiment>").run("<dataset>", "<model>", "<seed>", "<recipe>")
+
     def files(self, run: RunId) -> RunFiles:
         return self.run(run.dataset, run.model, run.seed, run.recipe)
 

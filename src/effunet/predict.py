@@ -22,6 +22,7 @@ from PIL import Image
 
 from effunet.data import images
 from effunet.errors import EffunetError
+from effunet.layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,7 @@ def check_model_file(path: str | os.PathLike) -> None:
         head = handle.read(8)
     if not (zipfile.is_zipfile(path) or head.startswith(HDF5_MAGIC)):
         raise EffunetError(
-            f"{path} is not a Keras model file (.keras, as training writes to "
-            "results/<experiment>/<dataset>/<model>/seed<seed>/model.keras)"
+            f"{path} is not a Keras model file (.keras, as training writes to {Layout.run_pattern().model.as_posix()})"
         )
 
 
