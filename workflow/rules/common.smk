@@ -165,6 +165,18 @@ def training_code(wildcards):
     return effunet.provenance.training_code_version(wildcards.model)
 
 
+def trained_as(wildcards):
+    """What the run's model is made from: a digest of its settings and training code. A param of the
+    steps that read the model (evaluate, plot_run), so that a changed setting or training code makes
+    Snakemake rerun them, and through them the training, even where a retrain died before it could
+    remove their outputs (Snakemake does not remake a missing model whose readers look current)."""
+    import hashlib
+    import json
+
+    made_of = {"settings": train_settings(wildcards), "code": training_code(wildcards)}
+    return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:16]
+
+
 # The rules whose outputs are made (directly or through others) from a run's model or history.
 MADE_FROM_TRAINING = ("evaluate", "plot_run", "plot_curves", "aggregate", "plot_comparison", "plot_cost")
 
@@ -256,6 +268,12 @@ def all_targets():
         for run in RUNS
         for plot in ("learning_curves", "examples")
     ]
+    # Every run's evaluation too: a missing metrics.json is remade even where the table is current.
+    evaluations = [
+        str(getattr(LAYOUT.files(run), name))
+        for run in RUNS
+        for name in ("metrics", "per_image", "examples")
+    ]
     overlays = [
         str(curves_overlay(dataset, recipe))
         for dataset in DATASETS
@@ -263,6 +281,7 @@ def all_targets():
     ]
     return (
         plots
+        + evaluations
         + overlays
         + [
             str(LAYOUT.comparison("md")),

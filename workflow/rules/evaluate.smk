@@ -20,6 +20,7 @@ rule evaluate:
     params:
         threshold=config["evaluate"]["threshold"],
         format=dataset_param("format"),
+        trained_as=trained_as,
     conda:
         "../../envs/effunet.yaml"
     script:
@@ -52,6 +53,7 @@ rule plot_run:
         run_log("plot"),
     params:
         threshold=config["evaluate"]["threshold"],
+        trained_as=trained_as,
     conda:
         "../../envs/effunet.yaml"
     script:

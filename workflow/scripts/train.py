@@ -6,7 +6,15 @@ from effunet.logs import run_logged
 
 
 def main(smk):
+    import logging
+
     from effunet import devices
+    from effunet.files import remove_paths
+
+    # Outputs made from an earlier model go first, before anything slow or fallible (imports, devices,
+    # data): a retrain that dies at any point leaves them missing, so a later run remakes them.
+    for path in remove_paths(smk.params.stale.value):
+        logging.getLogger("effunet.train").info("removed %s (made from an earlier model)", path)
 
     # Read from the config on purpose (like the MLflow store): where a job runs retrains nothing.
     # The GPU slot and the backend are set before Keras starts and held until the job ends.

@@ -44,6 +44,23 @@ def _decode_pil(paths: list[tuple[str, str]]):
     return zip(*((image_files.read_rgb(image), mask(mask_path)) for image, mask_path in paths))
 
 
+# What to do about a prepared file that is missing or damaged (Snakemake sees the folder as complete).
+REPREPARE = ("remake the prepared data: snakemake --forcerun prepare prepare_with_region (with your usual "
+             "options), or delete the prepared folder")
+
+
+def _unreadable(paths: list[tuple[str, str]], error: Exception) -> str:
+    """The first prepared file that does not decode, named, with what to run; the decoder's own words else."""
+    for pair in paths:
+        for path in pair:
+            try:
+                image_files.open_image(path)
+            except EffunetError as reason:
+                return f"prepared file {path} cannot be read ({reason}); {REPREPARE}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"the prepared images of {len(paths)} samples could not be decoded ({first}); {REPREPARE}"
+
+
 def load_split(prepared: PreparedData, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, H, W, 3) and masks (N, H, W, 1), uint8, of one split, decoded once (tf.data on
     TensorFlow, Pillow on the other backends: the same arrays)."""
@@ -55,9 +72,14 @@ def load_split(prepared: PreparedData, split: str) -> tuple[np.ndarray, np.ndarr
     for image_path, mask_path in paths:
         for path in (image_path, mask_path):
             if not os.path.exists(path):
-                raise EffunetError(f"prepared file missing: {path} (listed in the manifest)")
+                raise EffunetError(f"prepared file missing: {path} (listed in {prepared.manifest}); {REPREPARE}")
     decode = _decode_tf if keras.backend.backend() == "tensorflow" else _decode_pil
-    images, masks = decode(paths)
+    try:
+        images, masks = decode(paths)
+    except EffunetError as error:
+        raise EffunetError(f"{error}; {REPREPARE}") from error
+    except Exception as error:  # TensorFlow's decoder names no file: find the one that fails
+        raise EffunetError(_unreadable(paths, error)) from error
     images, masks = np.stack(images), np.stack(masks)
     if images.shape[1:3] != masks.shape[1:3] or len({i.shape for i in images}) > 1:
         raise EffunetError(f"prepared images and masks in {prepared.images} and {prepared.masks} differ in size; "
