@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -202,6 +204,187 @@ def test_unknown_run_id_starts_a_new_run_with_a_warning(store, caplog):
     assert any("0" * 32 in r.getMessage() and "new run" in r.getMessage() for r in caplog.records)
 
 
+# --- one run per run identity -----------------------------------------------------------------
+
+JOB = {"checkpoint_dir": "/results/dsb2018/unet/study/seed0/checkpoint"}
+NAME = "dsb2018/unet/study/seed0"
+
+
+def attempt(store: str, identity: str = "a", job: dict = JOB, run_id: str | None = None) -> tracking.RunTracker:
+    return tracking.RunTracker.open(store, EXPERIMENT, NAME, run_id=run_id, job_tags=job,
+                                    attempt_tags={"run_identity": identity}, tags={"model": "unet"})
+
+
+def test_an_attempt_that_died_before_its_first_checkpoint_is_continued_by_the_next(store, caplog):
+    """The run id is saved with the first checkpoint; an attempt killed before it leaves a RUNNING run with
+    params and no metrics, which the next attempt (no run id) finds by its tags and continues."""
+    first = attempt(store)
+    first.log_params({"max_epochs": 3, "parameters": 1234})
+    del first  # SIGKILL: never finished
+    with caplog.at_level(logging.INFO, logger="effunet.tracking"):
+        second = attempt(store)
+        second.log_params({"max_epochs": 3, "parameters": 1234})  # equal: not logged twice, no warning
+        for epoch in (1, 2, 3):
+            second.log_metrics({"val_loss": 1.0 / epoch}, step=epoch)
+        second.finish()
+    client, runs = runs_of(store)
+    assert len(runs) == 1 and runs[0].info.run_id == second.run_id and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["run_identity"] == "a" and runs[0].data.tags["checkpoint_dir"] == JOB["checkpoint_dir"]
+    assert history(client, second.run_id, "val_loss") == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
+    assert any("earlier attempt" in r.getMessage() and "continued" in r.getMessage() for r in caplog.records)
+    assert not any(r.levelno >= logging.WARNING and "param" in r.getMessage() for r in caplog.records)
+
+    # a killed (SIGTERM: KILLED) or failed attempt without metrics is continued the same way
+    third = attempt(store, identity="b")
+    third.finish("KILLED")
+    fourth = attempt(store, identity="b")
+    assert fourth.run_id == third.run_id and client.get_run(third.run_id).info.status == "RUNNING"
+    fourth.finish()
+
+
+def test_earlier_attempts_that_cannot_be_continued_are_ended_killed_and_others_left_alone(store, caplog):
+    other_settings = attempt(store, identity="old")  # killed before its checkpoint; then the config changed
+    with_epochs = attempt(store, identity="a")  # killed after logging epochs, and its checkpoint is gone
+    with_epochs.log_metrics({"val_loss": 0.5}, step=1)
+    finished = attempt(store, identity="a")  # a run that ended well is never reopened nor changed
+    assert finished.run_id not in (other_settings.run_id, with_epochs.run_id)
+    finished.finish()
+    other_job = attempt(store, identity="a", job={"checkpoint_dir": "/elsewhere/checkpoint"})  # another job's run
+    client = MlflowClient(store)
+    assert client.get_run(other_settings.run_id).info.status == "KILLED"  # ended when `finished` opened
+    assert client.get_run(with_epochs.run_id).info.status == "KILLED"
+    with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+        new = attempt(store, identity="a")
+    assert new.run_id not in {other_settings.run_id, with_epochs.run_id, finished.run_id, other_job.run_id}
+    new.finish()
+    statuses = {r.info.run_id: r.info.status for r in runs_of(store)[1]}
+    assert statuses == {other_settings.run_id: "KILLED", with_epochs.run_id: "KILLED", finished.run_id: "FINISHED",
+                        other_job.run_id: "RUNNING", new.run_id: "FINISHED"}
+
+
+def test_orphans_are_ended_with_the_reason_in_the_log(store, caplog):
+    orphan = attempt(store, identity="old")
+    with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+        new = attempt(store, identity="new")
+    assert new.run_id != orphan.run_id
+    assert MlflowClient(store).get_run(orphan.run_id).info.status == "KILLED"
+    assert any(orphan.run_id in r.getMessage() and "other settings" in r.getMessage() and "KILLED" in r.getMessage()
+               for r in caplog.records)
+    # a resumed attempt (run id from the checkpoint) ends the job's other RUNNING runs too
+    stray = attempt(store, identity="other")
+    again = attempt(store, identity="new", run_id=new.run_id)
+    assert again.run_id == new.run_id and MlflowClient(store).get_run(stray.run_id).info.status == "KILLED"
+
+
+def test_sigterm_ends_the_run_killed(store, tmp_path):
+    hold = tmp_path / "hold"
+    job = subprocess.Popen([sys.executable, str(HERE / "tracking_worker.py"), store, EXPERIMENT, "7", str(tmp_path),
+                            "--epochs", "2", "--hold", str(hold)])
+    deadline = time.monotonic() + 120
+    while not (hold.exists() and hold.read_text()):
+        assert job.poll() is None and time.monotonic() < deadline, (tmp_path / "job-7.log").read_text()
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    client = MlflowClient(store)
+    assert client.get_run(hold.read_text()).info.status == "KILLED"
+    assert "terminated (SIGTERM)" in (tmp_path / "job-7.log").read_text()
+    assert [s for s, _ in history(client, hold.read_text(), "loss")] == [0, 1]
+
+
+def test_sigint_ends_the_run_killed_and_the_handler_is_restored(store):
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.RunTracker.open(store, EXPERIMENT, NAME) as tracker:
+            assert signal.getsignal(signal.SIGTERM) is not before
+            raise KeyboardInterrupt
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert MlflowClient(store).get_run(tracker.run_id).info.status == "KILLED"
+
+
+def test_a_run_whose_store_came_back_is_closed_with_its_status(store, fast_retries, caplog):
+    """A store unreachable past the retries switches tracking off; if it answers again by the end of the job,
+    the run is ended with the job's status (tagged tracking_incomplete) instead of staying RUNNING."""
+    for status, back in (("FINISHED", True), ("FAILED", True), ("FINISHED", False)):
+        tracker = tracking.RunTracker.open(store, EXPERIMENT, NAME)
+        real = {name: getattr(tracker._client, name) for name in ("log_batch", "set_terminated")}
+
+        def down(*args, **kwargs):
+            raise MlflowException("connection refused", error_code=TEMPORARILY_UNAVAILABLE)
+
+        tracker._client.log_batch = tracker._client.set_terminated = down
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        assert not tracker.enabled
+        tracker.log_metrics({"loss": 0.5}, step=2)  # skipped while down
+        if back:
+            for name, call in real.items():
+                setattr(tracker._client, name, call)
+        with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+            tracker.finish(status)
+        run = MlflowClient(store).get_run(tracker.run_id)
+        if back:
+            assert run.info.status == status and "connection refused" in run.data.tags["tracking_incomplete"]
+        else:
+            assert run.info.status == "RUNNING"
+            assert any("stays RUNNING" in r.getMessage() for r in caplog.records)
+        tracker.finish(status)  # once only
+
+
+# --- evaluations ---------------------------------------------------------------------------------
+
+
+def evaluation_result(threshold: float, dice: float) -> dict:
+    pooled = {"dice": dice, "iou": dice / 2, "accuracy": 0.9, "roc_auc": 0.95, "pr_auc": 0.8}
+    return {"threshold": {"value": threshold, "chosen_on": "fixed"}, "inference_images_per_s": 10.0,
+            "loss": {"test": 0.3}, "splits": {"test": {"native": {"pooled": pooled,
+                                                                  "per_image_mean": {"dice": dice - 0.01}}}}}
+
+
+def test_each_evaluation_is_a_step_of_its_own_with_its_settings(store, tmp_path):
+    """Re-evaluating with another threshold: the shown threshold is the one that made the shown scores,
+    each evaluation keeps its own step, and no metric has two values at one step."""
+    from effunet.evaluate import log_to_training_run
+
+    with tracking.RunTracker.open(store, EXPERIMENT, NAME) as training:
+        training.log_metrics({"val_loss": 0.4}, step=2)
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": training.run_id, "epochs_trained": 2}))
+    (tmp_path / "metrics.json").write_text("{}")
+    for threshold, dice in ((0.5, 0.70), (0.3, 0.75), (0.3, 0.75)):
+        log_to_training_run(evaluation_result(threshold, dice), tmp_path / "run.json", tmp_path / "metrics.json",
+                            store, EXPERIMENT)
+    client = MlflowClient(store)
+    run = client.get_run(training.run_id)
+    assert run.info.status == "FINISHED"
+    assert history(client, training.run_id, "test_dice") == [(1, 0.70), (2, 0.75), (3, 0.75)]
+    assert history(client, training.run_id, "eval.threshold") == [(1, 0.5), (2, 0.3), (3, 0.3)]
+    assert run.data.metrics["test_dice"] == 0.75 and run.data.metrics["eval.threshold"] == 0.3  # the newest
+    assert run.data.tags["eval.threshold"] == "0.3" and run.data.tags["eval.step"] == "3"
+    assert run.data.tags["eval.threshold_chosen_on"] == "fixed" and "eval.threshold" not in run.data.params
+    for key in run.data.metrics:
+        steps = [m.step for m in client.get_metric_history(training.run_id, key)]
+        assert len(steps) == len(set(steps)), key
+    assert [a.path for a in client.list_artifacts(training.run_id, "eval")] == ["eval/metrics.json"]
+
+
+def test_a_run_with_the_old_threshold_param_says_which_setting_holds(store, tmp_path, caplog):
+    """Runs evaluated by earlier versions have a param eval.threshold (immutable) and test metrics at step
+    epochs_trained: a re-evaluation goes one step after them and the log says the tag holds."""
+    with tracking.RunTracker.open(store, EXPERIMENT, NAME) as training:
+        training.log_params({"eval.threshold": 0.5})
+        training.log_metrics({"test_dice": 0.7}, step=5)
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": training.run_id, "epochs_trained": 5}))
+    (tmp_path / "metrics.json").write_text("{}")
+    from effunet.evaluate import log_to_training_run
+
+    with caplog.at_level(logging.WARNING, logger="effunet.tracking"):
+        log_to_training_run(evaluation_result(0.3, 0.8), tmp_path / "run.json", tmp_path / "metrics.json", store,
+                            EXPERIMENT)
+    client = MlflowClient(store)
+    assert history(client, training.run_id, "test_dice") == [(5, 0.7), (6, 0.8)]
+    assert client.get_run(training.run_id).data.tags["eval.threshold"] == "0.3"
+    assert any("eval.threshold" in r.getMessage() and "tag" in r.getMessage() for r in caplog.records)
+
+
 # --- retries and failures ----------------------------------------------------------------------
 
 
@@ -247,7 +430,8 @@ def test_store_failing_mid_run_disables_the_tracker(store, fast_retries, caplog,
         tracker.log_params({"a": 1})
         tracker.log_artifact(__file__)
         tracker.finish("FAILED")
-    assert len(calls) == tracking.ATTEMPTS  # no further calls once disabled
+    # no further calls once disabled, except a short try at the end to end the run (the store may be back)
+    assert len(calls) == tracking.ATTEMPTS + tracking.PROBE_ATTEMPTS
     assert any("tracking disabled" in r.getMessage() for r in caplog.records)
 
 

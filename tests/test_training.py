@@ -98,9 +98,10 @@ def test_early_stopping_counts_patience_and_ignores_nan():
 
 
 def run_worker(prepared: Path, out: Path, epochs: int, uri: str = "", model: str = "unet",
-               kill: str = "") -> subprocess.Popen:
+               kill: str = "", checkpoint_every_s: float = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(HERE / "train_worker.py"), str(prepared), str(out), str(epochs), uri,
-                             model, kill], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             model, kill, str(checkpoint_every_s)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def evaluation(model_path: Path, prepared: Path) -> tuple[np.ndarray, dict]:
@@ -170,6 +171,45 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
     artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
     assert {"history.csv", "run.json"} <= artifacts and "model.keras" not in artifacts  # one copy on disk
     assert runs[0].data.tags["model_file"] == str(tmp_path / "killed/model.keras")
+
+
+@pytest.mark.slow
+def test_attempts_killed_before_the_first_checkpoint_leave_one_mlflow_run(prepared, tmp_path):
+    """SIGKILL in epoch 2 before any checkpoint (epoch 1 trained, neither saved nor logged), then SIGTERM in
+    epoch 2 again, then a full run: one MLflow run of that name, FINISHED, every epoch logged once."""
+    from mlflow.tracking import MlflowClient
+
+    from effunet import tracking
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.prepare_store(uri, "resume-test")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("resume-test").experiment_id
+    epochs, never = 3, 10**6  # checkpoint_every_s: only after the last epoch
+    statuses = []
+    for kill, code in (("mid-epoch:2", -signal.SIGKILL), ("mid-epoch:2:TERM", 128 + signal.SIGTERM)):
+        attempt = run_worker(prepared, tmp_path / "out", epochs, uri, kill=kill, checkpoint_every_s=never)
+        log = attempt.communicate(timeout=1200)[0]
+        assert attempt.returncode == code, log[-3000:]
+        assert "epoch 1/3" in log and not (tmp_path / "out/checkpoint/latest").exists()
+        statuses.append([r.info.status for r in client.search_runs([experiment])])
+    assert statuses == [["RUNNING"], ["KILLED"]]  # the second attempt continued the first's run, ended by SIGTERM
+    assert "earlier attempt" in log and "terminated (SIGTERM)" in log
+    done = run_worker(prepared, tmp_path / "out", epochs, uri, checkpoint_every_s=never)
+    log = done.communicate(timeout=1200)[0]
+    assert done.returncode == 0, log[-3000:]
+    assert "earlier attempt" in log and "resuming from" not in log
+
+    summary = json.loads((tmp_path / "out/run.json").read_text())
+    runs = client.search_runs([experiment])
+    assert [(r.info.run_id, r.info.run_name, r.info.status) for r in runs] == [
+        (summary["run_id"], "dsb2018/unet/study/seed3", "FINISHED")]
+    rows = pd.read_csv(tmp_path / "out/history.csv")
+    for key in ("loss", "val_loss", "val_dice"):
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
+        assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in rows.itertuples()]
+    assert [row.epoch for row in rows.itertuples()] == [1, 2, 3]
+    assert runs[0].data.params["max_epochs"] == "3"
 
 
 @pytest.mark.slow

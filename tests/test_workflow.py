@@ -222,7 +222,8 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         timing = {"first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s"}
         assert curves | headline | timing <= metrics and len(metrics) <= 30, sorted(metrics)
         assert ("test_instance_ap_image_mean" in metrics) == name.startswith("dsb2018")
-        assert params["eval.threshold"] == "0.5" and tags["model_file"] == str(layout.results / name / "model.keras")
+        assert tags["eval.threshold"] == "0.5" and tags["eval.step"] == "1" and "eval.threshold" not in params
+        assert tags["model_file"] == str(layout.results / name / "model.keras")
         listed = rest(url, f"artifacts/list?run_id={summary['run_id']}&path=")
         listed = {f["path"] for f in listed.get("files", [])}
         assert {"history.csv", "run.json", "eval", "plots"} <= listed and "model.keras" not in listed

@@ -1,9 +1,10 @@
 """Runs one training job in its own process, as the workflow's train script does (used by tests).
 
-    train_worker.py PREPARED OUT MAX_EPOCHS TRACKING_URI [MODEL] [KILL]
+    train_worker.py PREPARED OUT MAX_EPOCHS TRACKING_URI [MODEL] [KILL] [CHECKPOINT_EVERY_S]
 
 KILL simulates a SIGKILL at a chosen point: `mid-epoch:N` (after the first batch of epoch N) or
-`after-checkpoint:N` (once epoch N's checkpoint is published, before it is logged to MLflow).
+`after-checkpoint:N` (once epoch N's checkpoint is published, before it is logged to MLflow); with a
+third part, another signal: `mid-epoch:N:TERM` sends SIGTERM.
 """
 
 import json
@@ -23,9 +24,12 @@ OPTIONS = {"unet": {"base_filters": 4}, "effunet-b0": {"decoder_widths": [8, 8, 
            "resnet50-unet": {"decoder_widths": [8, 8, 8, 8, 8]}}
 
 
+SIGNAL = [signal.SIGKILL]
+
+
 def die() -> None:
-    logging.getLogger("train_worker").info("killing this process (SIGKILL)")
-    os.kill(os.getpid(), signal.SIGKILL)
+    logging.getLogger("train_worker").info("killing this process (%s)", SIGNAL[0].name)
+    os.kill(os.getpid(), SIGNAL[0])
 
 
 class KillMidEpoch(keras.callbacks.Callback):
@@ -42,8 +46,9 @@ class KillMidEpoch(keras.callbacks.Callback):
 
 
 def install_kill(spec: str) -> None:
-    where, epoch = spec.split(":")
+    where, epoch, *sent = spec.split(":")
     epoch = int(epoch)
+    SIGNAL[0] = signal.Signals[f"SIG{sent[0]}"] if sent else signal.SIGKILL
     if where == "mid-epoch":
         callbacks = loop._callbacks
         loop._callbacks = lambda model, settings: [*callbacks(model, settings), KillMidEpoch(epoch)]
@@ -62,7 +67,7 @@ def install_kill(spec: str) -> None:
 
 
 def main(prepared_dir: str, out_dir: str, max_epochs: str, tracking_uri: str, model: str = "unet",
-         kill: str = "") -> None:
+         kill: str = "", checkpoint_every_s: str = "0") -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
     if kill:
         install_kill(kill)
@@ -71,7 +76,8 @@ def main(prepared_dir: str, out_dir: str, max_epochs: str, tracking_uri: str, mo
                              model_options=OPTIONS[model])
     summary = loop.train(PreparedData.in_folder(prepared_dir), model, 3, settings,
                          loop.Outputs(out / "model.keras", out / "history.csv", out / "run.json", out / "checkpoint"),
-                         loop.Tracking(tracking_uri or None, "resume-test", "dsb2018", "train"), threads=1)
+                         loop.Tracking(tracking_uri or None, "resume-test", "dsb2018", "train"), threads=1,
+                         checkpoint_every_s=float(checkpoint_every_s))
     print(json.dumps(summary))
 
 

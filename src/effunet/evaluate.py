@@ -362,8 +362,11 @@ def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path:
                         per_image_path: str | os.PathLike | None = None) -> None:
     """Add the evaluation to the model's MLflow run (the run id is in run.json); skipped if untracked.
 
-    Headline test metrics as metrics (`tracked_metrics`), the threshold as a param, and the full
-    evaluation (``metrics.json``, ``per_image.csv``) as artifacts under ``eval/``.
+    Headline test metrics as metrics (`tracked_metrics`) at a step of their own per evaluation, the
+    threshold and what chose it as tags ``eval.threshold``, ``eval.threshold_chosen_on`` (with
+    ``eval.step``; they describe the newest evaluation) and the threshold also as metric
+    ``eval.threshold`` (`RunTracker.log_evaluation`), and the full evaluation (``metrics.json``,
+    ``per_image.csv``) as artifacts under ``eval/``, replaced by a re-evaluation.
     """
     from effunet import tracking
 
@@ -372,9 +375,8 @@ def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path:
         log.info("the training run was not tracked: evaluation metrics are only in %s", metrics_path)
         return
     with tracking.RunTracker.open(tracking_uri, experiment, "evaluation", run_id=run["run_id"]) as tracker:
-        tracker.log_metrics(tracked_metrics(result), step=run.get("epochs_trained", 0))
-        tracker.log_params({"eval.threshold": result["threshold"]["value"],
-                            "eval.threshold_chosen_on": result["threshold"]["chosen_on"]})
+        tracker.log_evaluation(tracked_metrics(result), {"threshold": result["threshold"]["value"],
+                                                         "threshold_chosen_on": result["threshold"]["chosen_on"]})
         tracker.log_artifact(metrics_path, artifact_path="eval")
         if per_image_path is not None:
             tracker.log_artifact(per_image_path, artifact_path="eval")

@@ -33,20 +33,36 @@ API
     dataset, model, seed, git_commit (also as mlflow.source.git.commit; "unknown" outside a
     repository), host, snakemake_rule when given, slurm_job_id when ``SLURM_JOB_ID`` is set.
 
-``RunTracker.open(tracking_uri, experiment, run_name, *, run_id=None, tags=None) -> RunTracker``
+``RunTracker.open(tracking_uri, experiment, run_name, *, run_id=None, tags=None, job_tags=None,
+attempt_tags=None) -> RunTracker``
     Starts a run, or with ``run_id`` (kept by the training code in its checkpoint) reopens that
     run and sets it RUNNING again, so a restarted job continues the same run; params already
     logged are not logged again. An unknown ``run_id`` starts a new run with a warning. If the
     store cannot be reached, returns a disabled tracker within seconds and logs why at WARNING
     (logger ``effunet.tracking``: "MLflow tracking skipped: ..."). Never raises for store
     problems. A missing SQLite database is created (under the lock) with a warning.
+    One run per run identity, also when an attempt dies before its first checkpoint (so before
+    the run id is saved anywhere): the training job passes ``job_tags`` (``checkpoint_dir``, the
+    job's checkpoint folder) and ``attempt_tags`` (``run_identity``, the fingerprint of what the
+    checkpoint would be made with), set on the run at creation. Without a usable ``run_id``, the
+    newest run of ``run_name`` with the same job and attempt tags that is not FINISHED and has no
+    metrics is reopened ("... of an earlier attempt ... is continued" in the log); every other
+    run of that name and job still RUNNING is ended KILLED, with a warning saying why.
 
 ``RunTracker``: ``enabled``, ``run_id``, ``log_params(dict)`` (nested dicts flattened with dots,
 values as text, at most 6000 characters), ``log_metrics(dict, step)`` (one batch, step = epoch),
+``log_evaluation(metrics, settings, prefix="eval") -> step`` (one evaluation of the model: the
+metrics at a new step, 1 + the last step any of them has, so a re-evaluation never gives a metric
+two values at one step; the settings as tags ``eval.<key>`` plus ``eval.step``, which always
+describe the newest evaluation, numeric ones also as metrics ``eval.<key>`` at that step),
 ``log_artifact(path, artifact_path=None)`` (file or folder), ``set_tags(dict)``,
 ``finish(status="FINISHED"|"FAILED"|"KILLED")``. Also a context manager that finishes FINISHED,
-or FAILED (KILLED on Ctrl-C) when the block raises, and lets the exception through. After
-`finish`, or on a disabled tracker, every call is a no-op.
+or FAILED when the block raises (KILLED on Ctrl-C, and on SIGTERM: while the block runs in the
+main thread, SIGTERM raises `Terminated`, a ``SystemExit`` with code 143), and lets the exception
+through. After `finish`, or on a disabled tracker, every call is a no-op. A tracker that gave
+the store up mid-job (a transient error that outlasted the retries, e.g. a tracking server that
+died) still tries, at `finish`, to end the run with its status (a short probe: a server that came
+back gets the run closed, tagged ``tracking_incomplete`` with the reason).
 
 ``disabled(reason) -> RunTracker``
     A tracker that does nothing (tracking switched off, tests).
@@ -94,6 +110,7 @@ from effunet.tracking.runs import (
     PARAMS_PER_BATCH,
     STATUSES,
     RunTracker,
+    Terminated,
     disabled,
 )
 from effunet.tracking.store import DEFAULT_TRACKING_URI, log_files, prepare_store, relocate_store
@@ -102,6 +119,6 @@ from effunet.tracking.tags import default_tags, flatten, git_commit, run_name
 __all__ = [
     "ATTEMPTS", "BACKOFF_S", "DEFAULT_TRACKING_URI", "HTTP_ENV", "MAX_KEY", "MAX_PARAM_VALUE",
     "MAX_TAG_VALUE", "METRICS_PER_BATCH", "PARAMS_PER_BATCH", "PROBE_ATTEMPTS", "PROBE_HTTP_ENV",
-    "STATUSES", "RunTracker", "default_tags", "disabled", "flatten", "git_commit", "log_files",
+    "STATUSES", "RunTracker", "Terminated", "default_tags", "disabled", "flatten", "git_commit", "log_files",
     "prepare_store", "relocate_store", "run_name",
 ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping
 
-from effunet.tracking.retry import _retry, _short, _StoreUnavailable
+from effunet.tracking.retry import PROBE_ATTEMPTS, _retry, _short, _StoreUnavailable
 from effunet.tracking.store import (
     _client,
     _get_or_create_experiment,
@@ -29,6 +31,16 @@ MAX_TAG_VALUE = 8000
 MAX_KEY = 250
 PARAMS_PER_BATCH = 100
 METRICS_PER_BATCH = 1000
+UNFINISHED = ("RUNNING", "SCHEDULED", "FAILED", "KILLED")  # an attempt of these may be continued
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread by SIGTERM while a tracker is open (`with tracker:`), so the run ends
+    KILLED; uncaught, the process exits with 128 + the signal number, as a shell reports it."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
 
 
 class RunTracker:
@@ -41,6 +53,8 @@ class RunTracker:
         self.tracking_uri = tracking_uri
         self._params: dict[str, str] = dict(params or {})
         self.enabled = client is not None and run_id is not None
+        self._lost: str | None = None  # why the store was given up mid-run: `finish` tries to close it
+        self._handler: Any = None  # the SIGTERM handler `__enter__` replaced
 
     def __repr__(self) -> str:
         state = f"run {self.run_id} in {self.tracking_uri}" if self.enabled else "disabled"
@@ -48,8 +62,17 @@ class RunTracker:
 
     @classmethod
     def open(cls, tracking_uri: str, experiment: str, run_name: str, *, run_id: str | None = None,
-             tags: Mapping[str, Any] | None = None) -> "RunTracker":
-        """Start run `run_name` in `experiment`, or reopen `run_id`; disabled if the store fails."""
+             tags: Mapping[str, Any] | None = None, job_tags: Mapping[str, str] | None = None,
+             attempt_tags: Mapping[str, str] | None = None) -> "RunTracker":
+        """Start run `run_name` in `experiment`, or reopen `run_id`; disabled if the store fails.
+
+        `job_tags` name the job that makes the run (training: its checkpoint folder), `attempt_tags`
+        what an earlier attempt must share to be continued (training: the run identity's
+        fingerprint); both are set on the run when it is created. Without a usable `run_id`, the
+        newest run of this name with the same job and attempt tags that was not FINISHED and logged
+        no metrics (an attempt that died before its first checkpoint) is reopened. Any other run of
+        this name and job still RUNNING has no process left to end it: it is ended KILLED.
+        """
         try:
             db = _sqlite_path(tracking_uri)
             if db is not None and not db.exists():
@@ -64,9 +87,18 @@ class RunTracker:
                                                       probe=_is_http(tracking_uri))
             params: dict[str, str] = {}
             run = _reopen(client, run_id, experiment_id) if run_id else None
+            earlier = _earlier_attempts(client, experiment_id, run_name, job_tags) if job_tags else []
             if run is None:
+                run = _continuable(earlier, attempt_tags or {})
+                if run is not None:
+                    _retry(f"reopening run {run.info.run_id}", client.update_run, run.info.run_id, status="RUNNING")
+                    log.warning("MLflow run %s (%s) of an earlier attempt that ended before its first checkpoint "
+                                "(%s, no metrics) is continued", run.info.run_id, run_name, run.info.status)
+            _end_orphans(client, earlier, attempt_tags or {}, keep=run.info.run_id if run is not None else None)
+            if run is None:
+                start_tags = {**(job_tags or {}), **(attempt_tags or {})}
                 run = _retry(f"creating run {run_name!r}", client.create_run, experiment_id,
-                             run_name=run_name)
+                             run_name=run_name, tags=start_tags)
                 log.info("MLflow run %s (%s) started in %s, experiment %r", run.info.run_id, run_name,
                          tracking_uri, experiment)
             else:
@@ -76,8 +108,8 @@ class RunTracker:
                         "without tracking", tracking_uri, _short(error))
             return disabled(f"store {tracking_uri} unavailable")
         tracker = cls(client, run.info.run_id, tracking_uri, params)
-        if tags:
-            tracker.set_tags(tags)
+        if tags or job_tags or attempt_tags:
+            tracker.set_tags({**(tags or {}), **(job_tags or {}), **(attempt_tags or {})})
         return tracker
 
     # -- logging
@@ -106,20 +138,55 @@ class RunTracker:
         """Log one epoch's metrics in a batch, with ``step = epoch``."""
         if not self.enabled:
             return
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = []
-        for key, value in metrics.items():
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                log.warning("metric %r = %r is not a number; not logged", key, value)
-                continue
-            batch.append(Metric(key[:MAX_KEY], value, now, int(step)))
+        batch = _metrics(metrics, step)
         for start in range(0, len(batch), METRICS_PER_BATCH):
             self._call(f"logging metrics of step {step}", self._client.log_batch, self.run_id,
                        metrics=batch[start:start + METRICS_PER_BATCH])
+
+    def log_evaluation(self, metrics: Mapping[str, float], settings: Mapping[str, Any],
+                       prefix: str = "eval") -> int | None:
+        """Log one evaluation of the run's model; returns its step (None if not logged).
+
+        The n-th evaluation is logged at a step of its own, one after the last step of any of its
+        metrics (1 for the first), so a re-evaluation adds a point to each metric instead of a second
+        value at the same step, and the value MLflow shows (that of the last step) is the newest.
+        The settings that produced it are tags ``<prefix>.<key>`` (tags can change: they always
+        describe the newest evaluation), with ``<prefix>.step``, the step of the metrics they
+        produced; numeric settings are also metrics ``<prefix>.<key>`` at that step, so each
+        point's setting is in the history. Metrics and tags go in one batch.
+        """
+        if not self.enabled:
+            return None
+        numeric = {f"{prefix}.{key}": value for key, value in settings.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        steps: set[int] = set()
+        for key in (*metrics, *numeric):
+            logged = self.logged_steps(key)
+            if logged is None:
+                log.warning("MLflow: the evaluation is not logged to run %s (its earlier steps cannot be read)",
+                            self.run_id)
+                return None
+            steps |= logged
+        step = max(steps, default=0) + 1
+        for key in (f"{prefix}.{k}" for k in settings):
+            if key in self._params:
+                log.warning("run %s has the param %r = %r from an earlier effunet version; MLflow cannot change "
+                            "params: the evaluation at step %d is described by the tag %r", self.run_id, key,
+                            self._params[key], step, key)
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(f"{prefix}.{key}"[:MAX_KEY], _fit("tag", key, _text(value), MAX_TAG_VALUE))
+                for key, value in {**settings, "step": step}.items()]
+        batch = _metrics({**metrics, **numeric}, step)
+        if self._call(f"logging evaluation {step}", self._client.log_batch, self.run_id,
+                      metrics=batch[:METRICS_PER_BATCH], tags=tags):
+            for start in range(METRICS_PER_BATCH, len(batch), METRICS_PER_BATCH):
+                self._call(f"logging evaluation {step}", self._client.log_batch, self.run_id,
+                           metrics=batch[start:start + METRICS_PER_BATCH])
+            log.info("MLflow run %s: evaluation logged at step %d (%s)", self.run_id, step,
+                     ", ".join(f"{key} {_text(value)}" for key, value in settings.items()))
+            return step
+        return None
 
     def logged_steps(self, key: str) -> set[int] | None:
         """The steps at which metric `key` is logged already; None if the store cannot say."""
@@ -154,9 +221,15 @@ class RunTracker:
         self._call(f"logging artifact {path}", call, self.run_id, os.fspath(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run with FINISHED, FAILED or KILLED; the tracker is disabled afterwards."""
+        """End the run with FINISHED, FAILED or KILLED; the tracker is disabled afterwards.
+
+        If the store was given up during the job (unreachable after the retries) and is back now,
+        the run is still ended with `status`, and tagged ``tracking_incomplete`` with the reason."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        if self._lost is not None and self._client is not None and self.run_id is not None:
+            self._close_lost_run(status)
+            return
         if not self.enabled:
             return
         if self._call(f"ending run as {status}", self._client.set_terminated, self.run_id, status):
@@ -164,13 +237,24 @@ class RunTracker:
         self.enabled = False
 
     def __enter__(self) -> "RunTracker":
+        """While the block runs (main thread, tracker enabled), SIGTERM raises `Terminated`."""
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self._handler = signal.signal(signal.SIGTERM, _terminate)
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
+        if self._handler is not None:
+            signal.signal(signal.SIGTERM, self._handler)  # a second SIGTERM acts as it did before
+            self._handler = None
         if kind is None:
             self.finish("FINISHED")
+        elif issubclass(kind, (KeyboardInterrupt, Terminated)):
+            if self.enabled or self._lost is not None:
+                log.warning("%s: MLflow run %s ends as KILLED",
+                            "terminated (SIGTERM)" if issubclass(kind, Terminated) else "interrupted", self.run_id)
+            self.finish("KILLED")
         else:
-            self.finish("KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+            self.finish("FAILED")
 
     # -- plumbing
 
@@ -181,6 +265,7 @@ class RunTracker:
             return True
         except _StoreUnavailable as error:
             log.warning("MLflow tracking disabled for the rest of this job: %s", error)
+            self._lost = str(error)
         except Exception as error:
             from mlflow.exceptions import MlflowException
 
@@ -188,8 +273,28 @@ class RunTracker:
                 log.warning("MLflow %s failed, skipped: %s", what, _short(error))
                 return False
             log.warning("MLflow tracking disabled for the rest of this job: %s failed: %r", what, error)
+            self._lost = f"{what} failed: {error!r}"
         self.enabled = False
         return False
+
+    def _close_lost_run(self, status: str) -> None:
+        """End a run whose store was given up mid-job, if the store answers again (a short probe)."""
+        from mlflow.entities import RunTag
+
+        reason, self._lost, self.enabled = self._lost, None, False
+        note = _fit("tag", "tracking_incomplete", f"the store was unreachable during the job ({reason}); "
+                    "what the job logged after that is missing", MAX_TAG_VALUE)
+        try:
+            _retry(f"MLflow ending run {self.run_id} as {status}", self._client.log_batch, self.run_id,
+                   tags=[RunTag("tracking_incomplete", note)], attempts=PROBE_ATTEMPTS, probe=True)
+            _retry(f"MLflow ending run {self.run_id} as {status}", self._client.set_terminated, self.run_id,
+                   status, attempts=PROBE_ATTEMPTS, probe=True)
+        except Exception as error:
+            log.warning("MLflow run %s stays RUNNING: the store is still unreachable (%s)", self.run_id,
+                        _short(error))
+            return
+        log.info("MLflow run %s ended: %s (the store is back; the run is tagged tracking_incomplete)",
+                 self.run_id, status)
 
 
 def _reopen(client, run_id: str, experiment_id: str):
@@ -211,6 +316,69 @@ def _reopen(client, run_id: str, experiment_id: str):
     _retry(f"reopening run {run_id}", client.update_run, run_id, status="RUNNING")
     log.info("MLflow run %s (%s) reopened (was %s)", run_id, run.info.run_name, run.info.status)
     return run
+
+
+def _earlier_attempts(client, experiment_id: str, run_name: str, job_tags: Mapping[str, str]) -> list:
+    """Active runs named `run_name` carrying `job_tags`, newest first."""
+    from mlflow.entities import ViewType
+
+    quoted = "'" not in run_name
+    where = f"attributes.run_name = '{run_name}'" if quoted else ""
+    runs, token = [], None
+    while True:
+        page = _retry(f"looking up earlier runs of {run_name!r}", client.search_runs, [experiment_id],
+                      filter_string=where, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                      order_by=["attributes.start_time DESC"], page_token=token)
+        runs += [run for run in page if run.info.run_name == run_name
+                 and all(run.data.tags.get(key) == value for key, value in job_tags.items())]
+        token = page.token
+        if not token:
+            return runs
+
+
+def _continuable(earlier: list, attempt_tags: Mapping[str, str]):
+    """The newest earlier attempt with the same attempt tags that did not finish and logged no metrics."""
+    for run in earlier:
+        if (run.info.status in UNFINISHED and not run.data.metrics
+                and all(run.data.tags.get(key) == value for key, value in attempt_tags.items())):
+            return run
+    return None
+
+
+def _end_orphans(client, earlier: list, attempt_tags: Mapping[str, str], keep: str | None) -> None:
+    """End as KILLED the earlier attempts still RUNNING (their processes died): only this job could end them."""
+    for run in earlier:
+        if run.info.run_id == keep or run.info.status != "RUNNING":
+            continue
+        if any(run.data.tags.get(key) != value for key, value in attempt_tags.items()):
+            why = "made with other settings"
+        elif run.data.metrics:
+            why = "with epochs logged that no checkpoint holds"
+        else:
+            why = "superseded"
+        _retry(f"ending orphan run {run.info.run_id}", client.set_terminated, run.info.run_id, "KILLED")
+        log.warning("MLflow run %s (%s) was left RUNNING by an earlier attempt of this job that died (%s): "
+                    "ended as KILLED", run.info.run_id, run.info.run_name, why)
+
+
+def _metrics(metrics: Mapping[str, Any], step: int) -> list:
+    """MLflow `Metric`s at `step` (now); values that are not numbers are left out with a warning."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = []
+    for key, value in metrics.items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            log.warning("metric %r = %r is not a number; not logged", key, value)
+            continue
+        batch.append(Metric(key[:MAX_KEY], value, now, int(step)))
+    return batch
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
 
 
 def disabled(reason: str = "tracking switched off") -> RunTracker:

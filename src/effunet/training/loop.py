@@ -176,13 +176,17 @@ def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir
     return model, state, checkpoint.load_best(folder)
 
 
-def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None) -> tracking.RunTracker:
+def _open_tracker(info: Tracking, model_name: str, seed: int, run_id: str | None, fingerprint: str,
+                  checkpoint_dir: Path) -> tracking.RunTracker:
+    """The run of the checkpoint's run id or, before the first checkpoint, of an earlier attempt of this job
+    with the same identity, found by its tags (`tracking.RunTracker.open`); else a new run."""
     if not info.uri:
         return tracking.disabled("no tracking URI configured")
     tags = tracking.default_tags(info.dataset, model_name, seed, rule=info.rule, recipe=info.recipe)
     name = tracking.run_name(info.dataset, model_name, seed, recipe=info.recipe)
-    return tracking.RunTracker.open(info.uri, info.experiment, name,
-                                    run_id=run_id, tags=tags)
+    return tracking.RunTracker.open(info.uri, info.experiment, name, run_id=run_id, tags=tags,
+                                    job_tags={"checkpoint_dir": os.fspath(checkpoint_dir.resolve())},
+                                    attempt_tags={"run_identity": fingerprint})
 
 
 def _callbacks(model, settings: Settings) -> list:
@@ -222,7 +226,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
     `checkpoint_every_s` (train.checkpoint_every_s): 0 checkpoints after every epoch; more, after the
     first epoch that ends that long after the last checkpoint, and after the last epoch. Epochs reach
-    MLflow when they are checkpointed, so a resumed job logs each epoch once.
+    MLflow when they are checkpointed, so a resumed job logs each epoch once; an attempt killed before its
+    first checkpoint leaves its MLflow run to the next attempt (one run per identity; `_open_tracker`).
     """
     start = time.monotonic()
     runtime.limit_threads(threads)
@@ -243,7 +248,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
                                                   identity, checkpoint_dir,
                                                   steps_per_epoch=-(-len(data[0][0]) // settings.batch_size))
     stopper = EarlyStopping(**state["early_stopping"])
-    with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"]) as tracker:
+    with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"], state["fingerprint"],
+                       checkpoint_dir) as tracker:
         if state["run_id"] is None:
             state["flops"] = runtime.count_flops(model)
             tracker.log_params({"model": model_name, "seed": seed, **asdict(settings),
