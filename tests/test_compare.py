@@ -195,7 +195,7 @@ def test_claims_table_one_row_per_finding(study, tmp_path):
     assert verdicts["Eff-UNet more accurate (test pixel accuracy)"] == "agrees"
     assert verdicts["Eff-UNet more accurate (test Dice)"] == "agrees"
     assert verdicts["Eff-UNet's best epoch earlier"] == "agrees"
-    assert claims.loc["Eff-UNet's best epoch earlier", "measured here"] == "37.0 vs 70.0 (0 of 6 runs censored)"
+    assert claims.loc["Eff-UNet's best epoch earlier", "measured here"] == "37 vs 70 (0 of 6 runs censored)"
     assert verdicts["test loss: Eff-UNet higher"].tolist() == ["disagrees", "inconclusive"]  # dsb2018, drive
     assert verdicts["best epoch about the same (within 20%)"] == "agrees"
     # splitting gains 0.15 for resnet50-unet and 0.02 for effunet-b0, identical over seeds
@@ -223,7 +223,8 @@ def test_claims_with_one_seed_are_inconclusive(tmp_path):
     claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
     assert set(claims["verdict"]) == {"inconclusive"}
     assert (claims["measured here"] == "not run").sum() == 4  # DRIVE's three rows, no object counts
-    assert "10.0 vs 60.0 (0 of 2 runs censored)" in set(claims["measured here"])
+    assert "10 vs 60 (0 of 2 runs censored)" in set(claims["measured here"])  # epochs as whole numbers
+    assert list(claims["data set"]) == sorted(claims["data set"], key=["dsb2018", "drive"].index)  # grouped
     # one seed: no CI labelled (Holm) beside the words, no p-value; the CSV keeps the images-only p
     assert set(claims["difference [CI]"]) == {"–"} and set(claims["detectable (80% power)"]) == {"–"}
     accuracy = claims.set_index("finding of the study").loc["Eff-UNet more accurate (test Dice)"]
@@ -259,7 +260,7 @@ def test_best_epochs_of_runs_stopped_by_max_epochs_are_censored_not_measured():
     # every run at the cap: a CI of [0, 0] that would read "agrees"
     claims = compare.claims_table(seed_records("drive", [50] * 3, [50] * 3, censored=(3, 3)), None)
     row = claims.set_index("finding of the study").loc["best epoch about the same (within 20%)"]
-    assert row["verdict"] == "censored" and row["measured here"] == "50.0 vs 50.0 (6 of 6 runs censored)"
+    assert row["verdict"] == "censored" and row["measured here"] == "50 vs 50 (6 of 6 runs censored)"
     assert row["difference [CI]"] == "–" and np.isnan(row["p (Holm)"])  # out of the Holm family
     one = compare.claims_table(seed_records("dsb2018", [30, 31, 32], [60, 61, 62], censored=(0, 1)), None)
     row = one.set_index("finding of the study").loc["Eff-UNet's best epoch earlier"]
@@ -344,21 +345,23 @@ def test_compact_table_fixed_decimals_and_caption_for_every_column(study, tmp_pa
     shown = compare.headline_table(table)
     assert list(shown.columns) == ["data set", "recipe", "model", "seeds", "Dice", "IoU", "accuracy", "inst. AP", "test loss",
                                    "best epoch", "s/epoch", "params (M)"]
-    for header, decimals in (("Dice", 3), ("test loss", 4), ("best epoch", 1), ("s/epoch", 2)):
+    for header, decimals in (("Dice", 3), ("test loss", 4), ("best epoch", 0), ("s/epoch", 2)):
         for cell in shown[header]:
             if cell != "–":
                 for number in cell.split(" ± "):
-                    assert len(number.split(".")[1]) == decimals, (header, cell)
+                    assert len((number.split(".") + [""])[1]) == decimals, (header, cell)  # epochs: integers
     assert shown.loc[0, "params (M)"] == "2.50" and shown.loc[2, "seeds"] == "–"
     assert shown.loc[2, "Dice"] == "0.937" and shown.loc[2, "test loss"] == "–"
     caption = compare.headline_caption(table)
     for header in shown.columns:
         assert f"**{header}**" in caption or header in ("data set", "model")
+    assert all(line.startswith("- ") and len(line) < 250 for line in caption.splitlines())  # short bullets
     assert shown.loc[0, "recipe"] == "study" and shown.loc[2, "recipe"] == "–"  # reference rows: no recipe
     assert "dsb2018: per-image mean" in caption and "drive: pooled" in caption
     compact = (tmp_path / "c.md").read_text().split("## Statistics")[0]  # the claims table has words
     assert max(len(line) for line in compact.splitlines() if line.startswith("|")) < 200
-    assert "<table" in (tmp_path / "c.html").read_text()
+    page = (tmp_path / "c.html").read_text()
+    assert "<table" in page and page.count("<ul>") == 4 and "<li><b>params (M)</b>" in page  # captions as lists
 
 
 def test_aggregate_with_no_runs_is_an_error():

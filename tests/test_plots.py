@@ -169,7 +169,8 @@ def test_qualitative_panel_threshold(tmp_path):
     examples[0]["probability"] = examples[0]["probability"] * 0.5  # 0.45: below the default threshold
     pixels = check_png(plots.qualitative_panel(examples, tmp_path / "low.png", "t"), 600, 150)
     legend_only = count_colour(pixels, plots.FP_COLOUR)
-    assert legend_only < 1000 and not has_colour(pixels, plots.TP_COLOUR, at_least=1000)
+    area = (plots.DPI / 150) ** 2  # pixels per 1/150 inch squared: the legend's patches grow with the DPI
+    assert legend_only < 1000 * area and not has_colour(pixels, plots.TP_COLOUR, at_least=1000 * area)
     pixels = check_png(plots.qualitative_panel(examples, tmp_path / "low2.png", "t", threshold=0.4), 600, 150)
     assert count_colour(pixels, plots.FP_COLOUR) > legend_only + 3000
 
@@ -311,23 +312,29 @@ def test_comparison_figure_draws_reference_rows_last_hatched_in_grey():
     fig = plots.comparison_figure(with_references(make_table()), ["iou", "dice"], "t")
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["unet", "resnet50-unet", "effunet-b0", "protocol ceiling", "2nd observer"]
-    bars = [c for c in fig.axes[0].containers if hasattr(c, "patches")]
-    assert [c.patches[0].get_hatch() for c in bars] == [None, None, None, "//", ".."]
-    assert tuple(round(v, 3) for v in bars[0].patches[0].get_facecolor()[:3]) == tuple(
+    dsb2018, drive = ([c for c in ax.containers if hasattr(c, "patches")] for ax in fig.axes)
+    assert [c.patches[0].get_hatch() for c in drive] == [None, None, None, "//", ".."]
+    assert tuple(round(v, 3) for v in drive[0].patches[0].get_facecolor()[:3]) == tuple(
         round(v / 255, 3) for v in hex_rgb(plots.MODEL_COLOURS[0]))  # models keep their colours
-    assert [round(p.get_height(), 3) for p in bars[3].patches] == [0.9, 0.95]
-    assert [round(p.get_height(), 3) for p in bars[4].patches] == [0.0, 0.0]  # no 2nd observer on dsb2018
+    assert [round(p.get_height(), 3) for p in drive[3].patches] == [0.9, 0.95]
+    # no 2nd observer on dsb2018: no slot for it (no empty "n/a" bar), the ceiling keeps its grey
+    assert [c.patches[0].get_hatch() for c in dsb2018] == [None, None, None, "//"]
+    assert [c.get_label() for c in dsb2018] == ["unet", "resnet50-unet", "effunet-b0", "protocol ceiling"]
+    assert "n/a" not in [t.get_text() for t in fig.axes[0].texts]  # and no n/a label
 
 
 def test_training_speed_figure_uses_fair_timing_and_leaves_out_reference_rows():
     table = with_references(make_table()).assign(best_epoch_mean=20.0, first_epoch_seconds_mean=30.0,
                                                   seconds_to_best_mean=60.0)
     fig = plots.training_speed_figure(table)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == [title for _, title, _ in plots.SPEED_PANELS]
+    titles = [ax.get_title() for ax in fig.axes[:5]]
+    assert titles == [title for _, title, _, _ in plots.SPEED_PANELS]
     assert "median of epochs 2.." in titles[2] and "graph building" in titles[3]
     assert "median" in fig.get_suptitle()
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["unet", "resnet50-unet", "effunet-b0"]
+    # units on the y-axes, not "mean over seeds"
+    assert [ax.get_ylabel() for ax in fig.axes[:5]] == ["epoch", "epochs", "seconds", "seconds", "seconds"]
+    legend = fig.axes[5].get_legend()  # two panels a row: the legend takes the sixth slot, no empty one
+    assert [t.get_text() for t in legend.get_texts()] == ["unet", "resnet50-unet", "effunet-b0"]
     bars = [c for c in fig.axes[2].containers if hasattr(c, "patches")]
     assert [round(p.get_height(), 2) for p in bars[1].patches] == [4.0, 4.0]  # resnet50-unet's s/epoch
 
@@ -368,3 +375,187 @@ def test_learning_curves_overlay_one_curve_per_model_best_epochs_marked(tmp_path
     assert list(lines["unet (2 seeds)"].get_xdata()) == list(range(1, 12))
     assert len(loss_ax.collections) == 2  # one band per model
     assert loss_ax.get_ylabel() == "Validation loss" and fig.axes[1].get_ylabel() == "Validation pixel accuracy"
+
+
+# ------------------------------------------------------ every figure fits a page, nothing clipped
+
+COMPARISON_TITLE = ("Test split, native resolution, mean ± std over seeds (DSB2018: per-image means; DRIVE: pooled in "
+                    "the field of view); hatched: reference rows")  # workflow/scripts/plot_comparison.py's
+
+
+def spiky_history(epochs=60, spike_at=23, spike=11.0, seed=0):
+    """A realistic run: losses falling from 0.7 to about 0.15, one validation-loss spike (Eff-UNet's to 11)."""
+    rng = np.random.default_rng(seed)
+    e = np.arange(1, epochs + 1)
+    loss = 0.15 + 0.55 * np.exp(-e / 8) + rng.normal(0, 0.005, epochs)
+    val_loss = loss + 0.03 + rng.normal(0, 0.01, epochs)
+    val_loss[spike_at - 1] = spike
+    return pd.DataFrame({"epoch": e, "loss": loss, "accuracy": 1 - loss / 4, "val_loss": val_loss,
+                         "val_accuracy": 1 - np.minimum(val_loss, 1) / 4})
+
+
+def full_table(recipes=("study",)):
+    """A comparison table like the aggregate step's: three models per recipe, DSB2018 and DRIVE, reference rows
+    (DRIVE's 2nd observer only), every charted column."""
+    rows = []
+    for recipe in recipes:
+        for row in make_table().to_dict("records"):
+            rows.append({**row, "recipe": recipe, "kind": "model", "mcc_mean": row["dice_mean"] - 0.05, "mcc_std": 0.02,
+                         "best_epoch_mean": 40.0, "best_epoch_std": 6.0, "first_epoch_seconds_mean": 31.5,
+                         "first_epoch_seconds_std": 2.0, "seconds_to_best_mean": 1234.5, "seconds_to_best_std": 80.0})
+    table = with_references(pd.DataFrame(rows))
+    table["recipe"] = table["recipe"].fillna("")
+    return table.assign(mcc_mean=table["mcc_mean"].fillna(0.6))
+
+
+def cost_frame(recipes=("study",)):
+    rows = []
+    for r, recipe in enumerate(recipes):
+        for dataset in ("dsb2018", "drive"):
+            for k, (model, params) in enumerate((("unet", 0.49e6), ("resnet50-unet", 32.5e6), ("effunet-b0", 5.9e6))):
+                ap = dataset == "dsb2018"
+                rows.append({"dataset": dataset, "recipe": recipe, "model": model, "seeds": 3,
+                             "parameters_mean": params, "parameters_std": 0.0, "flops_mean": 2e9 * (k + 1),
+                             "flops_std": 0.0, "seconds_to_best_mean": 600.0 + 400 * k + 100 * r,
+                             "seconds_to_best_std": 50.0, "wall_seconds_mean": 900.0, "wall_seconds_std": 60.0,
+                             "dice_image_mean_mean": 0.8 + 0.02 * k + 0.01 * r, "dice_image_mean_std": 0.01,
+                             "instance_ap_split_mean": 0.5 + 0.03 * k if ap else np.nan,
+                             "instance_ap_split_std": 0.02 if ap else np.nan,
+                             "instance_ap_watershed_mean": 0.55 if ap and recipe != "study" else np.nan,
+                             "instance_ap_watershed_std": 0.02 if ap and recipe != "study" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def overlay_inputs(seeds=3):
+    per_model = {}
+    for k, model in enumerate(("unet", "resnet50-unet", "effunet-b0")):
+        for seed in range(seeds):
+            history = spiky_history(60 - 5 * seed, spike=11.0 if (model, seed) == ("effunet-b0", 0) else 0.4,
+                                    seed=10 * k + seed)
+            per_model.setdefault(model, []).append((history, 30 + k + seed))
+    return per_model
+
+
+def drive_examples():
+    examples = make_examples(5, size=584)  # DRIVE's native size
+    for k, example in enumerate(examples):
+        example["id"], example["split"] = f"{21 + k}_training", ("train", "train", "val", "test", "test")[k]
+    return examples
+
+
+def dsb_examples():
+    examples = make_examples(3, size=256)
+    for k, example in enumerate(examples):
+        example["id"] = f"{k}a7d30b252359a10fd298b638b90cb9ada3acced4e0c0e5a3692013f432ee4e9"
+    return examples
+
+
+def every_figure():
+    """Every kind of figure the workflow draws, from inputs like a real study's (name, figure)."""
+    history = spiky_history()
+    run_title = "resnet50-unet on dsb2018, seed 0"
+    yield "learning curves", plots.learning_curves_figure(history, {"best_epoch": 40, "early_stop_epoch": 60}, run_title)
+    yield "examples (DRIVE)", plots.qualitative_figure(drive_examples(), "effunet-b0 on drive, seed 0")
+    yield "examples (DSB2018)", plots.qualitative_figure(dsb_examples(), run_title)
+    for recipes in (("study",), ("study", "modern")):
+        yield f"comparison {recipes}", plots.comparison_figure(full_table(recipes), ["dice", "iou", "accuracy", "mcc"],
+                                                               COMPARISON_TITLE)
+        yield f"training speed {recipes}", plots.training_speed_figure(full_table(recipes))
+        yield f"cost {recipes}", plots.cost_figure(cost_frame(recipes))
+    for seeds in (1, 3):
+        yield f"overlay, {seeds} seed(s)", plots.overlay_figure(overlay_inputs(seeds),
+                                                                 "Validation curves on drive, study recipe")
+
+
+def outside(fig):
+    """The texts (and axes' tick labels) that matplotlib's renderer draws outside the figure, with their boxes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # constrained layout places everything at draw time
+    box = fig.bbox
+
+    def inside(extent):
+        return (extent.x0 >= box.x0 - 0.5 and extent.y0 >= box.y0 - 0.5 and extent.x1 <= box.x1 + 0.5
+                and extent.y1 <= box.y1 + 0.5)
+
+    ticks, bad = set(), []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks.update((tick.label1, tick.label2))
+            extent = axis.get_tightbbox(renderer)  # the tick labels drawn (those in view) and the axis label
+            if ax.axison and extent is not None and not inside(extent):
+                bad.append((f"{ax.get_title()!r} {axis.axis_name}-axis", extent))
+    for text in fig.findobj(Text):
+        if text in ticks or not text.get_visible() or not text.get_text().strip():
+            continue
+        extent = text.get_window_extent(renderer)
+        if not inside(extent):
+            bad.append((text.get_text(), extent))
+    return bad
+
+
+@pytest.mark.filterwarnings("error:constrained_layout not applied")  # how labels end up clipped: layout gives up
+@pytest.mark.parametrize("name, fig", list(every_figure()), ids=lambda value: value if isinstance(value, str) else "")
+def test_every_figure_fits_a_page_column_with_nothing_clipped(name, fig):
+    assert fig.get_figwidth() <= plots.PAGE_WIDTH, (name, fig.get_figwidth())  # 180 mm
+    assert outside(fig) == [], name
+
+
+@pytest.mark.filterwarnings("ignore:constrained_layout not applied")
+def test_the_bounds_check_sees_a_clipped_label():
+    fig = plots.cost_figure(cost_frame())
+    fig.text(0.95, 0.5, "a long model name running off the page")  # figure texts are not laid out
+    assert [text for text, _ in outside(fig)] == ["a long model name running off the page"]
+    fig = plots.comparison_figure(full_table(), ["dice"], "t")
+    fig.axes[0].yaxis.set_label_coords(-3, 0.5)  # an axis label pushed past the left edge
+    assert [where for where, _ in outside(fig)] == ["'dsb2018' y-axis", "Test score"]
+
+
+def test_saved_figures_are_print_resolution_text_in_svg(tmp_path):
+    out = plots.cost_chart(cost_frame(), tmp_path / "cost.png")
+    with Image.open(out) as image:
+        assert image.width == round(plots.WIDTH * plots.DPI) and plots.DPI >= 300
+        assert image.width <= plots.PAGE_WIDTH * plots.DPI
+    svg = out.with_suffix(".svg").read_text()
+    assert svg.count("<text") > 20 and ">effunet-b0</text>" in svg  # labels editable and searchable
+
+
+def test_figures_name_metrics_as_the_tables_do_and_leave_out_meaningless_legend_entries():
+    fig = plots.comparison_figure(full_table(), ["dice", "iou", "accuracy", "mcc"], "t")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Dice", "IoU", "accuracy", "MCC"]
+    assert fig.axes[0].get_ylabel() == "Test score"
+    legend = [t.get_text() for t in plots.cost_figure(cost_frame()).legends[0].get_texts()]
+    assert legend == ["unet", "resnet50-unet", "effunet-b0"]  # one recipe: no "recipe study" marker
+    legend = [t.get_text() for t in plots.cost_figure(cost_frame(("study", "modern"))).legends[0].get_texts()]
+    assert legend[3:] == ["recipe study", "recipe modern"]
+
+
+def test_robust_top_leaves_off_spikes_only():
+    decay = 1 / np.arange(1, 13)
+    assert plots.robust_top(decay) is None  # a smooth fall keeps every point, the first epoch too
+    assert plots.robust_top(np.r_[0.7, np.linspace(0.5, 0.1, 50), 11.0]) == pytest.approx(0.7)
+    assert plots.robust_top(np.r_[np.linspace(0.5, 0.1, 100), 11.0, 9.0]) == pytest.approx(0.5)  # two spikes
+    assert plots.robust_top([0.3, 0.2]) is None
+
+
+def test_a_loss_spike_is_marked_not_flattening_the_other_curves():
+    per_model = overlay_inputs(1)
+    fig = plots.overlay_figure(per_model, "drive")
+    loss = fig.axes[0]
+    assert loss.get_ylim()[1] < 1.0  # the spike to 11 is left off: the curves between 0.15 and 0.75 fill the axis
+    assert "11" in [t.get_text() for t in loss.texts]  # its value is printed at the top edge
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["unet (1 seed)", "resnet50-unet (1 seed)", "effunet-b0 (1 seed)",
+                      "best epoch (lowest validation loss)", "off the axis (value printed)"]
+    assert "band" not in fig.get_suptitle() and "one seed" in fig.get_suptitle()  # one seed: no band promised
+    assert "band" in plots.overlay_figure(overlay_inputs(3), "drive").get_suptitle()
+    curves = plots.learning_curves_figure(spiky_history(), {"best_epoch": 40, "early_stop_epoch": None}, "t")
+    assert curves.axes[1].get_ylim()[1] < 1.0 and "11" in [t.get_text() for t in curves.axes[1].texts]
+    # the data are unchanged: the line still holds the spike, only the axis leaves it off
+    validation = [line for line in curves.axes[1].get_lines() if line.get_label() == "validation"][0]
+    assert max(validation.get_ydata()) == pytest.approx(11.0)
+    calm = plots.overlay_figure({"unet": [(spiky_history(spike=0.3), 40)]}, "drive")
+    assert not calm.axes[0].texts and len(calm.legends[0].get_texts()) == 2

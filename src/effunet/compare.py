@@ -319,7 +319,8 @@ class Claim:
     def measured(self) -> str:
         if self.a is None:
             return "not run" if not self.note else self.note
-        text = f"{self.a.mean():.{self.decimals}f} vs {self.b.mean():.{self.decimals}f}"
+        d = 0 if self.unit == "epochs" else self.decimals  # epochs as whole numbers, like the study's "36 vs 69"
+        text = f"{self.a.mean():.{d}f} vs {self.b.mean():.{d}f}"
         if self.censored is not None:
             text += f" ({self.censored[0]} of {self.censored[1]} runs censored)"
         return text
@@ -454,6 +455,8 @@ def claims_table(records: list[dict], per_image: pd.DataFrame | None,
         add(name, "U-Net merges touching nuclei (nuclei missed per image)", "U-Net merges",
             "lower", "nuclei", 2, (true[0] - found[0], true[1] - found[1]) if true and found
             and true[0].shape == found[0].shape and true[1].shape == found[1].shape else None)
+    order = list(dict.fromkeys(c.dataset for c in claims))
+    claims.sort(key=lambda claim: order.index(claim.dataset))  # each data set's rows together (stable)
     table = _claims_frame(claims, target_difference) if claims else pd.DataFrame(columns=list(CLAIMS_COLUMNS))
     table.attrs["models"] = (eff, base)
     return table
@@ -524,7 +527,7 @@ COMPACT = (  # column, header, decimals, meaning
                                                          "(models trained with train.instances: boundary)")),
     ("test_loss", "test loss", 4, ("training loss (run.json's loss, BCE by default) on the test split at "
                                    "the training size, mean over images")),
-    ("best_epoch", "best epoch", 1, "epoch of the lowest validation loss (the weights kept)"),
+    ("best_epoch", "best epoch", 0, "epoch of the lowest validation loss (the weights kept)"),
     ("seconds_per_epoch", "s/epoch", 2, "median seconds per epoch over epochs 2.. (epoch 1 builds the graph)"),
 )
 
@@ -549,19 +552,27 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _bullets(items) -> str:
+    """A caption as a short Markdown bullet list."""
+    return "\n".join(f"- {item}" for item in items)
+
+
 def headline_caption(table: pd.DataFrame) -> str:
     weighting = "; ".join(f"{d}: {w}" for d, w in dict.fromkeys(zip(table["dataset"], table["headline"])))
     columns = [f"**{header}**: {meaning}" for name, header, _, meaning in COMPACT if f"{name}_mean" in table]
-    return ("Test split, native resolution; mean ± std over seeds (no ± with one seed). Headline weighting: "
-            f"{weighting} (pooled counts the pixels inside a data set's scored region, where it has one: "
-            "DRIVE's field of view, a folder's roi/). **recipe**: the training recipe (config key "
-            "`recipes`; `study` is the study's). **seeds**: training runs per model. "
-            + "; ".join(columns) + "; **params (M)**: trainable and frozen parameters, millions. Reference rows: "
-            f"**{CEILING}** is the ground truth resized to the training size and back, scored like a model "
-            f"(the best any model can score under this protocol); **{OBSERVER}**, where a data set has one, is "
-            "a second annotator's truth scored against the first (DRIVE's second manual annotation). Every column, pooled and per-image variants, train/val Dice "
-            "and losses, timing (first epoch, seconds to best epoch, images/s) and FLOPs: "
-            "`comparison.csv`.")
+    return _bullets([
+        "Test split, native resolution; mean ± std over seeds (no ± with one seed).",
+        f"Headline weighting: {weighting} (pooled: the pixels in the scored region, e.g. DRIVE's field of view, "
+        "a folder's roi/).",
+        "**recipe**: the training recipe (config key `recipes`; `study` is the study's); **seeds**: training runs "
+        "per model.",
+        *columns,
+        "**params (M)**: trainable and frozen parameters, millions.",
+        f"**{CEILING}**: the ground truth resized to the training size and back, scored like a model (the best "
+        "score this protocol allows).",
+        f"**{OBSERVER}**, where a data set has one: a second annotator's truth scored against the first (DRIVE).",
+        "Every column (pooled and per-image variants, train/val Dice and losses, timing, images/s, FLOPs): "
+        "`comparison.csv`."])
 
 
 def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
@@ -592,23 +603,19 @@ def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-STATISTICS_CAPTION = (
-    "Eff-UNet minus each baseline within each recipe on per-image test Dice (native resolution) and "
-    "per-image test loss (only between runs trained with the same loss function: BCE and BCE + Dice "
-    "values are not comparable), images paired by id, averaged over seeds; rows whose recipe reads `<recipe> − "
-    f"{STUDY_RECIPE}` compare one model under that recipe with the same model under the study's recipe. "
-    "The test is a crossed seed x image mixed model (method of moments) with a Welch-Satterthwaite t "
-    "reference: it counts each model's seed-to-seed variance and the image-to-image variance of the difference (see the README, 'Statistics'). p-values and CIs are "
-    "Holm-corrected within a family: the architecture rows of one recipe (over data sets and quantities) are "
-    "one family, so a recipe's verdicts do not depend on which other recipes ran; the recipe-vs-study rows "
-    "are a second family. The verdict is read from the corrected CI (for the loss, lower is better) and is "
-    "given only when both sides have at least 3 seeds. **MDE (80%)**: the smallest true difference this "
-    "design detects with 80% power at the row's Holm step level, from the measured seed and image variances; "
-    "**seeds to see**: for a row without a verdict, the seeds per model at which the MDE of a Dice row "
-    "reaches `compare.target_difference` (the measured variances taken as the truth). A row with fewer than "
-    "2 seeds in a model shows no CI or p: the seed variance is not estimable (its images-only p, conditional "
-    "on these seeds, is in the CSV and out of the Holm family). Uncorrected CIs, standard errors, degrees of "
-    "freedom, Holm step levels and each row's family: `paired_tests.csv`.")
+STATISTICS_CAPTION = _bullets([
+    "Eff-UNet minus each baseline within each recipe: per-image test Dice (native resolution) and test loss "
+    "(only between runs trained with the same loss function), images paired by id, averaged over seeds.",
+    f"`<recipe> − {STUDY_RECIPE}` rows: one model under that recipe minus the same model under the study's.",
+    "Test: crossed seed x image mixed model (method of moments), Welch-Satterthwaite t; it counts the "
+    "seed-to-seed and the image-to-image variance (README, 'Statistics').",
+    "Holm-corrected within a family: one recipe's architecture rows; the recipe-vs-study rows are a second one.",
+    "Verdict from the corrected CI (lower loss is better), only with at least 3 seeds a side.",
+    "**MDE (80%)**: the smallest true difference detected with 80% power at the row's Holm step level.",
+    "**seeds to see**: for a row without a verdict, the seeds per model at which a Dice row's MDE reaches "
+    "`compare.target_difference`.",
+    "Fewer than 2 seeds in a model: no CI or p (its images-only p is in the CSV, out of the Holm family).",
+    "Uncorrected CIs, standard errors, degrees of freedom, Holm levels, families: `paired_tests.csv`."])
 
 
 # ------------------------------------------------------------------------------------ quality vs cost
@@ -656,15 +663,15 @@ def cost_display(cost: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-COST_CAPTION = (
-    "Test quality against cost, one row per model and recipe, mean ± standard deviation over seeds (the "
-    "figure `plots/cost.png` draws the same numbers, error bars = std over seeds). **params (M)**: the "
-    "model's parameters, millions; **GFLOPs**: forward FLOPs of one image at the training size, billions; "
-    "**s to best**: training time until the best epoch (summed epoch times up to the epoch whose weights "
-    "are kept; the figure's time axis); **s total**: the training job's wall time; **Dice (per image)**: "
-    "per-image test Dice at native resolution (every data set, whatever its headline weighting); "
-    "**inst. AP**: DSB2018's instance AP with touching nuclei split; **inst. AP (boundary)**, where a recipe "
-    "trains a boundary channel: the same score of its watershed decoding. Every value: `cost.csv`.")
+COST_CAPTION = _bullets([
+    "One row per model and recipe; mean ± std over seeds (the figure `plots/cost.png` draws the same numbers).",
+    "**params (M)**: parameters, millions; **GFLOPs**: forward FLOPs of one image at the training size, billions.",
+    "**s to best**: training time until the best epoch (the figure's time axis); **s total**: the training job's "
+    "wall time.",
+    "**Dice (per image)**: per-image test Dice at native resolution, whatever the headline weighting.",
+    "**inst. AP**: DSB2018's instance AP, touching nuclei split; **inst. AP (boundary)**, where a recipe trains a "
+    "boundary channel: the same score of its watershed decoding.",
+    "Every value: `cost.csv`."])
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -686,21 +693,23 @@ def markdown(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, co
 
 def claims_caption(claims: pd.DataFrame) -> str:
     eff, base = claims.attrs.get("models", ("effunet-b0", "resnet50-unet"))
-    return f"Eff-UNet is {eff} here, U-Net {base} (the study's U-Net has a ResNet50 encoder). " + CLAIMS_CAPTION
+    return _bullets([f"Eff-UNet is {eff} here, U-Net {base} (the study's U-Net has a ResNet50 encoder).",
+                     *CLAIMS_CAPTION])
 
 
 CLAIMS_CAPTION = (
-    "Study and measured here: Eff-UNet vs U-Net. Test pixel accuracy, Dice, loss, nuclei missed per image "
-    "(true nuclei minus predicted connected components) and the instance-AP gain from splitting are paired over "
-    "test images and seeds (the test of the statistics above); best-epoch and generalisation-gap rows "
-    "compare seed-level values (Welch's t). All rows are one Holm family: each CI is at its Holm level. "
-    "`agrees` / `disagrees` need at least 3 seeds per model and a CI that excludes 0 (for 'about the same': "
-    "`agrees` when the CI lies inside ±20% of the U-Net's mean, `disagrees` only when it lies wholly outside, "
-    "otherwise `inconclusive`). A best-epoch row reads `censored` unless every run stopped early (a run that "
-    "stopped at max_epochs, counted in **measured here**, has a best epoch that is a lower bound). **detectable**: the MDE at 80% power and "
-    "the row's Holm step level; for an inconclusive Dice row also the seeds per model that would see "
-    "`compare.target_difference`. p-values, Holm levels and each row's method: `claims.csv`. "
-    + STUDY_NOTE)
+    "Pixel accuracy, Dice, loss, nuclei missed per image (true nuclei minus predicted components) and the AP gain "
+    "from splitting: paired over test images and seeds; best-epoch and generalisation-gap rows: seed-level values "
+    "(Welch's t).",
+    "All rows are one Holm family; each CI at its Holm level.",
+    "`agrees` / `disagrees`: at least 3 seeds per model and a CI excluding 0; 'about the same' agrees when the CI "
+    "lies inside ±20% of the U-Net's mean, disagrees when wholly outside, else `inconclusive`.",
+    "A best-epoch row is `censored` unless every run stopped early (a run stopped at max_epochs, counted in "
+    "**measured here**, has a best epoch that is a lower bound).",
+    "**detectable**: the MDE at 80% power and the row's Holm step level; for an inconclusive Dice row also the "
+    "seeds per model that would see `compare.target_difference`.",
+    "p-values, Holm levels and each row's method: `claims.csv`.",
+    STUDY_NOTE)
 
 
 CLAIMS_COLUMNS = ("data set", "finding of the study", "study", "measured here", "difference [CI]", "verdict",
@@ -720,18 +729,26 @@ def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
 def html(table: pd.DataFrame, paired: pd.DataFrame, claims: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
     """A self-contained HTML page of the same tables, for the Snakemake report."""
     style = ("body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
-             "padding:2px 6px}p{max-width:60em}")
-    body = f"<h2>Comparison</h2>{headline_table(table).to_html(index=False)}<p>{_plain(headline_caption(table))}</p>"
+             "padding:2px 6px}p,ul{max-width:60em}")
+    body = f"<h2>Comparison</h2>{headline_table(table).to_html(index=False)}{_caption_html(headline_caption(table))}"
     if cost is not None and len(cost):
-        body += f"<h2>Quality vs cost</h2>{cost_display(cost).to_html(index=False)}<p>{_plain(COST_CAPTION)}</p>"
+        body += f"<h2>Quality vs cost</h2>{cost_display(cost).to_html(index=False)}{_caption_html(COST_CAPTION)}"
     if len(paired):
         body += (f"<h2>Statistics: Eff-UNet vs the U-Nets</h2>{statistics_table(paired).to_html(index=False)}"
-                 f"<p>{_plain(STATISTICS_CAPTION)}</p>")
+                 f"{_caption_html(STATISTICS_CAPTION)}")
     if len(claims):
-        body += f"<h2>The study's claims</h2>{claims_display(claims).to_html(index=False)}<p>{_plain(claims_caption(claims))}</p>"
+        body += f"<h2>The study's claims</h2>{claims_display(claims).to_html(index=False)}{_caption_html(claims_caption(claims))}"
     else:
         body += f"<h2>The study's claims</h2><p>{_plain(NO_STUDY_DATA)}</p>"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>"
+
+
+def _caption_html(caption: str) -> str:
+    """A Markdown bullet-list caption as an HTML list (any other text as a paragraph)."""
+    lines = caption.splitlines()
+    if lines and all(line.startswith("- ") for line in lines):
+        return "<ul>" + "".join(f"<li>{_plain(line[2:])}</li>" for line in lines) + "</ul>"
+    return f"<p>{_plain(caption)}</p>"
 
 
 def _plain(markdown_text: str) -> str:

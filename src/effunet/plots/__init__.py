@@ -5,6 +5,12 @@ state) and written atomically as PNG and, beside it, as SVG (same name, `.svg`) 
 helpers (`read_history`, `curve_markers`, `error_overlay`, `model_order`, `short_id`, `seed_curves`)
 hold the logic the tests check; the figure functions only lay out.
 
+Every figure is drawn at `WIDTH` (7 inches, within a two-column page's 180 mm, `PAGE_WIDTH`) with
+print type sizes (`STYLE`) and saved at `DPI` (300); where a figure would be wider it is split into
+rows of panels. SVG text is kept as text. Metrics are named as in the tables (`metric_label`: Dice,
+IoU, MCC). Loss axes leave a spike far above the rest off the axis and mark it with its value
+(`robust_top`, `clip_losses`), so one diverging epoch does not flatten every other curve.
+
 Colours are the Okabe-Ito colour-blind-safe palette. In error overlays the image is shown in grey
 at `DIM` brightness (`OUTSIDE_DIM` outside the scored region) and the errors on top of it in
 `TP_COLOUR`, `FP_COLOUR` and `FN_COLOUR`.
@@ -21,11 +27,17 @@ from effunet.plots._common import (
     FP_COLOUR,
     MODEL_COLOURS,
     OUTSIDE_DIM,
+    PAGE_WIDTH,
     REFERENCE_STYLES,
+    STYLE,
     TP_COLOUR,
     TRAIN_COLOUR,
     VAL_COLOUR,
+    WIDTH,
     PathLike,
+    clip_losses,
+    metric_label,
+    robust_top,
 )
 from effunet.plots.charts import (
     SPEED_NOTE,
@@ -52,26 +64,31 @@ __all__ = [
     "HISTORY_COLUMNS",
     "MODEL_COLOURS",
     "OUTSIDE_DIM",
+    "PAGE_WIDTH",
     "REFERENCE_STYLES",
     "RUN_KEYS",
     "SHORT_ID",
     "SPEED_NOTE",
     "SPEED_PANELS",
+    "STYLE",
     "TP_COLOUR",
     "TRAIN_COLOUR",
     "VAL_COLOUR",
+    "WIDTH",
     "PathLike",
     "QUALITY_AXES",
     "comparison_chart",
     "comparison_figure",
     "cost_chart",
     "cost_figure",
+    "clip_losses",
     "cost_points",
     "curve_markers",
     "error_overlay",
     "learning_curves",
     "learning_curves_figure",
     "learning_curves_overlay",
+    "metric_label",
     "model_order",
     "overlay_figure",
     "qualitative_figure",
@@ -79,6 +96,7 @@ __all__ = [
     "read_history",
     "read_run",
     "recipe_labels",
+    "robust_top",
     "seed_curves",
     "short_id",
     "training_speed_chart",

@@ -3,7 +3,8 @@
 Reads the quality-vs-cost table (`effunet.compare.cost_table`, written as cost.csv by the aggregate
 step): one point per data set x recipe x model at the mean over seeds, error bars = the standard
 deviation over seeds (both directions for the training time, which varies from seed to seed).
-Colour = model, marker = recipe.
+Colour = model, marker = recipe (a recipe legend only when there are several). Each model is named beside
+its first point in a panel, to the left of points in the right half so that no name runs off the figure.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from effunet.errors import EffunetError
-from effunet.plots._common import MODEL_COLOURS, PathLike, _save
+from effunet.plots._common import MODEL_COLOURS, WIDTH, PathLike, _save, _title, styled
 
 COST_AXES = (  # column, axis label, scale, log axis
     ("parameters", "parameters (millions)", 1e-6, True),
-    ("flops", "forward GFLOPs per image (training size)", 1e-9, True),
-    ("seconds_to_best", "training time to the best epoch (s)", 1.0, False),
+    ("flops", "GFLOPs per image\n(forward, training size)", 1e-9, True),
+    ("seconds_to_best", "time to the best epoch\n(seconds)", 1.0, False),
 )
 QUALITY_AXES = (  # column, axis label
     ("dice_image_mean", "test Dice (per image)"),
-    ("instance_ap_split", "test instance AP (split)"),
-    ("instance_ap_watershed", "test instance AP (boundary, watershed)"),  # where a recipe trains boundaries
+    ("instance_ap_split", "test instance AP\n(split)"),
+    ("instance_ap_watershed", "test instance AP\n(boundary, watershed)"),  # where a recipe trains boundaries
 )
 RECIPE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -59,6 +60,7 @@ def cost_chart(cost: pd.DataFrame | PathLike, out_png: PathLike) -> Path:
     return _save(cost_figure(cost), out_png)
 
 
+@styled
 def cost_figure(cost: pd.DataFrame | PathLike) -> Figure:
     """One row of panels per data set and quality column that has values, one column per cost axis."""
     cost, source = read_cost(cost)
@@ -75,16 +77,25 @@ def cost_figure(cost: pd.DataFrame | PathLike) -> Figure:
     recipes = list(dict.fromkeys(cost["recipe"].astype(str)))
     colour = {m: MODEL_COLOURS[k % len(MODEL_COLOURS)] for k, m in enumerate(models)}
     marker = {r: RECIPE_MARKERS[k % len(RECIPE_MARKERS)] for k, r in enumerate(recipes)}
-    fig = Figure(figsize=(4.2 * len(COST_AXES), 3.4 * len(rows) + 0.9), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 2.3 * len(rows) + 0.9), layout="constrained")
     axes = fig.subplots(len(rows), len(COST_AXES), squeeze=False)
     for (dataset, quality, label), row_axes in zip(rows, axes):
         for ax, (axis, axis_label, scale, log) in zip(row_axes, COST_AXES):
             points = cost_points(cost, dataset, quality, axis, scale)
-            for point in points.itertuples():
+            logx = log and len(points) and (points["x"] > 0).all()
+            where = np.log(points["x"]) if logx else points["x"]
+            middle = (where.min() + where.max()) / 2 if len(points) else 0.0
+            named = set()  # each model named once a panel (colour = model; the recipes' points are close)
+            for point, at in zip(points.itertuples(), where):
                 ax.errorbar(point.x, point.y, yerr=point.yerr, xerr=point.xerr if point.xerr else None,
-                            fmt=marker[point.recipe], color=colour[point.model], capsize=3, markersize=6)
-                ax.annotate(point.model, (point.x, point.y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            if log and len(points) and (points["x"] > 0).all():
+                            fmt=marker[point.recipe], color=colour[point.model], capsize=2, markersize=4)
+                if point.model in named:
+                    continue
+                named.add(point.model)
+                right = at > middle  # a point in the right half is named on its left
+                ax.annotate(point.model, (point.x, point.y), textcoords="offset points", xytext=(-3 if right else 3, 3),
+                            ha="right" if right else "left", fontsize=6)
+            if logx:
                 ax.set_xscale("log")
                 ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -92,10 +103,11 @@ def cost_figure(cost: pd.DataFrame | PathLike) -> Figure:
             ax.margins(x=0.15, y=0.1)  # room for the model names beside the points
             ax.set_xlabel(axis_label)
             ax.set_ylabel(label)
-            ax.set_title(dataset, fontsize=10)
+            ax.set_title(dataset)
             ax.grid(alpha=0.3)
     handles = [axes[0][0].plot([], [], "o", color=colour[m], label=m)[0] for m in models]
-    handles += [axes[0][0].plot([], [], marker[r], color="grey", label=f"recipe {r}")[0] for r in recipes]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False)
-    fig.suptitle("Test quality vs cost: mean over seeds, error bars = std over seeds", fontsize=10)
+    if len(recipes) > 1:  # one recipe: every marker is the same, nothing to tell apart
+        handles += [axes[0][0].plot([], [], marker[r], color="grey", label=f"recipe {r}")[0] for r in recipes]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
+    _title(fig, "Test quality vs cost: mean over seeds, error bars = std over seeds")
     return fig

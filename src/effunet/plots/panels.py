@@ -10,7 +10,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from effunet.errors import EffunetError
-from effunet.plots._common import DIM, DPI, FN_COLOUR, FP_COLOUR, OUTSIDE_DIM, TP_COLOUR, PathLike, _save
+from effunet.plots._common import (
+    DIM,
+    DPI,
+    FN_COLOUR,
+    FP_COLOUR,
+    OUTSIDE_DIM,
+    TP_COLOUR,
+    WIDTH,
+    PathLike,
+    _save,
+    _title,
+    styled,
+)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -36,6 +48,7 @@ def error_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
 
 
 SHORT_ID = 10
+CELL_INCHES = (1.4, (WIDTH - 0.5) / 4)  # smallest and largest cell: four cells and the row labels fit WIDTH
 
 
 def short_id(image_id: str) -> str:
@@ -93,14 +106,16 @@ def qualitative_panel(examples: Sequence[dict], out_png: PathLike, title: str, t
     `probability` (H, W float in [0, 1]) and optionally `region` (H, W bool; errors outside are not
     shown). A pixel is predicted foreground when probability > threshold, as in training. Rows keep
     the order given: pass the same examples to every model's panel to compare them side by side.
-    By default each cell is large enough to show the images at native resolution (up to 5 inches),
-    so one-pixel error rims on DRIVE vessels stay visible.
+    By default each cell shows the image at native resolution at DPI where four cells fit the page width
+    (`CELL_INCHES`: about 490 pixels at 300 dpi, so DRIVE's 584-pixel images are shrunk only to 0.85 and
+    one-pixel error rims on its vessels stay visible); smaller images are enlarged to the smallest cell.
     """
     if not examples:
         raise EffunetError(f"{out_png}: no examples to show")
     return _save(qualitative_figure(examples, title, threshold, cell_inches), out_png)
 
 
+@styled
 def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 0.5,
                        cell_inches: float | None = None) -> Figure:
     """The qualitative panel as a figure (see `qualitative_panel`); raises EffunetError on bad examples."""
@@ -108,8 +123,8 @@ def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 
     rows = len(checked)
     if cell_inches is None:
         largest = max(max(arrays["image"].shape[:2]) for arrays in checked)
-        cell_inches = min(max(2.4, largest / DPI), 5.0)
-    fig = Figure(figsize=(4 * cell_inches, rows * cell_inches + 0.9), layout="constrained")
+        cell_inches = min(max(CELL_INCHES[0], largest / DPI), CELL_INCHES[1])
+    fig = Figure(figsize=(4 * cell_inches + 0.4, rows * cell_inches + 0.7), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, 4, squeeze=False))
     headers = ("image", "ground truth", f"prediction (p > {threshold:g})", "errors")
     for row, (example, arrays) in enumerate(zip(examples, checked)):
@@ -126,13 +141,13 @@ def qualitative_figure(examples: Sequence[dict], title: str, threshold: float = 
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(headers[col], fontsize=10)
-        axes[row, 0].set_ylabel(f"{short_id(example['id'])}\n({example['split']})", fontsize=9)
+                ax.set_title(headers[col])
+        axes[row, 0].set_ylabel(f"{short_id(example['id'])}\n({example['split']})")
         dice = _dice(arrays["truth"], predicted, arrays["region"])
-        axes[row, 3].set_xlabel(f"Dice {dice:.3f}", fontsize=9)
+        axes[row, 3].set_xlabel(f"Dice {dice:.3f}")
     legend = [Patch(facecolor=np.array(colour) / 255, edgecolor="black", label=label)
               for colour, label in ((TP_COLOUR, "true positive"), (FP_COLOUR, "false positive"),
                                     (FN_COLOUR, "false negative"))]
-    fig.legend(handles=legend, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
-    fig.suptitle(title)
+    fig.legend(handles=legend, loc="outside lower center", ncol=3, frameon=False)
+    _title(fig, title)
     return fig
