@@ -114,7 +114,7 @@ def test_the_protocol_ceiling_decodes_the_true_boundary_target_and_separates_tou
 
     work = tmp_path
     prepare_synthetic_dsb2018(work, (128, 128), n_images=6, seed=4, test_fraction=0.5, val_fraction=0.34)
-    ceiling = reference.reference(PreparedData.in_folder(work / "p"), "dsb2018", "dsb2018", work / "r.json")
+    ceiling = reference.reference(PreparedData.in_folder(work / "p", "dsb2018"), "dsb2018", work / "r.json")
     mean = ceiling["protocol_ceiling"]["per_image_mean"]
     assert mean["instance_ap_watershed"] > mean["instance_ap"] + 0.3
     assert (
@@ -202,15 +202,15 @@ def test_instances_are_refused_for_drive_naming_the_key():
         made = {
             "train": {"instances": "none", **(train or {})},
             "datasets": {
-                "dsb2018": {"source": "synthetic", "train": {}},
-                "drive": {"source": drive_source, "train": drive_train or {}},
+                "dsb2018": {"format": "dsb2018", "source": "synthetic", "train": {}},
+                "drive": {"format": "drive", "source": drive_source, "train": drive_train or {}},
             },
         }
         if recipes is not None:
             made["recipes"] = recipes
         return made
 
-    with pytest.raises(ConfigError, match=r"config key train\.instances: .*drive has none"):
+    with pytest.raises(ConfigError, match=r"config key train\.instances: .*drive \(DRIVE\) has none"):
         check_instances(config(train={"instances": "boundary"}))
     with pytest.raises(ConfigError, match=r"config key datasets\.drive\.train\.instances"):
         check_instances(config(drive_train={"instances": "boundary"}))
@@ -226,7 +226,7 @@ def prepared(tmp_path_factory):
     folder = prepare_synthetic_dsb2018(
         tmp_path_factory.mktemp("dsb"), n_images=10, seed=4, test_fraction=0.2, val_fraction=0.25
     )
-    return PreparedData.in_folder(folder)
+    return PreparedData.in_folder(folder, "dsb2018")
 
 
 def test_strong_augmentation_keeps_the_boundary_channel_in_both_pipelines(prepared):
@@ -278,7 +278,6 @@ def test_a_tiny_model_with_boundaries_trains_and_is_evaluated_with_the_watershed
     result = evaluate.evaluate(
         outputs.model,
         prepared,
-        "dsb2018",
         tmp_path / "metrics.json",
         tmp_path / "per_image.csv",
         tmp_path / "examples.npz",

@@ -411,7 +411,6 @@ def test_evaluate_scores_a_sliding_run_at_native_resolution(prepared, tmp_path):
         result = evaluate.evaluate(
             model,
             data,
-            "dsb2018",
             out / "metrics.json",
             out / "per_image.csv",
             out / "examples.npz",
