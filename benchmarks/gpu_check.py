@@ -29,7 +29,10 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="tarball from gpu_prepare.py")
+    parser.add_argument("--data", type=Path, help="tarball from gpu_prepare.py (required but with --check-imports)")
+    parser.add_argument(
+        "--check-imports", action="store_true", help="import every module the check needs (`IMPORTS`), then stop"
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 512])
     parser.add_argument("--models", nargs="+", default=["effunet-b0", "resnet50-unet"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "mixed"], choices=["fp32", "mixed"])
@@ -42,7 +45,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--encoder-weights", default="none", help="'none' (offline) or a no-top weights file")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.data is None and not args.check_imports:
+        parser.error("the following arguments are required: --data")
+    return args
+
+
+# What the check imports: (b) and bench_models.py's Keras side; TORCH_IMPORTS, its PyTorch side, where
+# torch is installed (the GPU machine has it; CI has not: the test checks the carried wheels' metadata).
+IMPORTS = (
+    "keras",
+    "keras.src.saving.saving_lib",
+    "effunet.layout",
+    "effunet.models",
+    "effunet.models.runtime",
+    "effunet.training.dataset",
+    "effunet.training.loop",
+    "effunet.training.losses",
+    "numpy",
+    "jax",
+)
+TORCH_IMPORTS = ("torch", "segmentation_models_pytorch")
+
+
+def check_imports() -> list[str]:
+    """Import `IMPORTS` (and `TORCH_IMPORTS` where torch is installed); any missing one fails here,
+    naming it, before the long steps. Returns the modules imported."""
+    import importlib
+    import importlib.util
+
+    names = list(IMPORTS)
+    if importlib.util.find_spec("torch") is not None:
+        names += TORCH_IMPORTS
+    for name in names:
+        importlib.import_module(name)
+    import keras
+
+    build = importlib.import_module("effunet.models").build
+    model = build("effunet-b0", (32, 32, 3), encoder_weights="none")  # the check's model, with every layer
+    with tempfile.TemporaryDirectory() as work:
+        model.save(Path(work) / "m.keras")  # .keras files: h5py, saving_lib
+        keras.models.load_model(Path(work) / "m.keras", compile=False)
+    return names
 
 
 def bench_commands(args) -> list[list[str]]:
@@ -141,6 +185,10 @@ def train_and_test(args, prepared: Path, out: Path) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.check_imports:
+        names = check_imports()
+        print(f"imports ok ({len(names)} modules, Keras on {os.environ.get('KERAS_BACKEND', 'tensorflow')})")
+        return
     print(f"# GPU check, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}", flush=True)
     if not args.skip_bench:
         run_bench(args)

@@ -6,9 +6,14 @@
 The GPU machine (no network; CUDA 13, Python 3.12, JAX, PyTorch, timm, pandas, Pillow, h5py...
 preinstalled, no TensorFlow) gets from here:
 
-- ``wheels/``: Keras and what it and the check need that the machine lacks (`WHEELS`: keras, namex,
-  optree, segmentation-models-pytorch), at the versions installed here, downloaded with
-  ``pip download --no-deps`` for CPython 3.12 on manylinux x86-64;
+- ``wheels/``: Keras and what it and the check import that the machine lacks or may lack (`WHEELS`:
+  keras and its pure-Python dependencies absl-py, rich (markdown-it-py, mdurl, pygments), namex; optree;
+  segmentation-models-pytorch), at the versions installed here (`PINS` for those not installed here),
+  downloaded with ``pip download --no-deps`` for manylinux x86-64: the pure-Python wheels once, the
+  binary ones (optree) for each CPython of `PYTHON_VERSIONS`, so that ``pip install --find-links``
+  there picks the one that fits its Python whatever it is; ``requirements.txt`` names them. What the
+  machine has (`GPU_MACHINE_PACKAGES`: JAX, PyTorch, h5py, ml-dtypes, pandas...) is not carried;
+  tests/test_gpu_check.py checks that every requirement of a carried wheel is one or the other;
 - ``dsb2018-128.tar.gz``: the prepared 128x128 DSB2018 PNGs and manifest, made by the workflow's
   own data steps (merge_masks, resize) with the split the default config makes.
 
@@ -24,12 +29,45 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WHEELS = ("keras", "namex", "optree", "segmentation-models-pytorch")
-PYTHON_VERSION = "3.12"
+WHEELS = (
+    "keras",
+    "absl-py",
+    "rich",
+    "markdown-it-py",
+    "mdurl",
+    "pygments",
+    "namex",
+    "optree",
+    "segmentation-models-pytorch",
+)
+PINS = {"segmentation-models-pytorch": "0.6.0"}  # for the wheels not installed here (the bench extra)
+PYTHON_VERSION = "3.12"  # the GPU machine's (device tool notes, KINDS.md)
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")  # binary wheels for each (Keras needs 3.11 or later)
+# The GPU machine's Python packages (the device tool's KINDS.md, read 2026-11-17): not carried.
+GPU_MACHINE_PACKAGES = frozenset(
+    """absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build
+    certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings cuda-core
+    cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops equinox etils execnet filelock
+    flatbuffers flax fonttools formulaic frozenlist fsspec gpytorch grpcio h11 h5py hf-xet httpcore httpx
+    huggingface-hub humanize hypothesis idna imageio iniconfig interface-meta jax jax-cuda13-pjrt
+    jax-cuda13-plugin jaxlib jaxtyping jinja2 joblib kiwisolver lazy-loader lightning lightning-utilities
+    linear-operator lineax llvmlite lxml markdown markdown-it-py markupsafe matplotlib mdurl meson ml-dtypes
+    mpi4py mpmath msgpack multidict multipledispatch mypy-extensions nanobind narwhals networkx ninja numba
+    numba-cuda numpy numpyro nvidia-ml-py onnx onnx-ir onnxruntime onnxscript opencv-python-headless optax
+    opt-einsum opt-einsum-fx optimistix orbax-checkpoint packaging pandas pathspec patsy peft pillow pip pluggy
+    portalocker prometheus-client propcache protobuf psutil pyarrow pybind11 py-cpuinfo pygments pyparsing
+    pyproject-hooks pyre-extensions pytest python-dateutil pytorch-lightning pyyaml regex requests rich
+    sacrebleu safetensors scikit-build-core scikit-image scikit-learn scipy seaborn sentencepiece
+    sentence-transformers setuptools shellingham simplejson six sortedcontainers statsmodels sympy tabulate
+    tensorboard tensorboard-data-server tensorstore threadpoolctl tifffile tiktoken timm tokenizers toolz torch
+    torchaudio torchdiffeq torch-geometric torchmetrics torchvision tqdm transformers treescope triton typer
+    typing-extensions typing-inspect urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl
+    zipp""".split()
+)
 PLATFORMS = (
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",
@@ -41,8 +79,21 @@ DATA_NAME = "dsb2018-128.tar.gz"
 
 
 def requirements(names=WHEELS) -> list[str]:
-    """`name==version` for each wheel, pinned to the version installed here."""
-    return [f"{name}=={version(name)}" for name in names]
+    """`name==version` for each wheel, pinned to the version installed here (else `PINS`)."""
+    reqs = []
+    for name in names:
+        try:
+            reqs.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            reqs.append(f"{name}=={PINS[name]}")
+    return reqs
+
+
+def download_wheels(reqs: list[str], dest: Path, python_versions=PYTHON_VERSIONS) -> list[Path]:
+    """The wheels of `reqs` for every Python of `python_versions` (pure-Python ones come once)."""
+    for python_version in python_versions:
+        subprocess.run(pip_download_command(reqs, dest, python_version), check=True)
+    return sorted(dest.glob("*.whl"))
 
 
 def pip_download_command(reqs: list[str], dest: Path, python_version: str = PYTHON_VERSION) -> list[str]:
@@ -108,6 +159,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dest", type=Path, default=ROOT / ".gpu-check")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--skip-wheels", action="store_true")
+    parser.add_argument("--skip-data", action="store_true", help="the wheels only (tests/test_gpu_check.py)")
     args = parser.parse_args(argv)
     args.dest.mkdir(parents=True, exist_ok=True)
     if not args.skip_wheels:
@@ -115,7 +167,9 @@ def main(argv=None) -> None:
         shutil.rmtree(wheels, ignore_errors=True)
         reqs = requirements()
         (args.dest / "requirements.txt").write_text("\n".join(reqs) + "\n")
-        subprocess.run(pip_download_command(reqs, wheels), check=True)
+        download_wheels(reqs, wheels)
+    if args.skip_data:
+        return
     counts = pack_dsb2018(args.zip, args.dest / DATA_NAME, args.size)
     total = sum(f.stat().st_size for f in args.dest.rglob("*") if f.is_file())
     print(f"{args.dest}: {counts}, {total / 2**20:.1f} MiB in all (the device tool carries at most 64 MiB)")

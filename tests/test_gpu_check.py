@@ -109,3 +109,88 @@ def test_dry_run_on_the_jax_cpu_backend(tmp_path):
     assert set(summary["test"]) >= {"loss", "accuracy", "iou", "dice"} and summary["test_images"] == 2
     if "--skip-bench" not in command:
         assert "| effunet-b0 | 32x32 |" in out and "Keras backend jax" in out
+
+
+def gpu_machine_blocked_imports(prepare) -> set[str]:
+    """Top-level modules of the packages installed here that the GPU machine lacks (and effunet's own
+    dependencies among them): tensorflow, mlflow, snakemake, jsonschema, and keras, namex, optree..."""
+    import re
+    from importlib.metadata import packages_distributions
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    machine = {normal(name) for name in prepare.GPU_MACHINE_PACKAGES}
+    return {
+        module
+        for module, dists in packages_distributions().items()
+        if not any(normal(dist) in machine for dist in dists) and normal(dists[0]) != "effunet"
+    }
+
+
+@pytest.fixture(scope="module")
+def carried(tmp_path_factory):
+    """gpu_prepare.py's wheels (from PyPI), as the GPU check carries them."""
+    prepare = load("gpu_prepare")
+    dest = tmp_path_factory.mktemp("gpu-check")
+    prepare.main(["--dest", str(dest), "--skip-data"])
+    return prepare, dest
+
+
+def test_every_carried_wheel_needs_only_what_the_gpu_machine_has_or_is_carried(carried):
+    """Issue 24 item 5: each requirement of a carried wheel (keras: absl-py, rich, h5py, namex, optree...)
+    is on the GPU machine or carried; binary wheels come for every Python of PYTHON_VERSIONS."""
+    import re
+    import zipfile
+
+    prepare, dest = carried
+    wheels = sorted((dest / "wheels").glob("*.whl"))
+    names = {re.sub(r"[-_.]+", "-", w.name.split("-")[0]).lower() for w in wheels}
+    assert names == set(prepare.WHEELS)
+    have = names | {re.sub(r"[-_.]+", "-", n).lower() for n in prepare.GPU_MACHINE_PACKAGES}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA")))
+        for line in metadata.decode().splitlines():
+            if line.startswith("Requires-Dist:") and "extra ==" not in line:
+                need = re.sub(r"[-_.]+", "-", re.match(r"Requires-Dist:\s*([\w.-]+)", line).group(1)).lower()
+                assert need in have, f"{wheel.name} needs {need}: neither on the GPU machine nor carried"
+        tags = wheel.name[:-4].split("-")[-3:]
+        if tags[0] != "py3" and "abi3" not in tags[1]:  # a binary wheel for one CPython: one for each
+            for version in prepare.PYTHON_VERSIONS:
+                cp = "cp" + version.replace(".", "")
+                assert any(f"-{cp}-" in w.name for w in wheels if w.name.startswith(wheel.name.split("-")[0])), cp
+
+
+def test_the_checks_install_and_imports_pass_on_the_gpu_machines_python(carried, tmp_path):
+    """gpu_check.sh's install step and its import check (GPU_CHECK_IMPORTS_ONLY=1), with this Python
+    made to lack what the GPU machine lacks (tests/gpu_machine/sitecustomize.py): no TensorFlow,
+    MLflow, Snakemake; Keras and the rest only from the carried wheels."""
+    prepare, dest = carried
+    blocked = gpu_machine_blocked_imports(prepare)
+    assert {"tensorflow", "mlflow", "snakemake", "keras", "optree", "namex"} <= blocked
+    python = Path(sys.executable).parent  # `python3` in the script: this environment's
+    assert (python / "python3").exists()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    env.update(
+        {
+            "PATH": f"{python}:{env['PATH']}",
+            "TMPDIR": str(tmp_path),
+            "GPU_CHECK_DIR": str(dest),
+            "GPU_CHECK_IMPORTS_ONLY": "1",
+            "PYTHONPATH": str(ROOT / "tests" / "gpu_machine"),
+            "EFFUNET_BLOCKED_IMPORTS": ",".join(sorted(blocked)),
+            "EFFUNET_CARRIED_SITE": str(tmp_path / "effunet-gpu-check-site"),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+    )
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/gpu_check.sh")], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "imports ok" in result.stdout and "Keras on jax" in result.stdout
+    # the blocker works: what the machine lacks and nothing carries cannot be imported
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert probe.returncode != 0 and "not on the GPU machine" in probe.stderr

@@ -62,8 +62,13 @@ def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
 # -- profiles -------------------------------------------------------------------------------------
 
 
-def test_slurm_profile_asks_gpus_for_training_and_cpus_for_the_rest(tmp_path):
+@pytest.mark.parametrize("gpus_per_job", [1, 2])
+def test_slurm_profile_asks_gpus_for_training_and_cpus_for_the_rest(tmp_path, gpus_per_job):
     config = small_config(tmp_path / "c.yaml")
+    if gpus_per_job != 1:  # the profile must not override train.gpus_per_job (set-resources beats the rule)
+        settings = yaml.safe_load(config.read_text())
+        settings["train"]["gpus_per_job"] = gpus_per_job
+        config.write_text(yaml.safe_dump(settings))
     result = snakemake(tmp_path, "-n", "--configfile", str(config), "--workflow-profile", str(SLURM_PROFILE.parent))
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = planned_jobs(result.stdout + result.stderr)
@@ -73,11 +78,11 @@ def test_slurm_profile_asks_gpus_for_training_and_cpus_for_the_rest(tmp_path):
         assert resources["slurm_account"] == "your-account"
         if rule == "train":
             assert resources["slurm_partition"] == "your-gpu-partition"
-            assert resources["gpu"] == "1" and resources["cpus_per_gpu"] == "1"  # = threads.train
+            assert resources["gpu"] == str(gpus_per_job) and resources["cpus_per_task"] == "1"  # = threads.train
             assert resources["mem_mb"] == "16000" and resources["runtime"] == "720"
         else:
             assert resources["slurm_partition"] == "your-cpu-partition"
-            assert "gpu" not in resources and "cpus_per_gpu" not in resources
+            assert "gpu" not in resources and "cpus_per_task" not in resources
             assert resources["mem_mb"] == ("8000" if rule in ("evaluate", "reference") else "4000")
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm" and profile["keep-going"] and profile["retries"] >= 1

@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: dry runs of both configs, a real demo run, failures that stop cleanly."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -334,6 +335,19 @@ def test_changing_one_models_option_reruns_only_that_model(finished):
     jobs = planned_jobs(workdir, write_config(workdir / "unet16.yaml", changed))
     expected = [f"{rule}:{d}/unet" for rule in ("evaluate", "plot_run", "train") for d in ("dsb2018", "drive")]
     assert jobs == sorted(expected + AFTER_TRAINING)
+
+
+@pytest.mark.slow
+def test_switching_the_backend_reruns_every_training_and_naming_the_default_reruns_nothing(finished):
+    """The backend is part of a run's settings except at its default (issue 24 item 3)."""
+    workdir = finished[0]
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}  # as the fixture ran
+    for backend in ("tensorflow", "jax"):
+        changed = json.loads(json.dumps(SMALL))
+        changed["train"]["backend"] = backend
+        jobs = planned_jobs(workdir, write_config(workdir / f"{backend}.yaml", changed), env=env)
+        expected = [f"{rule}:{run.rsplit('/', 2)[0]}" for rule in ("evaluate", "plot_run", "train") for run in RUNS]
+        assert jobs == ([] if backend == "tensorflow" else sorted(expected + AFTER_TRAINING)), backend
 
 
 @pytest.mark.slow

@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         help="replace masks (and probability files) already in OUTPUT; without it, the command stops before "
         "predicting and names the first one",
     )
+    predict.add_argument(
+        "--device",
+        choices=("auto", "gpu", "cpu"),
+        default="auto",
+        help="auto (default): a free GPU slot, shared with the workflow's training jobs (effunet.devices), else "
+        "the CPU; gpu: wait for a GPU slot, fail without a GPU; cpu: GPUs hidden",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress lines, only the summary and errors")
     predict.add_argument("--tf-logs", action="store_true", help="show TensorFlow's C++ log lines (hidden by default)")
     check = commands.add_parser(
@@ -222,6 +229,9 @@ def _main(args) -> int:
     for noisy in ("absl", "tensorflow", "keras"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
+        from effunet import devices
+
+        devices.prepare_predict(args.device)  # before Keras starts: the GPU lease, or the CPU
         from effunet.predict import predict_files
 
         result = predict_files(
@@ -232,6 +242,7 @@ def _main(args) -> int:
             args.probabilities,
             inference=args.inference,
             overwrite=args.overwrite,
+            device=args.device,
         )
     except EffunetError as error:
         print(f"effunet: error: {error}", file=sys.stderr)

@@ -266,8 +266,28 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
-# Keys of the train block that say where and how a job runs, not what it computes: not training settings.
+# Keys of the global train block that say where and how a job runs: not training settings (nor keys of a
+# data set's train block or a recipe).
 PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job", "checkpoint_every_s")
+
+# The placement key that changes what a run computes (the same seed gives other initial weights on another
+# Keras backend): it joins a run's settings (`train_settings`), so switching it reruns those runs, except
+# at its default, the study's, so that runs made before it counted stay current. Not a field of
+# effunet.training.loop.Settings: the job applies it before Keras starts (effunet.devices.prepare_job).
+BACKEND_DEFAULT = "tensorflow"
+
+
+def run_backend(config: dict) -> str:
+    """The Keras backend a run's jobs will use: train.backend, else KERAS_BACKEND (as
+    effunet.devices.select_backend resolves it in the job, whose environment is this one's), else
+    tensorflow."""
+    return config["train"].get("backend") or os.environ.get("KERAS_BACKEND") or BACKEND_DEFAULT
+
+
+def training_options(settings: dict) -> dict:
+    """A run's settings (`train_settings`) less the backend: the keyword arguments of
+    effunet.training.loop.Settings."""
+    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
 
 
 # Train keys added after the study's runs, left out of a run's settings (the train rule's params)
@@ -292,6 +312,7 @@ def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dic
 
     `config` is validated (so `train` holds the schema's defaults); a recipe sets only the keys it
     names. `recipe=None` is the train blocks alone (what the `study` recipe, `{}`, resolves to).
+    A run on another Keras backend than tensorflow has it as `backend` (`run_backend`, `BACKEND_DEFAULT`).
     This is the one place the rules get a run's settings from (workflow/rules/common.smk)."""
     overrides = {}
     if recipe is not None:
@@ -302,11 +323,13 @@ def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dic
             )
         overrides = recipes[recipe]
     settings = {**config["train"], **config["datasets"][dataset]["train"], **overrides}
-    return {
+    resolved = {
         key: value
         for key, value in settings.items()
         if key not in PLACEMENT_KEYS and not (key in OMITTED_AT_DEFAULT and OMITTED_AT_DEFAULT[key] == value)
     }
+    backend = run_backend(config)
+    return resolved if backend == BACKEND_DEFAULT else {**resolved, "backend": backend}
 
 
 def active_datasets(config: dict) -> tuple[list[str], list[str]]:

@@ -101,8 +101,16 @@ def sliding_window(
 class Predictor:
     """A trained model, its compiled inference function and its inference mode."""
 
-    def __init__(self, model_path: str | os.PathLike, batch_size: int = 8, inference: str | None = None):
-        """`inference`: resize or sliding; None reads the run's mode (`inference_mode`)."""
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        batch_size: int = 8,
+        inference: str | None = None,
+        device: str | None = None,
+    ):
+        """`inference`: resize or sliding; None reads the run's mode (`inference_mode`). `device` (auto,
+        gpu, cpu; None: no check): fail when the backend cannot use the GPU(s) the process was given
+        (`effunet.devices.prepare_predict` leases them before Keras starts)."""
         check_model_file(model_path)
         self.inference = inference or inference_mode(model_path)
         if self.inference not in INFERENCE_MODES:
@@ -110,6 +118,9 @@ class Predictor:
         import keras
 
         import effunet.models  # registers the custom layers (losses are not needed: compile=False)
+
+        if device is not None:
+            effunet.models.runtime.require_device(device, cpu_hint="run with --device cpu to predict on the CPU")
 
         try:
             self.model = keras.models.load_model(model_path, compile=False, safe_mode=True)
@@ -246,12 +257,13 @@ def predict_files(
     save_probabilities: bool = False,
     inference: str | None = None,
     overwrite: bool = False,
+    device: str | None = None,
 ) -> Predictions:
     """Masks (0/255 PNG, native size) for an image file or every image in a folder.
 
     `inference` (resize or sliding) overrides the run's mode (the run.json beside the model). A mask
     or probability file that already exists in `out_dir` (from an earlier call) is refused, naming the
-    first one, before the model is loaded, unless `overwrite` is set.
+    first one, before the model is loaded, unless `overwrite` is set. `device`: see `Predictor`.
 
     An image that cannot be read or segmented is reported in `failed`, and the others go on; each
     mask is written atomically, so the ones written are complete. Progress goes to the log.
@@ -261,7 +273,7 @@ def predict_files(
     stems = output_stems(files)
     if not overwrite:
         refuse_existing(output_paths(stems, out_dir, save_probabilities))
-    predictor = Predictor(model_path, inference=inference)
+    predictor = Predictor(model_path, inference=inference, device=device)
     log.info("inference: %s", predictor.inference)
     result = Predictions()
     start = time.monotonic()

@@ -56,26 +56,28 @@ def has_gpu() -> bool:
     return bool(gpus())
 
 
-def require_device(device: str) -> list[str]:
+def require_device(device: str, cpu_hint: str = "set train.device: cpu to train on the CPU") -> list[str]:
     """Check, once the backend has started, that it sees the GPUs the job was given.
 
-    ``gpu``: no GPU seen is an EffunetError (typically TensorFlow without its CUDA libraries);
-    ``auto``: a warning when the driver lists GPUs the backend cannot use. Returns the GPUs seen.
+    A job given GPUs (``CUDA_VISIBLE_DEVICES``, else the driver's list) that the backend cannot use
+    fails, with ``auto`` as with ``gpu`` (typically TensorFlow installed without its CUDA libraries):
+    the message names the install and `cpu_hint` (``train.device: cpu``; predict: ``--device cpu``).
+    ``gpu`` with no GPU at all fails too; ``auto`` then runs on the CPU. Returns the GPUs seen.
     """
     devices.check_device(device)
     seen = gpus() if device != "cpu" else []
     if seen or device == "cpu":
         return seen
     given = devices.listed_gpus()
-    given = devices.probe_gpus() if given is None else given
-    hint = f"; {devices.GPU_INSTALL_HINT}" if backend() == "tensorflow" else ""
-    if device == "gpu":
-        where = f"the job was given GPU(s) {','.join(given)}" if given else "no GPU is visible"
-        raise EffunetError(f"config key train.device is 'gpu' but {backend()} sees no GPU ({where}){hint}")
+    given = devices.driver_gpus() if given is None else given
+    hint = devices.BACKEND_INSTALL_HINTS.get(backend(), "install its GPU build")
     if given:
-        log.warning(
-            "GPU(s) %s are there but %s cannot use them: training on the CPU%s", ",".join(given), backend(), hint
+        raise EffunetError(
+            f"the job was given GPU(s) {','.join(given)} but {backend()} cannot use them "
+            f"(train.device: {device}): {hint}; or {cpu_hint}"
         )
+    if device == "gpu":
+        raise EffunetError(f"config key train.device is 'gpu' but {backend()} sees no GPU (no GPU is visible); {hint}")
     return seen
 
 

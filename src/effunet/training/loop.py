@@ -119,6 +119,8 @@ def run_identity(model_name: str, seed: int, settings: Settings, prepared: Prepa
         for part in (array if isinstance(array, list) else [array]):  # a list: native images, each its size
             arrays.update(np.ascontiguousarray(part).tobytes())
     return {"model": model_name, "seed": seed, **{f"train.{key}": value for key, value in asdict(settings).items()},
+            # another backend's checkpoint is not resumed (tensorflow, the default, left out as before)
+            **({} if runtime.backend() == "tensorflow" else {"backend": runtime.backend()}),
             "manifest": hashlib.sha256(Path(prepared.manifest).read_bytes()).hexdigest(),
             "data": arrays.hexdigest(), "input_shape": list(input_shape(data)), "code": code_version}
 
@@ -223,7 +225,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     """Train one data set x model x seed; resume from the checkpoint if an earlier attempt was killed.
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
-    `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU.
+    `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU, "auto" too
+    if the job was given GPU(s) the backend cannot use (runtime.require_device).
     `checkpoint_every_s` (train.checkpoint_every_s): 0 checkpoints after every epoch; more, after the
     first epoch that ends that long after the last checkpoint, and after the last epoch. Epochs reach
     MLflow when they are checkpointed, so a resumed job logs each epoch once; an attempt killed before its
