@@ -58,16 +58,23 @@ def test_train_script_passes_the_code_hash_and_the_outputs_to_remove(tmp_path, m
 
     calls = []
     monkeypatch.setattr(loop, "train", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(devices, "prepare_job", lambda *args, **kwargs: None)  # no GPU slot for a stub
-    train = runpy.run_path(str(ROOT / "workflow/scripts/train.py"))
     stale = [str(tmp_path / "eval/metrics.json"), str(tmp_path / "comparison.md")]
+    for path in stale:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("made from an earlier model")
+
+    def prepare_job(*args, **kwargs):  # no GPU slot for a stub; the first fallible step of a train job
+        assert not any(Path(path).exists() for path in stale), "stale outputs must be gone before start-up"
+
+    monkeypatch.setattr(devices, "prepare_job", prepare_job)
+    train = runpy.run_path(str(ROOT / "workflow/scripts/train.py"))
     train["main"](SimpleNamespace(
         input=SimpleNamespace(manifest=tmp_path / "m.csv", images=tmp_path / "i", masks=tmp_path / "k"),
         output=SimpleNamespace(model=tmp_path / "model.keras", history=tmp_path / "h.csv", run=tmp_path / "r.json"),
         params=SimpleNamespace(settings={}, code="abc123", checkpoint=str(tmp_path / "ckpt"), stale=Untracked(stale)),
         wildcards=SimpleNamespace(dataset="dsb2018", model="unet", recipe="modern", seed="0"), threads=1,
         rule="train",
-        config={"mlflow": {"tracking_uri": None, "experiment": "x"},
+        config={"mlflow": {"tracking_uri": None, "experiment": "x"}, "datasets": {"dsb2018": {"format": "dsb2018"}},
                 "train": {"device": "cpu", "backend": "tensorflow", "jobs_per_gpu": 1, "gpus_per_job": 1,
                           "checkpoint_every_s": 0}}))
     (call,) = calls
