@@ -182,3 +182,48 @@ def test_the_command_is_quiet_and_predict_needs_no_training_code(tmp_path):
 )
 def test_only_tensorflows_cpp_lines_are_filtered(line, noise):
     assert bool(cli.TF_NOISE.match(line)) is noise
+
+
+def test_predict_says_what_it_does_from_the_first_line_to_the_last(model, tmp_path, capsys, caplog):
+    """The model named with its data set, training size and inference mode once read; per-image lines
+    with each image's own time, an ETA from the second image on; a closing line with images/s."""
+    import json
+    import logging
+
+    run = tmp_path / "results/demo/dsb2018/effunet-b0/study/seed0"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(model.read_bytes())
+    (run / "run.json").write_text(json.dumps({"settings": {"inference": "sliding"}}))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        image(folder / f"{name}.png", 40, 40)
+    with caplog.at_level(logging.INFO, logger="effunet.predict"):
+        assert cli.main(["predict", str(run / "model.keras"), str(folder), str(tmp_path / "out")]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "effunet.predict"]
+    assert lines[0] == f"reading model {run / 'model.keras'} (starting TensorFlow) ..."
+    assert lines[1].startswith(
+        f"model {run / 'model.keras'}: effunet-b0 trained on dsb2018 (study, seed0), training size 32x32, "
+        "inference sliding (read in "
+    )
+    steps = lines[2:]
+    assert [line.split(" (")[0] for line in steps] == [
+        "[1/3] a.png -> a_mask.png",
+        "[2/3] b.png -> b_mask.png",
+        "[3/3] c.png -> c_mask.png",
+    ]
+    assert "left" not in steps[0] and "about" in steps[1] and "left" not in steps[2]  # no ETA from the first
+    closing = capsys.readouterr().out
+    assert closing.startswith(f"wrote 3 mask(s) to {tmp_path / 'out'} in ") and "images/s)" in closing
+
+
+def test_eta_comes_from_the_images_after_the_first():
+    assert predict.eta([20.0], 5) is None  # the first image includes tracing: no estimate from it
+    assert predict.eta([20.0, 0.1, 0.3], 10) == pytest.approx(2.0)
+
+
+def test_threshold_help_gives_its_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--threshold THRESHOLD a pixel is foreground where its probability is above this (default: 0.5" in help_text

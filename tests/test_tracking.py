@@ -21,6 +21,7 @@ from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from effunet import tracking
 from effunet.errors import EffunetError
+from effunet.tracking.names import metric_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,7 +68,8 @@ def runs_of(uri: str, experiment: str = EXPERIMENT):
 
 
 def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+    """The history of the metric the code names `key` (logged as `names.metric_key(key)`, e.g. train/loss)."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric_key(key)))
 
 
 
@@ -136,6 +138,7 @@ def test_run_logs_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch
     assert (run.data.tags["dataset"], run.data.tags["model"], run.data.tags["seed"]) == ("dsb2018", "effunet-b0", "1")
     assert history(client, tracker.run_id, "loss") == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
     assert [s for s, _ in history(client, tracker.run_id, "val_dice")] == [0, 1, 2]
+    assert set(run.data.metrics) == {"train/loss", "val/dice"}  # grouped: the UI's chart sections
     assert sorted(a.path for a in client.list_artifacts(tracker.run_id)) == ["history.csv", "model.keras", "plots"]
     assert [a.path for a in client.list_artifacts(tracker.run_id, "plots")] == ["plots/curve.png"]
     stored = tmp_path / "results" / "mlartifacts" / EXPERIMENT / tracker.run_id / "artifacts" / "model.keras"
@@ -357,7 +360,7 @@ def test_each_evaluation_is_a_step_of_its_own_with_its_settings(store, tmp_path)
     assert run.info.status == "FINISHED"
     assert history(client, training.run_id, "test_dice") == [(1, 0.70), (2, 0.75), (3, 0.75)]
     assert history(client, training.run_id, "eval.threshold") == [(1, 0.5), (2, 0.3), (3, 0.3)]
-    assert run.data.metrics["test_dice"] == 0.75 and run.data.metrics["eval.threshold"] == 0.3  # the newest
+    assert run.data.metrics["test/dice"] == 0.75 and run.data.metrics["eval/threshold"] == 0.3  # the newest
     assert run.data.tags["eval.threshold"] == "0.3" and run.data.tags["eval.step"] == "3"
     assert run.data.tags["eval.threshold_chosen_on"] == "fixed" and "eval.threshold" not in run.data.params
     for key in run.data.metrics:

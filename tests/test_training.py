@@ -13,6 +13,7 @@ import pytest
 
 from effunet.data import archives, dsb2018, synthetic
 from effunet.layout import PreparedData
+from effunet.tracking.names import metric_key
 
 HERE = Path(__file__).parent
 
@@ -166,7 +167,7 @@ def test_killed_job_resumes_to_the_same_result_and_the_same_mlflow_run(prepared,
     assert len(runs) == 1 and runs[0].info.run_id == summary["run_id"]
     assert runs[0].info.status == "FINISHED" and runs[0].info.run_name == f"dsb2018/{model}/study/seed3"
     for key in ("loss", "val_loss", "val_dice"):
-        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], metric_key(key)))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in b.itertuples()]
     artifacts = {f.path for f in client.list_artifacts(summary["run_id"])}
     assert {"history.csv", "run.json"} <= artifacts and "model.keras" not in artifacts  # one copy on disk
@@ -206,7 +207,7 @@ def test_attempts_killed_before_the_first_checkpoint_leave_one_mlflow_run(prepar
         (summary["run_id"], "dsb2018/unet/study/seed3", "FINISHED")]
     rows = pd.read_csv(tmp_path / "out/history.csv")
     for key in ("loss", "val_loss", "val_dice"):
-        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], key))
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(summary["run_id"], metric_key(key)))
         assert logged == [(row.epoch, pytest.approx(getattr(row, key), rel=1e-6)) for row in rows.itertuples()]
     assert [row.epoch for row in rows.itertuples()] == [1, 2, 3]
     assert runs[0].data.params["max_epochs"] == "3"
@@ -423,7 +424,7 @@ def test_checkpoints_every_epoch_or_at_most_every_n_seconds(prepared, tmp_path, 
         assert len(best_saved[3]) == len(final)  # the last checkpoint holds the best weights: the final model's
         for kept, written in zip(best_saved[3], final):
             np.testing.assert_array_equal(kept, written)
-        logged = [m.step for m in MlflowClient(uri).get_metric_history(summary["run_id"], "val_loss")]
+        logged = [m.step for m in MlflowClient(uri).get_metric_history(summary["run_id"], "val/loss")]
         assert logged == [1, 2, 3]
         histories[every] = pd.read_csv(out / "history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(histories[0.0], histories[1e9])  # the interval changes no result

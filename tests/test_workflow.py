@@ -214,15 +214,20 @@ def test_every_training_run_is_tracked_evaluated_plotted_and_reported(finished):
         assert tags["snakemake_rule"] == "train" and tags["seed"] == "0" and tags["recipe"] == "study"
         assert summary["recipe"] == "study" and summary["settings"]["max_epochs"] == 2
         assert params["max_epochs"] == "2" and int(params["parameters"]) == summary["parameters"]
-        epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val_loss")["metrics"]
+        epochs = rest(url, f"metrics/get-history?run_id={summary['run_id']}&metric_key=val/loss")["metrics"]
         assert sorted(m["step"] for m in epochs) == [1, 2]
-        # Browsable: the per-epoch curves and a handful of headline test metrics; the rest are files.
-        curves = {"loss", "accuracy", "iou", "dice", "val_loss", "val_accuracy", "val_iou", "val_dice"}
-        headline = {"test_loss", "test_dice", "test_iou", "test_accuracy", "test_roc_auc", "test_pr_auc",
-                    "test_dice_image_mean"}
-        timing = {"first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s"}
-        assert curves | headline | timing <= metrics and len(metrics) <= 30, sorted(metrics)
-        assert ("test_instance_ap_image_mean" in metrics) == name.startswith("dsb2018")
+        # Browsable: the per-epoch curves and a handful of headline test metrics, in sections (train/,
+        # val/, time/, test/, eval/); the training outcome as params; the rest are files.
+        curves = {"train/loss", "train/accuracy", "train/iou", "train/dice", "val/loss", "val/accuracy", "val/iou",
+                  "val/dice", "time/epoch_seconds"}
+        headline = {"test/loss", "test/dice", "test/iou", "test/accuracy", "test/roc_auc", "test/pr_auc",
+                    "test/dice_image_mean", "test/inference_images_per_s", "eval/threshold"}
+        timing = {"best_epoch", "epochs_trained", "first_epoch_seconds", "seconds_per_epoch", "seconds_to_best",
+                  "train_images_per_s"}
+        assert curves | headline <= metrics and len(metrics) <= 30 and all("/" in k for k in metrics), sorted(metrics)
+        assert timing <= set(params) and not timing & metrics and params["best_epoch"] == str(summary["best_epoch"])
+        assert ("test/instance_ap_image_mean" in metrics) == name.startswith("dsb2018")
+        assert [i["dataset"]["name"] for i in run["inputs"]["dataset_inputs"]] == [name.split("/")[0]]
         assert tags["eval.threshold"] == "0.5" and tags["eval.step"] == "1" and "eval.threshold" not in params
         assert tags["model_file"] == str(layout.results / name / "model.keras")
         listed = rest(url, f"artifacts/list?run_id={summary['run_id']}&path=")
@@ -279,13 +284,16 @@ def test_mlflow_ui_lists_the_runs_in_headless_chromium(finished):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     _, _, url = finished
     experiment_id, _ = server_runs(url, "wf-test")
-    page = f"{url}/#/experiments/{experiment_id}/runs"
+    from effunet.tracking.ui import runs_url
+
+    page = runs_url(url, experiment_id)  # what `effunet ui` prints
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={finished[0] / 'chromium-profile'}", "--virtual-time-budget=20000"]
     dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=180).stdout
     for name in RUNS:
         assert name in dom  # the run list shows every run by name
+    assert "test/dice_image_mean" in dom  # the headline metric's column (the view effunet ui opens)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "mlflow-ui-runs.png"
     subprocess.run([*flags, "--window-size=1600,900", f"--screenshot={shot}", page], capture_output=True,

@@ -1,6 +1,7 @@
 """The `effunet` command: `effunet predict MODEL INPUT OUTPUT` applies a trained model to new images;
 `effunet check-data` checks a data set before anything trains; `effunet synthetic` writes a small
-example data set in any format; `effunet check-config` checks config files."""
+example data set in any format; `effunet check-config` checks config files; `effunet ui [RESULTS]`
+opens the MLflow UI on the runs table."""
 
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for <name>_mask.png (0/255, each image's own size); inputs "
         "that share a name (img.png, img.jpg) get <name>_<suffix>_mask.png",
     )
-    predict.add_argument("--threshold", type=float, default=0.5)
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="a pixel is foreground where its probability is above this (default: %(default)s; the study's "
+        "evaluate.threshold)",
+    )
     predict.add_argument(
         "--inference",
         choices=("resize", "sliding"),
@@ -85,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="the training size")
     data.add_argument("--workers", type=int, default=1, help="processes that read the files (default 1)")
     data.add_argument("--schema", default=None, help=argparse.SUPPRESS)
+    ui = commands.add_parser(
+        "ui",
+        help="open the MLflow UI of a results folder: relocates a moved store, starts the UI on loopback "
+        "(one worker) and prints the URL of each experiment's runs table",
+    )
+    ui.add_argument("results", nargs="?", default="results", help="the folder with mlflow.db (default: %(default)s)")
+    ui.add_argument("--port", type=int, default=5000, help="default %(default)s (another free port if taken)")
     example = commands.add_parser("synthetic", help="write a small synthetic data set (nuclei) in a format")
     example.add_argument("output", help="the folder to write (or a .zip)")
     example.add_argument("--format", default="folder", help="folder (default), nnunet, dsb2018 or drive")
@@ -211,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args)
+    if args.command == "ui":
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        try:
+            from effunet.tracking.ui import serve
+
+            return serve(args.results, port=args.port, say=lambda line: print(line, flush=True))
+        except EffunetError as error:
+            print(f"effunet: error: {error}", file=sys.stderr)
+            return 2
     if args.command in ("check-data", "synthetic"):
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         try:
@@ -247,7 +270,11 @@ def _main(args) -> int:
     except EffunetError as error:
         print(f"effunet: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {len(result.written)} mask(s) to {args.output}", end="")
+    print(
+        f"wrote {len(result.written)} mask(s) to {args.output} in {result.seconds:.1f} s "
+        f"({result.images_per_second:.2f} images/s)",
+        end="",
+    )
     if not result.failed:
         print()
         return 0

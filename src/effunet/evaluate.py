@@ -359,14 +359,18 @@ def tracked_metrics(result: dict) -> dict[str, float]:
 
 def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path: str | os.PathLike,
                         tracking_uri: str | None, experiment: str,
-                        per_image_path: str | os.PathLike | None = None) -> None:
+                        per_image_path: str | os.PathLike | None = None,
+                        model_path: str | os.PathLike | None = None,
+                        manifest: str | os.PathLike | None = None) -> None:
     """Add the evaluation to the model's MLflow run (the run id is in run.json); skipped if untracked.
 
     Headline test metrics as metrics (`tracked_metrics`) at a step of their own per evaluation, the
     threshold and what chose it as tags ``eval.threshold``, ``eval.threshold_chosen_on`` (with
     ``eval.step``; they describe the newest evaluation) and the threshold also as metric
     ``eval.threshold`` (`RunTracker.log_evaluation`), and the full evaluation (``metrics.json``,
-    ``per_image.csv``) as artifacts under ``eval/``, replaced by a re-evaluation.
+    ``per_image.csv``) as artifacts under ``eval/``, replaced by a re-evaluation. With `model_path`,
+    the model as the run's logged model, by reference (`RunTracker.log_model_reference`: no copy);
+    with `manifest`, the prepared data set as the run's input (`RunTracker.log_manifest`).
     """
     from effunet import tracking
 
@@ -380,6 +384,10 @@ def log_to_training_run(result: dict, run_json: str | os.PathLike, metrics_path:
         tracker.log_artifact(metrics_path, artifact_path="eval")
         if per_image_path is not None:
             tracker.log_artifact(per_image_path, artifact_path="eval")
+        if manifest is not None:
+            tracker.log_manifest(manifest)
+        if model_path is not None:
+            tracker.log_model_reference(model_path, params={"inference": result.get("inference")})
 
 
 def load_examples(path: str | os.PathLike) -> list[dict]:

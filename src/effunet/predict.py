@@ -197,6 +197,33 @@ class Predictions:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0  # predicting the images (after the model was read)
+
+    @property
+    def images_per_second(self) -> float:
+        done = len(self.written) + len(self.failed)
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def describe_model(model_path: str | os.PathLike, predictor: "Predictor") -> str:
+    """One line naming a read model: its run (model, data set, recipe, seed from the run folder
+    results/<experiment>/<dataset>/<model>/<recipe>/seed<seed>, where the model is in one), the
+    training size and the inference mode."""
+    path = Path(model_path)
+    parts = path.resolve().parent.parts
+    run = ""
+    if len(parts) >= 4 and parts[-1].startswith("seed") and path.with_name("run.json").is_file():
+        dataset, model, recipe, seed = parts[-4:]
+        run = f"{model} trained on {dataset} ({recipe}, {seed}), "
+    height, width = predictor.size
+    return f"model {path}: {run}training size {height}x{width}, inference {predictor.inference}"
+
+
+def eta(seconds: list[float], remaining: int) -> float | None:
+    """Seconds left for `remaining` images from the per-image times so far: the mean of the images after
+    the first (which includes tracing the model), None while only the first is done."""
+    steady = seconds[1:]
+    return sum(steady) / len(steady) * remaining if steady else None
 
 
 def output_stems(files: list[Path]) -> dict[Path, str]:
@@ -266,18 +293,25 @@ def predict_files(
     first one, before the model is loaded, unless `overwrite` is set. `device`: see `Predictor`.
 
     An image that cannot be read or segmented is reported in `failed`, and the others go on; each
-    mask is written atomically, so the ones written are complete. Progress goes to the log.
+    mask is written atomically, so the ones written are complete. Progress goes to the log (logger
+    ``effunet.predict``, INFO): a line before the model is read, one naming it once read
+    (`describe_model`), one per image with its own time and, from the second image on, the time
+    left (`eta`); `Predictions.seconds` and ``images_per_second`` give the closing line.
     """
     source, out_dir = Path(source), Path(out_dir)
     files = input_files(source)
     stems = output_stems(files)
     if not overwrite:
         refuse_existing(output_paths(stems, out_dir, save_probabilities))
+    log.info("reading model %s (starting TensorFlow) ...", model_path)
+    started = time.monotonic()
     predictor = Predictor(model_path, inference=inference, device=device)
-    log.info("inference: %s", predictor.inference)
+    log.info("%s (read in %.1f s)", describe_model(model_path, predictor), time.monotonic() - started)
     result = Predictions()
     start = time.monotonic()
+    times: list[float] = []
     for number, path in enumerate(files, 1):
+        began = time.monotonic()
         try:
             probability = predictor.native(images.read_rgb(path))
             mask_path, prob_path = output_names(stems[path], out_dir)
@@ -288,15 +322,18 @@ def predict_files(
             result.failed.append((path, str(error)))
             log.warning("[%d/%d] %s failed: %s", number, len(files), path.name, error)
             continue
+        finally:
+            times.append(time.monotonic() - began)
         result.written.append(mask_path)
-        elapsed = time.monotonic() - start
+        left = eta(times, len(files) - number)
         log.info(
-            "[%d/%d] %s -> %s (%.1f s, about %.0f s left)",
+            "[%d/%d] %s -> %s (%.2f s%s)",
             number,
             len(files),
             path.name,
             mask_path.name,
-            elapsed,
-            elapsed / number * (len(files) - number),
+            times[-1],
+            "" if number == len(files) else (", about %.0f s left" % left if left is not None else ""),
         )
+    result.seconds = time.monotonic() - start
     return result

@@ -23,7 +23,7 @@ def main(smk):
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
     mlflow = smk.config["mlflow"]
     log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"],
-                        per_image_path=smk.output.per_image)
+                        per_image_path=smk.output.per_image, model_path=smk.input.model, manifest=prepared.manifest)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,17 @@ the remaining SQLITE_BUSY cases. Create the store with `prepare_store` before jo
 creating the schema from several processes at once is what breaks. Keep the database on a local
 or cluster file system that supports POSIX locks; for many nodes use an ``mlflow server``.
 
-Layout: `retry` (retries, HTTP settings), `store` (set-up, relocation, `log_files`), `tags` (names,
-tags, params), `runs` (`RunTracker`, `disabled`); this package re-exports their public names.
+Metric keys are grouped by prefix (`names.metric_key`: ``train/loss``, ``val/loss``,
+``time/epoch_seconds``, ``test/dice``, ``eval/threshold``); callers pass the names of history.csv and
+metrics.json. The training outcome (`names.SUMMARY`) passed to ``log_metrics`` becomes params.
+``RunTracker.log_manifest``/``log_dataset`` record the data set as the run's input;
+``RunTracker.log_model_reference`` shows the model in the run's "Logged models" by reference (an
+MLflow external model; no copy). `prepare_store` also tags the experiment for the UI's runs view
+(`store.ensure_runs_view`); ``effunet ui`` (`ui.serve`) opens it.
+
+Layout: `retry` (retries, HTTP settings), `store` (set-up, relocation, `log_files`, the runs view),
+`tags` (names, tags, params), `names` (metric keys), `runs` (`RunTracker`, `disabled`), `ui`
+(``effunet ui``); this package re-exports the public names of retry, store, tags and runs.
 """
 
 from effunet.tracking.retry import (

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from effunet.tracking.retry import PROBE_ATTEMPTS, _retry, _short, _StoreUnavailable
@@ -18,6 +19,7 @@ from effunet.tracking.store import (
     _store_lock,
     prepare_store,
 )
+from effunet.tracking.names import SUMMARY, metric_key
 from effunet.tracking.tags import _fit, _text, flatten
 
 log = logging.getLogger("effunet.tracking")
@@ -135,10 +137,15 @@ class RunTracker:
                 self._params.update((p.key, p.value) for p in chunk)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Log one epoch's metrics in a batch, with ``step = epoch``."""
+        """Log one epoch's metrics in a batch, with ``step = epoch``, under their grouped keys
+        (`names.metric_key`: ``loss`` as ``train/loss``, ``val_loss`` as ``val/loss``); the training
+        outcome (`names.SUMMARY`: ``best_epoch``, ``epochs_trained``, timing) goes to params instead."""
         if not self.enabled:
             return
-        batch = _metrics(metrics, step)
+        summary = {key: value for key, value in metrics.items() if key in SUMMARY}
+        if summary:
+            self.log_params(summary)
+        batch = _metrics({key: value for key, value in metrics.items() if key not in SUMMARY}, step)
         for start in range(0, len(batch), METRICS_PER_BATCH):
             self._call(f"logging metrics of step {step}", self._client.log_batch, self.run_id,
                        metrics=batch[start:start + METRICS_PER_BATCH])
@@ -152,12 +159,13 @@ class RunTracker:
         value at the same step, and the value MLflow shows (that of the last step) is the newest.
         The settings that produced it are tags ``<prefix>.<key>`` (tags can change: they always
         describe the newest evaluation), with ``<prefix>.step``, the step of the metrics they
-        produced; numeric settings are also metrics ``<prefix>.<key>`` at that step, so each
-        point's setting is in the history. Metrics and tags go in one batch.
+        produced; numeric settings are also metrics ``<prefix>/<key>`` at that step, so each
+        point's setting is in the history. Metrics (``test_dice``, logged as ``test/dice``:
+        `names.metric_key`) and tags go in one batch.
         """
         if not self.enabled:
             return None
-        numeric = {f"{prefix}.{key}": value for key, value in settings.items()
+        numeric = {f"{prefix}/{key}": value for key, value in settings.items()
                    if isinstance(value, (int, float)) and not isinstance(value, bool)}
         steps: set[int] = set()
         for key in (*metrics, *numeric):
@@ -189,9 +197,17 @@ class RunTracker:
         return None
 
     def logged_steps(self, key: str) -> set[int] | None:
-        """The steps at which metric `key` is logged already; None if the store cannot say."""
+        """The steps at which metric `key` (named as `log_metrics` takes it) is logged already; None if
+        the store cannot say. For a `names.SUMMARY` key, a param: ``{its value}`` once logged
+        (``epochs_trained``: the step the training outcome belongs to)."""
         if not self.enabled:
             return set()
+        if key in SUMMARY:
+            try:
+                return {int(float(self._params[key]))} if key in self._params else set()
+            except ValueError:
+                return set()
+        key = metric_key(key)
         try:
             history = _retry(f"reading metric {key!r}", self._client.get_metric_history, self.run_id, key)
         except Exception as error:
@@ -219,6 +235,104 @@ class RunTracker:
             return
         call = self._client.log_artifacts if os.path.isdir(path) else self._client.log_artifact
         self._call(f"logging artifact {path}", call, self.run_id, os.fspath(path), artifact_path)
+
+    def log_manifest(self, manifest: str | os.PathLike, name: str | None = None) -> None:
+        """`log_dataset` for a prepared data set: its folder as the source, the SHA-256 of its
+        ``manifest.csv`` as the digest, the images per split as the profile; `name`: the run's
+        ``dataset`` tag by default."""
+        if not self.enabled:
+            return
+        import csv
+        import hashlib
+
+        manifest = Path(manifest)
+        try:
+            content = manifest.read_bytes()
+        except OSError as error:
+            log.warning("MLflow: data set %s not logged (%s)", manifest, error)
+            return
+        splits: dict[str, int] = {}
+        for row in csv.DictReader(content.decode(errors="replace").splitlines()):
+            splits[row.get("split") or "all"] = splits.get(row.get("split") or "all", 0) + 1
+        if name is None:
+            run = self._call_value(f"reading run {self.run_id}", self._client.get_run, self.run_id)
+            name = (run.data.tags.get("dataset") if run is not None else None) or manifest.parent.name
+        self.log_dataset(name, manifest.parent, hashlib.sha256(content).hexdigest()[:36],
+                         profile={"images": sum(splits.values()), **{f"{k}_images": v for k, v in splits.items()}})
+
+    def log_dataset(self, name: str, source: str | os.PathLike, digest: str,
+                    profile: Mapping[str, Any] | None = None, context: str = "training") -> None:
+        """Record the data set the run was trained on as its input (the UI's Dataset column and the
+        run's Datasets), by reference: `source` is the prepared data's folder or file (a path or a
+        URI), `digest` identifies its content (at most 36 characters are kept). Logging the same
+        data set again is a no-op (MLflow keeps one input per name and digest)."""
+        if not self.enabled:
+            return
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        uri = source if "://" in str(source) else Path(source).resolve().as_uri()
+        dataset = Dataset(name=name, digest=str(digest)[:36], source_type="local",
+                          source=json.dumps({"uri": str(uri)}),
+                          profile=json.dumps(dict(profile)) if profile else None)
+        entry = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
+        self._call(f"logging data set {name}", self._client.log_inputs, self.run_id, datasets=[entry])
+
+    def log_model_reference(self, model_path: str | os.PathLike, name: str | None = None, *,
+                            params: Mapping[str, Any] | None = None) -> str | None:
+        """Show the trained model in the run's "Logged models" (and the runs table's Models column)
+        without a second copy: an MLflow *external* model (``mlflow.model.isExternal``) with the run as
+        its source, tagged ``model_file`` (the path as given: the workflow's, relative to its folder)
+        and holding only an ``MLmodel`` and ``model_file.json`` (that path), the link to the file.
+        MLflow cannot serve a file outside its artifact store (it refuses symbolic links that leave
+        it), so the weights are not downloadable from the UI: they stay once, in the results folder.
+        Once per run and file: a model with the same ``model_file`` is reused. `name`:
+        ``<model>-<dataset>-<recipe>-seed<seed>`` from the run's tags by default. Returns the model
+        id (None if not logged)."""
+        if not self.enabled:
+            return None
+        model_file = os.fspath(model_path)
+        try:
+            return self._log_model_reference(model_file, name, params or {})
+        except Exception as error:  # the model stays findable by the run's model_file tag
+            log.warning("MLflow: the model %s is not linked to run %s (%s)", model_file, self.run_id, _short(error))
+            return None
+
+    def _log_model_reference(self, model_file: str, name: str | None, params: Mapping[str, Any]) -> str:
+        import json
+        import tempfile
+
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models.model import MLMODEL_FILE_NAME
+        from mlflow.models.utils import get_external_mlflow_model_spec
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
+
+        client = self._client
+        run = _retry(f"reading run {self.run_id}", client.get_run, self.run_id)
+        experiment_id = run.info.experiment_id
+        if name is None:
+            tags = run.data.tags
+            name = "-".join(str(tags.get(key, "")) for key in ("model", "dataset", "recipe")) + f"-seed{tags.get('seed', '')}"
+        found = _retry("looking up the run's models", client.search_logged_models, [experiment_id],
+                       filter_string=f"source_run_id = '{self.run_id}'", max_results=100)
+        for model in found:
+            if model.tags.get("model_file") == model_file and model.status == LoggedModelStatus.READY:
+                return model.model_id
+        model = _retry(f"creating the model of run {self.run_id}", client.create_logged_model, experiment_id,
+                       name=name, source_run_id=self.run_id, model_type="keras",
+                       tags={MLFLOW_MODEL_IS_EXTERNAL: "true", "model_file": model_file},
+                       params={key: _text(value) for key, value in params.items()})
+        with tempfile.TemporaryDirectory() as folder:
+            get_external_mlflow_model_spec(model).save(os.path.join(folder, MLMODEL_FILE_NAME))
+            Path(folder, "model_file.json").write_text(json.dumps({"model_file": model_file}, indent=2) + "\n")
+            _retry("logging the model's description", client.log_model_artifacts, model.model_id, folder)
+        _retry("finalising the model", client.finalize_logged_model, model.model_id, LoggedModelStatus.READY)
+        step = max((int(float(self._params.get("epochs_trained", 0))), 0))
+        _retry("linking the model to its run", client.log_outputs, self.run_id,
+               [LoggedModelOutput(model.model_id, step)])
+        log.info("MLflow run %s: model %s (%s) logged by reference", self.run_id, model.model_id, model_file)
+        return model.model_id
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run with FINISHED, FAILED or KILLED; the tracker is disabled afterwards.
@@ -276,6 +390,14 @@ class RunTracker:
             self._lost = f"{what} failed: {error!r}"
         self.enabled = False
         return False
+
+    def _call_value(self, what: str, call: Callable[..., Any], *args: Any) -> Any:
+        """A read through `_retry`; None (with a warning) if it fails. Does not disable the tracker."""
+        try:
+            return _retry(f"MLflow {what}", call, *args)
+        except Exception as error:
+            log.warning("MLflow %s failed: %s", what, _short(error))
+            return None
 
     def _close_lost_run(self, status: str) -> None:
         """End a run whose store was given up mid-job, if the store answers again (a short probe)."""
@@ -362,7 +484,8 @@ def _end_orphans(client, earlier: list, attempt_tags: Mapping[str, str], keep: s
 
 
 def _metrics(metrics: Mapping[str, Any], step: int) -> list:
-    """MLflow `Metric`s at `step` (now); values that are not numbers are left out with a warning."""
+    """MLflow `Metric`s at `step` (now) under their grouped keys (`names.metric_key`); values that are
+    not numbers are left out with a warning."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -373,7 +496,7 @@ def _metrics(metrics: Mapping[str, Any], step: int) -> list:
         except (TypeError, ValueError):
             log.warning("metric %r = %r is not a number; not logged", key, value)
             continue
-        batch.append(Metric(key[:MAX_KEY], value, now, int(step)))
+        batch.append(Metric(metric_key(key)[:MAX_KEY], value, now, int(step)))
     return batch
 
 

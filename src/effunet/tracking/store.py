@@ -102,6 +102,10 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
         log.warning("MLflow tracking will be skipped: %s", failure)
         return None
     log.info("MLflow store %s ready: experiment %r has id %s", tracking_uri, experiment, experiment_id)
+    try:
+        ensure_runs_view(client, experiment_id)
+    except Exception as error:  # the UI's default view is a convenience
+        log.warning("could not set the runs table's view of experiment %r: %s", experiment, _short(error))
     if db is not None:
         try:
             relocate_store(tracking_uri)
@@ -113,8 +117,9 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
 def relocate_store(tracking_uri: str) -> int:
     """Point a moved SQLite store's artifact locations at ``<db folder>/mlartifacts/``.
 
-    Only locations of the form ``file://<old folder>/mlartifacts/...`` (what `prepare_store`
-    creates) whose old folder is not the database's folder are rewritten, in one transaction;
+    Only locations (of experiments, runs and logged models) of the form
+    ``file://<old folder>/mlartifacts/...`` (what `prepare_store` creates) whose old folder is not
+    the database's folder are rewritten, in one transaction;
     anything else (a server's store, a location the user chose) is left alone.
     """
     import sqlite3
@@ -137,8 +142,12 @@ def relocate_store(tracking_uri: str) -> int:
 
     changed = 0
     with _store_lock(db), contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, key, column in (("experiments", "experiment_id", "artifact_location"),
-                                   ("runs", "run_uuid", "artifact_uri")):
+                                   ("runs", "run_uuid", "artifact_uri"),
+                                   ("logged_models", "model_id", "artifact_location")):
+            if table not in tables:
+                continue
             for row_id, uri in connection.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
                 new = moved(uri)
                 if new is not None:
@@ -163,3 +172,38 @@ def log_files(tracking_uri: str | None, experiment: str, run_json: str | os.Path
     with RunTracker.open(tracking_uri, experiment, "files", run_id=run_id) as tracker:
         for path in paths:
             tracker.log_artifact(path, artifact_path)
+
+
+EXPERIMENT_KIND = "custom_model_development"
+"""The experiment tag ``mlflow.experimentKind``: MLflow's UI then shows training runs, not GenAI traces."""
+
+VIEW_KEY = "effunet-runs"
+"""The shared view (experiment tag ``mlflow.sharedViewState.<key>``) that `ui.runs_url` opens."""
+
+
+def runs_view(metrics: tuple[str, ...] | None = None) -> dict:
+    """The runs table's view state as MLflow's UI stores a shared view: the headline test metrics as
+    columns beside Dataset, Models and Source, sorted by the headline (best first), and per-epoch
+    charts against the step."""
+    from effunet.tracking.names import HEADLINE, TABLE_METRICS
+
+    columns = [f"attributes.`{name}`" for name in ("Dataset", "Models", "Source")]
+    columns += [f"metrics.`{key}`" for key in metrics or TABLE_METRICS]
+    # The UI merges this with its defaults (time range, lifecycle filter, ...).
+    return {"orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False, "selectedColumns": columns,
+            "runsHiddenMode": "SHOW_ALL"}
+
+
+def ensure_runs_view(client, experiment_id: str) -> None:
+    """Tag the experiment so MLflow's UI opens it as model training (``mlflow.experimentKind``) and
+    offers the runs table with the headline metric (`runs_view`, the shared view `VIEW_KEY`)."""
+    import json
+
+    wanted = {"mlflow.experimentKind": EXPERIMENT_KIND,
+              f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(runs_view(), separators=(",", ":"))}
+    tags = _retry(f"reading experiment {experiment_id}", client.get_experiment, experiment_id).tags
+    for key, value in wanted.items():
+        if key == "mlflow.experimentKind" and tags.get(key):
+            continue  # the user's choice
+        if tags.get(key) != value:
+            _retry(f"tagging experiment {experiment_id}", client.set_experiment_tag, experiment_id, key, value)
