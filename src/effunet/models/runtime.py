@@ -7,20 +7,29 @@ backend has lives here:
 | concern | tensorflow | jax | torch |
 |---|---|---|---|
 | GPUs seen (`gpus`) | `tf.config` | `jax.devices()` | `torch.cuda` |
-| XLA (`jit_compile_default`) | on a GPU only (~4x slower on CPU) | always (Keras' jax path is XLA) | off |
+| XLA (`jit_compile_default`) | on one GPU only (~4x slower on CPU; left to Keras, off, under `MirroredStrategy`) | always (Keras' jax path is XLA) | off |
 | inference (`make_predict_fn`) | traced `tf.function` | `predict_on_batch` (jitted by Keras) | `predict_on_batch` |
 | threads (`limit_threads`) | TF's thread pools | XLA's own | `torch.set_num_threads` |
-| several GPUs (`distribution_scope`) | `MirroredStrategy` | `keras.distribution.DataParallel` | one GPU |
+| several GPUs (`replicas`, `distribution_scope`) | `MirroredStrategy` | `keras.distribution.DataParallel` | one GPU |
+| replicas' batch-norm statistics (`average_replicas`) | averaged after each epoch | one global copy (batch statistics over the whole batch) | - |
 | FLOPs (`count_flops`) | TF profiler | convolutions and dense layers counted from shapes | same |
 
 The fused batch norm (`effunet.models.layers.FusedBatchNormalization`) falls back to Keras'
 own batch norm on other backends by itself.
+
+Data-parallel training splits each batch evenly over the replicas (the training loop rounds the
+batch size to a multiple of their number) and validates on one device (`single_device`,
+`single_device_copy`), so the validation loss and metrics are those one GPU would give.
+``EFFUNET_CPU_REPLICAS=N`` stands N logical CPU devices in for N GPUs (tests and CI: the strategy,
+mixed precision and the batch handling run as on GPUs, with no speed-up); JAX needs
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before it starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import keras
 
@@ -28,6 +37,7 @@ from effunet import devices
 from effunet.errors import EffunetError
 
 log = logging.getLogger(__name__)
+CPU_REPLICAS_VARIABLE = "EFFUNET_CPU_REPLICAS"  # N logical CPU devices standing in for N GPUs (tests, CI)
 
 
 def backend() -> str:
@@ -81,12 +91,21 @@ def require_device(device: str, cpu_hint: str = "set train.device: cpu to train 
     return seen
 
 
-def jit_compile_default() -> bool:
-    """`model.compile(jit_compile=...)`: XLA where it pays off (TF: a GPU; jax: always; torch: never)."""
+def jit_compile_default() -> bool | str:
+    """`model.compile(jit_compile=...)`: XLA where it pays off (TF: a GPU; jax: always; torch: never).
+
+    Under a TensorFlow distribution strategy with several replicas "auto": Keras switches XLA off
+    there itself (an explicit True crashes `MirroredStrategy` training: "Trying to access resource
+    .../replica_1 ... from device CPU:0").
+    """
     name = backend()
     if name == "jax":
         return True
     if name == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            return "auto"
         return has_gpu()
     return False
 
@@ -102,7 +121,7 @@ def make_predict_fn(model: keras.Model, jit_compile: bool | None = None):
         return model.predict_on_batch
     import tensorflow as tf
 
-    jit = jit_compile_default() if jit_compile is None else jit_compile
+    jit = (jit_compile_default() is True) if jit_compile is None else jit_compile
 
     @tf.function(reduce_retracing=True, jit_compile=jit)
     def predict(images):
@@ -130,23 +149,135 @@ def limit_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def distribution_scope():
-    """A context to build and train the model in: several GPUs only when the job was given several."""
-    found = gpus()
+def cpu_replicas(env=os.environ) -> int:
+    """The logical CPU devices standing in for GPUs (``EFFUNET_CPU_REPLICAS``); 0 when not asked."""
+    value = env.get(CPU_REPLICAS_VARIABLE, "").strip()
+    if not value:
+        return 0
+    try:
+        count = int(value)
+    except ValueError:
+        raise EffunetError(f"{CPU_REPLICAS_VARIABLE} must be a number of devices, not {value!r}") from None
+    return count if count > 1 else 0
+
+
+def _cpu_devices(count: int) -> list[str]:
+    """`count` logical CPU devices of the backend (made here on TensorFlow, before it starts)."""
     name = backend()
-    if len(found) > 1 and name == "tensorflow":
+    if name == "tensorflow":
         import tensorflow as tf
 
-        log.info("training on %d GPUs with MirroredStrategy", len(found))
-        return tf.distribute.MirroredStrategy().scope()
-    if len(found) > 1 and name == "jax":
-        log.info("training on %d GPUs with keras.distribution.DataParallel", len(found))
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-    elif len(found) > 1:
-        log.warning("the %s backend trains on one GPU; the job was given %d", name, len(found))
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError:  # TensorFlow already started: use the logical devices it has
+            pass
+        found = [device.name for device in tf.config.list_logical_devices("CPU")]
+    elif name == "jax":
+        found = keras.distribution.list_devices("cpu")
     else:
-        log.info("training on %s with the %s backend", "the GPU" if found else "the CPU", name)
+        found = []
+    if len(found) < count:
+        how = {
+            "jax": "set XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts",
+            "tensorflow": "set it before TensorFlow starts",
+        }.get(name, f"{name} cannot split the CPU")
+        raise EffunetError(f"{CPU_REPLICAS_VARIABLE}={count} but {name} has {len(found)} CPU device(s): {how}")
+    return found[:count]
+
+
+def replica_devices() -> list[str]:
+    """The devices a job trains on data-parallel: its GPUs when it was given several (TensorFlow,
+    jax), else the CPU stand-ins of ``EFFUNET_CPU_REPLICAS``; empty for one device. Call it before
+    the backend executes anything (TensorFlow splits the CPU only before it starts)."""
+    found = gpus()
+    if len(found) > 1:
+        return found if backend() in ("tensorflow", "jax") else []
+    count = cpu_replicas()
+    return _cpu_devices(count) if count and not found else []
+
+
+def replicas() -> int:
+    """How many replicas `distribution_scope` trains on (1: one device)."""
+    return len(replica_devices()) or 1
+
+
+def accelerated() -> bool:
+    """A GPU, or the CPU stand-ins for several (mixed precision applies as on GPUs)."""
+    return has_gpu() or cpu_replicas() > 0
+
+
+def distribution_scope():
+    """A context to build and train the model in: data-parallel only when the job was given several
+    GPUs (or their CPU stand-ins, `replica_devices`)."""
+    found = replica_devices()
+    name = backend()
+    on_gpus = len(gpus()) > 1
+    kind = "GPUs" if on_gpus else "logical CPU devices standing in for GPUs"
+    if found and name == "tensorflow":
+        import tensorflow as tf
+
+        log.info("training on %d %s with MirroredStrategy", len(found), kind)
+        return tf.distribute.MirroredStrategy(None if on_gpus else found).scope()
+    if found and name == "jax":
+        log.info("training on %d %s with keras.distribution.DataParallel", len(found), kind)
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=found))
+    elif len(gpus()) > 1:
+        log.warning("the %s backend trains on one GPU; the job was given %d", name, len(gpus()))
+    else:
+        log.info("training on %s with the %s backend", "the GPU" if has_gpu() else "the CPU", name)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def single_device():
+    """Run a model built in it on one device, outside any data-parallel distribution (validation:
+    any batch size, the result one device gives). TensorFlow: outside the strategy's scope a model
+    built there runs on one device already; jax: the global distribution is lifted meanwhile."""
+    if backend() != "jax" or keras.distribution.distribution() is None:
+        yield
+        return
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+def single_device_copy(model: keras.Model, **compile_args) -> keras.Model:
+    """A copy of `model` on one device (`single_device`), compiled with `compile_args`; its weights
+    are set with ``copy.set_weights(model.get_weights())``."""
+    with single_device():
+        copy = keras.models.clone_model(model)
+        copy.compile(jit_compile=jit_compile_default(), **compile_args)
+    return copy
+
+
+def average_replicas(model: keras.Model) -> int:
+    """Set every replica's copy of the model's non-trainable float variables (batch-norm moving
+    statistics) to the replicas' mean; returns how many variables differed.
+
+    `MirroredStrategy` keeps these per replica, each updated from its share of the batches, and
+    reads (saves, validates) replica 0's. Trainable variables and the optimizer's state are kept
+    equal by the strategy itself; jax's `DataParallel` holds one global copy of everything.
+    """
+    if backend() != "tensorflow":
+        return 0
+    import tensorflow as tf
+
+    changed = 0
+    for variable in model.non_trainable_variables:
+        copies = getattr(variable.value, "values", None)
+        if not copies or len(copies) < 2 or not variable.value.dtype.is_floating:
+            continue
+        values = [tf.convert_to_tensor(copy) for copy in copies]
+        mean = tf.add_n([tf.identity(value) for value in values]) / len(values)
+        if any(bool(tf.reduce_any(value != mean)) for value in values):
+            changed += 1
+            for copy in copies:
+                copy.assign(mean)
+    return changed
 
 
 def count_flops(model: keras.Model, input_shape=None) -> int:

@@ -118,16 +118,17 @@ def as_model_input(images: np.ndarray, masks: np.ndarray):
 class EpochBatches(keras.utils.PyDataset):
     """The batches of one epoch in NumPy: the same batches as the tf.data pipeline, any backend."""
 
-    def __init__(self, images, masks, batch_size, *, seed=0, epoch=0, shuffle=True, augment=False):
+    def __init__(self, images, masks, batch_size, *, seed=0, epoch=0, shuffle=True, augment=False, count=None):
         super().__init__()
         self.images, self.masks, self.batch_size = images, masks, batch_size
         self.order, self.plan = epoch_plan(len(images), seed, epoch, shuffle, augment)
+        self.count = len(self.order) if count is None else count  # the first `count` of the epoch's order
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return -(-self.count // self.batch_size)
 
     def __getitem__(self, index: int):
-        positions = range(index * self.batch_size, min((index + 1) * self.batch_size, len(self.order)))
+        positions = range(index * self.batch_size, min((index + 1) * self.batch_size, self.count))
         pairs = [(self.images[self.order[p]], self.masks[self.order[p]]) for p in positions]
         if self.plan is not None:
             pairs = [augment_numpy(image, mask, *(part[p] for part in self.plan))
@@ -153,8 +154,13 @@ def _as_model_input_tf(image, mask):
 
 
 def make_dataset(images, masks, batch_size: int, *, seed: int = 0, epoch: int = 0, shuffle: bool = True,
-                 augment: bool | str = False, pipeline: str | None = None, crop_size: tuple[int, int] | None = None):
+                 augment: bool | str = False, pipeline: str | None = None, crop_size: tuple[int, int] | None = None,
+                 multiple_of: int = 1):
     """The batches of one epoch: a seeded permutation, optional augmentation, batching.
+
+    `multiple_of` (the replicas of data-parallel training, with `batch_size` a multiple of it): the
+    last ``len(images) % multiple_of`` samples of the epoch's order are left out, so every batch
+    splits evenly over the replicas.
 
     `augment`: false/"none", true/"flips" or "strong" (`training.augment`); `crop_size`: draw crops
     of that size from `images` (a list of native-size images) instead of taking the images whole.
@@ -163,16 +169,17 @@ def make_dataset(images, masks, batch_size: int, *, seed: int = 0, epoch: int = 
     """
     pipeline = pipeline or ("tf.data" if keras.backend.backend() == "tensorflow" else "numpy")
     level = augmentation.level(augment)
+    count = len(images) - len(images) % multiple_of
     if level == "strong" or crop_size is not None:
         size = tuple(crop_size or images[0].shape[:2])
         sampler = augmentation.EpochSampler(images, masks, size, seed=seed, epoch=epoch, shuffle=shuffle,
                                             augment=level, crop=crop_size is not None)
         if pipeline == "numpy":
-            return SampledBatches(sampler, batch_size)
-        return _sampled_tf(sampler, batch_size)
+            return SampledBatches(sampler, batch_size, count)
+        return _sampled_tf(sampler, batch_size, count)
     if pipeline == "numpy":
         return EpochBatches(images, masks, batch_size, seed=seed, epoch=epoch, shuffle=shuffle,
-                            augment=level == "flips")
+                            augment=level == "flips", count=count)
     import tensorflow as tf
 
     order, plan = epoch_plan(len(images), seed, epoch, shuffle, level == "flips")
@@ -181,26 +188,29 @@ def make_dataset(images, masks, batch_size: int, *, seed: int = 0, epoch: int = 
         dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(plan)).map(
             lambda pair, draws: _augment_tf(*pair, *draws), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.map(_as_model_input_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if count < len(images):
+        dataset = dataset.take(count)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 class SampledBatches(keras.utils.PyDataset):
     """The batches of an `augment.EpochSampler` in NumPy (strong augmentation, native crops)."""
 
-    def __init__(self, sampler: augmentation.EpochSampler, batch_size: int):
+    def __init__(self, sampler: augmentation.EpochSampler, batch_size: int, count: int | None = None):
         super().__init__()
         self.sampler, self.batch_size = sampler, batch_size
+        self.count = len(sampler) if count is None else count  # the first `count` samples of the epoch
 
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.batch_size)
+        return -(-self.count // self.batch_size)
 
     def __getitem__(self, index: int):
         pairs = [self.sampler(p) for p in range(index * self.batch_size,
-                                                min((index + 1) * self.batch_size, len(self.sampler)))]
+                                                min((index + 1) * self.batch_size, self.count))]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int):
+def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int, count: int | None = None):
     """The same samples through tf.data: each is `sampler(position)`, run in NumPy (tf.numpy_function)."""
     import tensorflow as tf
 
@@ -211,7 +221,7 @@ def _sampled_tf(sampler: augmentation.EpochSampler, batch_size: int):
         image, mask = tf.numpy_function(sampler, [position], (tf.float32, tf.float32), stateful=False)
         return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, channels))
 
-    dataset = tf.data.Dataset.range(len(sampler)).map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = tf.data.Dataset.range(len(sampler) if count is None else count).map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -89,10 +89,44 @@ class EarlyStopping:
 
 
 def use_mixed_precision(setting: str) -> bool:
-    gpus = runtime.gpus()
+    gpus = runtime.accelerated()  # a GPU, or CPU devices standing in for GPUs (runtime.cpu_replicas)
     if setting == "on" and not gpus:
         log.warning("mixed_precision is on but no GPU is visible: training in float32 on the CPU")
     return bool(gpus) and setting in ("on", "auto")
+
+
+@dataclass
+class Parallel:
+    """Data-parallel training over `replicas` devices (runtime.distribution_scope): training batches of
+    `batch_size` (the config's rounded down to a multiple of `replicas`; each epoch leaves out the last
+    images of its shuffled order that would split unevenly) and validation on `validator`, a one-device
+    copy of the model given its weights (the replicas' batch-norm statistics averaged first), so the
+    validation loss and metrics are what one device gives for every image."""
+
+    replicas: int = 1
+    batch_size: int | None = None
+    validator: keras.Model | None = None
+
+
+def replica_batch_size(batch_size: int, replicas: int) -> int:
+    """The training batch: `batch_size` rounded down to a multiple of `replicas` (at least one each)."""
+    return max(replicas, batch_size - batch_size % replicas)
+
+
+def _parallel(settings: Settings, replicas: int, train_images: int) -> Parallel:
+    if replicas == 1:
+        return Parallel(batch_size=settings.batch_size)
+    if train_images < replicas:
+        raise EffunetError(f"{train_images} training image(s) cannot be split over {replicas} devices; "
+                           "give the job fewer GPUs (train.gpus_per_job)")
+    batch = replica_batch_size(settings.batch_size, replicas)
+    if batch != settings.batch_size:
+        log.info("train.batch_size %d is not a multiple of the %d replicas: training batches of %d (%d per replica)",
+                 settings.batch_size, replicas, batch, batch // replicas)
+    if train_images % replicas:
+        log.info("each epoch leaves out the last %d of its %d shuffled training images, so every batch splits "
+                 "evenly over the %d replicas", train_images % replicas, train_images, replicas)
+    return Parallel(replicas, batch)
 
 
 def build_compiled(model_name: str, input_shape, settings: Settings, steps_per_epoch: int = 1) -> keras.Model:
@@ -200,19 +234,29 @@ def _callbacks(model, settings: Settings) -> list:
     return [models.EncoderWarmup(settings.freeze_encoder_epochs)]
 
 
-def _epoch(model, data, settings: Settings, seed: int, epoch: int) -> dict:
+def _epoch(model, data, settings: Settings, seed: int, epoch: int, parallel: Parallel | None = None) -> dict:
     """Train one epoch, validate, and return the history row."""
     start = time.monotonic()
+    parallel = parallel or Parallel(batch_size=settings.batch_size)
     rng.reseed_epoch(model, seed, epoch)  # dropout and stochastic depth draw the same after a resume
     (train_images, train_masks), (val_images, val_masks) = data[:2]
     crop = tuple(data[2][:2]) if len(data) > 2 else None  # native_crops: the same validation crops every epoch
-    batches = dataset.make_dataset(train_images, train_masks, settings.batch_size, seed=seed, epoch=epoch,
-                                   augment=settings.augment, crop_size=crop)
+    batches = dataset.make_dataset(train_images, train_masks, parallel.batch_size, seed=seed, epoch=epoch,
+                                   augment=settings.augment, crop_size=crop, multiple_of=parallel.replicas)
     fit_logs = model.fit(batches, initial_epoch=epoch - 1, epochs=epoch, verbose=0, shuffle=False,
                          callbacks=_callbacks(model, settings)).history
-    val_logs = model.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False,
-                                                   crop_size=crop),
-                              verbose=0, return_dict=True)
+    validator = model
+    if parallel.replicas > 1:
+        runtime.average_replicas(model)  # before validation and the checkpoint: every replica the same
+        if parallel.validator is None:
+            parallel.validator = runtime.single_device_copy(
+                model, loss=instances.training_loss(settings.loss, settings.instances), metrics=losses.make_metrics())
+        validator = parallel.validator
+        validator.set_weights(model.get_weights())
+    with runtime.single_device():
+        val_logs = validator.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False,
+                                                           crop_size=crop),
+                                      verbose=0, return_dict=True)
     return {"epoch": epoch, **{k: float(fit_logs[k][-1]) for k in METRICS},
             **{f"val_{k}": float(val_logs[k]) for k in METRICS},
             "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
@@ -235,6 +279,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     start = time.monotonic()
     runtime.limit_threads(threads)
     runtime.require_device(device)
+    replicas = runtime.replicas()  # before the backend starts (CPU stand-ins split the CPU)
     checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
@@ -247,9 +292,10 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = run_identity(model_name, seed, settings, prepared, data, code_version)
-    model, state, best_weights = _model_and_state(model_name, tuple(input_shape(data)[:2]) + (3,), settings,
-                                                  identity, checkpoint_dir,
-                                                  steps_per_epoch=-(-len(data[0][0]) // settings.batch_size))
+    parallel = _parallel(settings, replicas, len(data[0][0]))
+    model, state, best_weights = _model_and_state(
+        model_name, tuple(input_shape(data)[:2]) + (3,), settings, identity, checkpoint_dir,
+        steps_per_epoch=-(-(len(data[0][0]) - len(data[0][0]) % replicas) // parallel.batch_size))
     stopper = EarlyStopping(**state["early_stopping"])
     with _open_tracker(tracking_info or Tracking(), model_name, seed, state["run_id"], state["fingerprint"],
                        checkpoint_dir) as tracker:
@@ -264,7 +310,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
         elapsed_before = state["elapsed_s"]
         unsaved, last_saved = [], time.monotonic()  # epochs since the last checkpoint
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
-            row = _epoch(model, data, settings, seed, state["epoch"] + 1)
+            row = _epoch(model, data, settings, seed, state["epoch"] + 1, parallel)
             state["history"].append(row)
             if stopper.update(row["epoch"], row["val_loss"]):
                 best_weights = model.get_weights()  # in memory: written with the next checkpoint
