@@ -122,7 +122,7 @@ def test_predict_command_writes_native_size_masks(tmp_path, capsys):
     assert Image.open(tmp_path / "out/b_mask.png").size == (21, 33)
     assert Image.open(tmp_path / "out/b_prob.png").mode.startswith("I")
     (folder / "c.png").write_bytes(b"not a png")
-    assert cli.main(["predict", str(model), str(folder), str(tmp_path / "out")]) == 1  # see test_predict.py
+    assert cli.main(["predict", str(model), str(folder), str(tmp_path / "out"), "--overwrite"]) == 1  # test_predict.py
     assert "c.png" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path / "missing.keras"), str(folder), str(tmp_path / "o")]) == 2
     assert "model file not found" in capsys.readouterr().err
