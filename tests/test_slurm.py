@@ -41,7 +41,8 @@ def small_config(path: Path, **datasets) -> Path:
     dsb = {"source": "synthetic", "synthetic": {"n_images": 8}, "image_size": [32, 32],
            "split": {"test_fraction": 0.25, "val_fraction": 0.34}, "train": {"max_epochs": 1, "batch_size": 4}}
     config = {"seeds": [0, 1], "models": ["unet"], "datasets": {"dsb2018": dsb, **datasets},
-              "train": {"encoder_weights": "none"}, "threads": {"prepare": 1, "train": 1},
+              # the test cluster's GPUs are gres entries on a CPU machine: the jobs train on the CPU
+             "train": {"encoder_weights": "none", "device": "cpu"}, "threads": {"prepare": 1, "train": 1},
               "mlflow": {"tracking_uri": "sqlite:///results/mlflow.db", "experiment": "profile-test"}}
     path.write_text(yaml.safe_dump(config))
     return path

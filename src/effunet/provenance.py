@@ -32,7 +32,8 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-ROOTS = ("effunet.training.loop",)  # the training job's code: its imports are followed
+# The training job's code: the modules workflow/scripts/train.py imports (and their imports, followed).
+ROOTS = ("effunet.training.loop", "effunet.config")
 FAMILIES = {
     "effunet.models.unet": lambda model: model == "unet",
     "effunet.models.encoders": lambda model: model != "unet",

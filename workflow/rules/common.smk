@@ -68,6 +68,12 @@ def preparation_settings(wildcards):
     )
 
 
+def label_settings(wildcards):
+    """The data set's settings that shape its native instance labels: a changed training size reruns
+    the prepare step, not the labels."""
+    return effunet.data.formats.label_settings(config["datasets"][wildcards.dataset])
+
+
 def preparation_inputs(wildcards):
     """The raw files, and the instance labels where the format has them."""
     inputs = {"raw": RAW.format(**wildcards)}

@@ -33,7 +33,7 @@ rule merge_masks:
     threads: config["threads"]["prepare"]
     params:
         format=dataset_param("format"),
-        settings=preparation_settings,
+        settings=label_settings,
     conda:
         "../../envs/effunet.yaml"
     script:

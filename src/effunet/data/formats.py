@@ -188,6 +188,16 @@ def preparation_settings(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key not in NOT_PREPARATION}
 
 
+def label_settings(settings: dict) -> dict:
+    """The keys that shape a data set's native-size instance labels (not the training size, split or
+    targets, which only the prepare step uses): the params of the labels step."""
+    return {
+        key: value
+        for key, value in preparation_settings(settings).items()
+        if key not in ("image_size", "split", "targets")
+    }
+
+
 def synthetic_options(settings: dict) -> dict:
     """The generator options of a synthetic source: the `synthetic` block, plus for the formats that
     are not historical names the format and the layout keys the generator follows."""
