@@ -182,38 +182,13 @@ def _region(sample: checks.Sample) -> np.ndarray | None:
     return values != 0
 
 
-def check(raw_dir: str | os.PathLike, settings: dict, name: str, workers: int = 1) -> checks.Report:
-    samples, problems, notes = find_samples(raw_dir, settings)
-    report = checks.check_samples(name, samples, decoder(settings), workers, problems, settings.get("image_size"))
-    report.notes += notes
-    if not any(s.split for s in samples) and samples:
-        report.splits = manifest.split_counts(
-            len(samples), settings["split"]["test_fraction"], settings["split"]["val_fraction"]
-        )
-        report.problems += [
-            f"the {split} split would be empty (config key datasets.{name}.split)"
-            for split, count in report.splits.items()
-            if count == 0
-        ]
-    return report
+def check(raw_dir, settings: dict, name: str, workers: int = 1) -> checks.Report:
+    return prepare.check_found(name, find_samples(raw_dir, settings), decoder(settings), settings, workers)
 
 
 def prepare_data(raw_dir, labels_dir, prepared, settings: dict, name: str, workers: int = 1) -> int:
-    samples, problems, notes = find_samples(raw_dir, settings)
-    for note in notes:
-        log.info("%s", note)
-    return prepare.prepare_samples(
-        name,
-        raw_dir,
-        samples,
-        decoder(settings),
-        prepared,
-        settings["image_size"],
-        settings["split"],
-        settings["targets"],
-        f"datasets.{name}",
-        workers,
-        problems,
+    return prepare.prepare_found(
+        name, raw_dir, find_samples(raw_dir, settings), decoder(settings), prepared, settings, workers
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from effunet.data import checks, images, manifest, prepare, synthetic
+from effunet.data import checks, images, prepare, synthetic
 from effunet.data.formats import Format, foreground, foreground_rule, manifest_native
 from effunet.errors import ConfigError, EffunetError
 from effunet.files import atomic_dir, atomic_path
@@ -155,33 +155,11 @@ def _decode(sample: checks.Sample) -> checks.Decoded:
 
 
 def check(raw_dir, settings: dict, name: str, workers: int = 1) -> checks.Report:
-    samples, problems, notes = find_samples(raw_dir, settings)
-    report = checks.check_samples(name, samples, _decode, workers, problems, settings.get("image_size"))
-    report.notes += notes
-    if samples and not any(s.split for s in samples):
-        report.splits = manifest.split_counts(
-            len(samples), settings["split"]["test_fraction"], settings["split"]["val_fraction"]
-        )
-    return report
+    return prepare.check_found(name, find_samples(raw_dir, settings), _decode, settings, workers)
 
 
 def prepare_data(raw_dir, labels_dir, prepared, settings: dict, name: str, workers: int = 1) -> int:
-    samples, problems, notes = find_samples(raw_dir, settings)
-    for note in notes:
-        log.info("%s", note)
-    return prepare.prepare_samples(
-        name,
-        raw_dir,
-        samples,
-        _decode,
-        prepared,
-        settings["image_size"],
-        settings["split"],
-        settings["targets"],
-        f"datasets.{name}",
-        workers,
-        problems,
-    )
+    return prepare.prepare_found(name, raw_dir, find_samples(raw_dir, settings), _decode, prepared, settings, workers)
 
 
 def write_synthetic(

@@ -160,3 +160,41 @@ def _labels_one(sample: checks.Sample, decode: Callable, labels_dir: Path) -> ch
             raise EffunetError(f"{sample.image}: this data set has no instance labels")
         images.write_png(labels_dir / images.png_name(sample.id), decoded.labels.astype(np.uint16))
     return finding
+
+
+def check_found(name: str, found, decode: Callable, settings: dict, workers: int = 1) -> checks.Report:
+    """`effunet check-data` for a format that lists its samples as (samples, problems, notes): every
+    sample decoded and checked, and where the data set fixes no split, the sizes the seeded fractions
+    would give (an empty one is a problem)."""
+    samples, problems, notes = found
+    report = checks.check_samples(name, samples, decode, workers, problems, settings.get("image_size"))
+    report.notes += notes
+    if samples and not any(s.split for s in samples):
+        split = settings["split"]
+        report.splits = manifest.split_counts(len(samples), split["test_fraction"], split["val_fraction"])
+        report.problems += [
+            f"the {part} split would be empty (config key datasets.{name}.split)"
+            for part, count in report.splits.items()
+            if count == 0
+        ]
+    return report
+
+
+def prepare_found(name: str, raw_dir, found, decode: Callable, prepared, settings: dict, workers: int = 1) -> int:
+    """The prepare step for a format that lists its samples as (samples, problems, notes)."""
+    samples, problems, notes = found
+    for note in notes:
+        log.info("%s: %s", name, note)
+    return prepare_samples(
+        name,
+        raw_dir,
+        samples,
+        decode,
+        prepared,
+        settings["image_size"],
+        settings["split"],
+        settings["targets"],
+        f"datasets.{name}",
+        workers,
+        problems,
+    )
