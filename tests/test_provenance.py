@@ -10,9 +10,8 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, prepare_synthetic_dsb2018
 from effunet import provenance
-from effunet.data import archives, dsb2018, synthetic
 
 
 def relative(paths):
@@ -96,22 +95,10 @@ def script_imports(script):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    work = tmp_path_factory.mktemp("prepared")
-    archive = synthetic.write_dsb2018_zip(work / "dsb.zip", n_images=10, seed=5)
-    archives.extract(archive, work / "raw")
-    dsb2018.merge_masks(work / "raw", work / "labels")
-    dsb2018.resize(
-        work / "raw",
-        work / "labels",
-        work / "p/images",
-        work / "p/masks",
-        work / "p/manifest.csv",
-        (32, 32),
-        test_fraction=0.2,
-        val_fraction=0.2,
-        seed=0,
+    folder = prepare_synthetic_dsb2018(
+        tmp_path_factory.mktemp("prepared"), n_images=10, seed=5, test_fraction=0.2, val_fraction=0.2
     )
-    return work / "p"
+    return folder
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from effunet.data import archives, dsb2018, synthetic
+from conftest import prepare_synthetic_dsb2018
+
 
 HERE = Path(__file__).parent
 BATCH = 5  # odd: rounded down to 4, two images a replica
@@ -31,24 +32,12 @@ METRICS = ("loss", "accuracy", "iou", "dice")
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("replicas")
-    archive = synthetic.write_dsb2018_zip(work / "dsb.zip", n_images=13, seed=5)
-    archives.extract(archive, work / "raw")
-    dsb2018.merge_masks(work / "raw", work / "labels")
-    dsb2018.resize(
-        work / "raw",
-        work / "labels",
-        work / "p/images",
-        work / "p/masks",
-        work / "p/manifest.csv",
-        (32, 32),
-        test_fraction=0.1,
-        val_fraction=0.25,
-        seed=0,
+    folder = prepare_synthetic_dsb2018(
+        tmp_path_factory.mktemp("replicas"), n_images=13, seed=5, test_fraction=0.1, val_fraction=0.25
     )
-    counts = pd.read_csv(work / "p/manifest.csv")["split"].value_counts()
+    counts = pd.read_csv(folder / "manifest.csv")["split"].value_counts()
     assert (counts["train"], counts["val"]) == (9, 3)  # odd counts; fewer validation images than a batch
-    return work / "p"
+    return folder
 
 
 def run_worker(backend: str, prepared: Path, out: Path, epochs: int, kill: str = "", mixed: str = "off"):
