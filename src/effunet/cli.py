@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=0)
     example.add_argument("--annotations", choices=("masks", "labels"), default="labels", help="folder format")
     example.add_argument("--roi", action="store_true", help="folder format: add roi/ region masks")
+    from effunet import estimate
+
+    estimate.add_parser(commands)
     return parser
 
 
@@ -225,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args)
+    if args.command == "estimate":
+        from effunet.estimate import command
+
+        with quiet_tensorflow():
+            return command(args)
     if args.command == "ui":
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         try:
