@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from effunet import config as effconfig
+from effunet import run
 from effunet.errors import ConfigError
 from conftest import ROOT
 
@@ -50,7 +51,7 @@ def test_recipe_settings_resolve_defaults_train_data_set_then_recipe():
     assert study["patience"] == 55  # the schema's default
     modern = effconfig.train_settings(config, "dsb2018", "modern")
     assert modern == {**study, "loss": "bce+dice", "batch_size": 8}
-    assert not set(effconfig.PLACEMENT_KEYS) & set(modern)
+    assert not set(run.PLACEMENT_KEYS) & set(modern)
     with pytest.raises(ConfigError, match="no recipe named 'fancy'"):
         effconfig.train_settings(config, "dsb2018", "fancy")
 
@@ -74,7 +75,7 @@ def test_recipes_default_to_the_study_and_are_validated_like_train_blocks():
 def test_a_recipe_and_a_data_set_train_block_accept_every_training_setting():
     """Keys added to $defs/train must be added to train_overrides too (recipes and data sets use it)."""
     defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
-    settings = set(defs["train"]["properties"]) - set(effconfig.PLACEMENT_KEYS)
+    settings = set(defs["train"]["properties"]) - set(run.PLACEMENT_KEYS)
     assert set(defs["train_overrides"]["properties"]) == settings
 
 
@@ -285,11 +286,11 @@ def test_training_settings_defaults_are_the_schemas():
     """The schema is the one source of defaults; the library's Settings must not drift from it."""
     from dataclasses import fields
 
-    from effunet.training.loop import Settings
+    from effunet.run import Settings
 
     schema = yaml.safe_load(SCHEMA.read_text())["$defs"]["train"]["properties"]
     defaults = {f.name: f.default for f in fields(Settings) if f.name != "model_options"}
-    placement = set(effconfig.PLACEMENT_KEYS)  # where a job runs (effunet.devices), not a training setting
+    placement = set(run.PLACEMENT_KEYS)  # where a job runs (effunet.devices), not a training setting
     assert defaults == {name: spec["default"] for name, spec in schema.items() if name not in placement}
 
 

@@ -425,15 +425,15 @@ def test_evaluate_scores_a_sliding_run_at_native_resolution(prepared, tmp_path):
 
 
 def test_new_settings_validate_and_default_to_the_study(tmp_path):
-    from effunet import config
+    from effunet import config, run
 
     base = {"datasets": {"dsb2018": {"source": "synthetic"}}}
     study = config.validate(json.loads(json.dumps(base)), SCHEMA)
     assert config.train_settings(study, "dsb2018") == {
-        k: v for k, v in study["train"].items() if k not in config.PLACEMENT_KEYS and k not in config.OMITTED_AT_DEFAULT
+        k: v for k, v in study["train"].items() if k not in run.PLACEMENT_KEYS and k not in run.ADDED_AFTER_STUDY
     }
-    assert set(config.OMITTED_AT_DEFAULT) <= set(study["train"])
-    assert all(study["train"][k] == v for k, v in config.OMITTED_AT_DEFAULT.items())
+    assert set(run.ADDED_AFTER_STUDY) <= set(study["train"])
+    assert all(study["train"][k] == v for k, v in {k: run.DEFAULTS[k] for k in run.ADDED_AFTER_STUDY}.items())
     modern = {
         **base,
         "train": {

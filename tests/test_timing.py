@@ -2,7 +2,7 @@
 
 import pytest
 
-from effunet.training.loop import epoch_timing
+from effunet.run import epoch_timing
 
 
 def history(seconds):

@@ -11,9 +11,8 @@ import jsonschema
 import yaml
 
 from effunet.errors import ConfigError, EffunetError
+from effunet.run import ADDED_AFTER_STUDY, DEFAULTS, PLACEMENT_KEYS, setting
 
-# The workflow's schema, beside the package in the repository it is installed from (pip install -e .).
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _fill_defaults(validator_class):
@@ -233,7 +232,7 @@ def check_instances_input(config: dict) -> None:
     for dataset in config["datasets"]:
         for recipe in config.get("recipes") or {None: {}}:
             settings = train_settings(config, dataset, recipe)
-            if settings.get("instances", "none") != "none" and settings.get("input", "resize") == "native_crops":
+            if setting(settings, "instances") != "none" and setting(settings, "input") == "native_crops":
                 where = f"recipes.{recipe}" if recipe else "train"
                 raise ConfigError(
                     f"config key {where}.instances: {settings['instances']!r} with input native_crops "
@@ -266,14 +265,10 @@ def load(config_path: str | os.PathLike, schema_path: str | os.PathLike) -> dict
     return validate(load_yaml(config_path), schema_path)
 
 
-# Keys of the global train block that say where and how a job runs: not training settings (nor keys of a
-# data set's train block or a recipe).
-PLACEMENT_KEYS = ("device", "backend", "jobs_per_gpu", "gpus_per_job", "checkpoint_every_s")
-
 # The placement key that changes what a run computes (the same seed gives other initial weights on another
 # Keras backend): it joins a run's settings (`train_settings`), so switching it reruns those runs, except
 # at its default, the study's, so that runs made before it counted stay current. Not a field of
-# effunet.training.loop.Settings: the job applies it before Keras starts (effunet.devices.prepare_job).
+# effunet.run.Settings: the job applies it before Keras starts (effunet.devices.prepare_job).
 BACKEND_DEFAULT = "tensorflow"
 
 
@@ -284,29 +279,9 @@ def run_backend(config: dict) -> str:
     return config["train"].get("backend") or os.environ.get("KERAS_BACKEND") or BACKEND_DEFAULT
 
 
-def training_options(settings: dict) -> dict:
-    """A run's settings (`train_settings`) less the backend: the keyword arguments of
-    effunet.training.loop.Settings."""
-    return {key: value for key, value in settings.items() if key not in PLACEMENT_KEYS}
-
-
-# Train keys added after the study's runs, left out of a run's settings (the train rule's params)
-# while they hold their default, the study's behaviour, so that adding them reruns nothing.
-OMITTED_AT_DEFAULT = {
-    "lr_schedule": "constant",
-    "warmup_epochs": 0,
-    "input": "resize",
-    "inference": "resize",
-    "instances": "none",
-}
-
-
-STUDY_RECIPE = "study"
-
-
 def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dict:
     """The training settings of a data set under a recipe (placement keys left out, and the
-    `OMITTED_AT_DEFAULT` keys where they hold their default), resolved as
+    keys added after the study, `effunet.run.ADDED_AFTER_STUDY`, where they hold their default), resolved as
 
         schema defaults <- train <- datasets.<dataset>.train <- recipes.<recipe>
 
@@ -326,7 +301,7 @@ def train_settings(config: dict, dataset: str, recipe: str | None = None) -> dic
     resolved = {
         key: value
         for key, value in settings.items()
-        if key not in PLACEMENT_KEYS and not (key in OMITTED_AT_DEFAULT and OMITTED_AT_DEFAULT[key] == value)
+        if key not in PLACEMENT_KEYS and not (key in ADDED_AFTER_STUDY and DEFAULTS[key] == value)
     }
     backend = run_backend(config)
     return resolved if backend == BACKEND_DEFAULT else {**resolved, "backend": backend}

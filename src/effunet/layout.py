@@ -33,6 +33,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from effunet.run import STUDY_RECIPE, RunId  # noqa: F401 (RunId: the rules and aggregation take it from here too)
+
 RESOURCES = Path("resources")
 RESULTS = Path("results")
 LOGS = Path("logs")
@@ -40,7 +42,6 @@ LOGS = Path("logs")
 SOURCE_PATTERN = r"[a-z]+-[0-9a-f]{10}"
 VARIANT_PATTERN = r"\d+x\d+-[0-9a-f]{8}"
 RECIPE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]*"  # the schema's pattern for recipe names
-STUDY_RECIPE = "study"
 
 
 def _short_hash(value, length: int) -> str:
@@ -150,22 +151,6 @@ class RunFiles:
 
     def plot(self, name: str) -> Path:
         return self.root / "plots" / f"{name}.png"
-
-
-@dataclass(frozen=True)
-class RunId:
-    """Who a run is; passed with its files so that nothing parses identities out of paths."""
-
-    dataset: str
-    model: str
-    seed: int
-    recipe: str = STUDY_RECIPE
-
-    @property
-    def name(self) -> str:
-        """``<dataset>/<model>/<recipe>/seed<seed>``: the MLflow run name and the run's folder under
-        results/<experiment>/."""
-        return f"{self.dataset}/{self.model}/{self.recipe}/seed{self.seed}"
 
 
 class Layout:

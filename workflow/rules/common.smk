@@ -6,6 +6,7 @@ import effunet.data.formats
 import effunet.files
 import effunet.layout
 import effunet.provenance
+import effunet.run
 from effunet.layout import Layout
 
 effunet.config.validate(
@@ -154,8 +155,8 @@ def native_inputs(wildcards):
     (the raw folder the manifest points into) and DSB2018's native-size instance labels; for
     train.instances the labels (boundary targets). Nothing otherwise, so other runs' inputs stay."""
     settings = train_settings(wildcards)
-    native = settings.get("input", "resize") == "native_crops"
-    instances = settings.get("instances", "none") != "none"
+    native = effunet.run.setting(settings, "input") == "native_crops"
+    instances = effunet.run.setting(settings, "instances") != "none"
     prepared = effunet.layout.prepared_of(config, wildcards.dataset)
     inputs = {}
     if native:
@@ -211,7 +212,7 @@ def evaluation_inputs(wildcards):
         inputs["fov"] = str(prepared.fov)
     if prepared.labels is None or prepared.fov is not None:
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))
-    if "model" in wildcards.keys() and train_settings(wildcards).get("inference", "resize") == "sliding":
+    if "model" in wildcards.keys() and effunet.run.setting(train_settings(wildcards), "inference") == "sliding":
         inputs["raw"] = str(Layout.raw(wildcards.dataset, source))  # a run's original images
     return inputs
 

@@ -19,9 +19,9 @@ def main(smk):
     # Read from the config on purpose (like the MLflow store): where a job runs retrains nothing.
     # The GPU slot and the backend are set before Keras starts and held until the job ends.
     devices.prepare_job(smk.config["train"], holds_gpu=True)
-    from effunet.config import training_options
     from effunet.layout import PreparedData
-    from effunet.training.loop import Outputs, Settings, Tracking, train  # after logging is set up
+    from effunet.run import Settings
+    from effunet.training.loop import Outputs, Tracking, train  # after logging is set up
 
     # The tracking location is read from the config, not params, on purpose: moving the MLflow
     # store must not retrain anything.
@@ -32,7 +32,7 @@ def main(smk):
     prepared = PreparedData(Path(smk.input.manifest), Path(smk.input.images), Path(smk.input.masks), labels=labels,
                             format=smk.config["datasets"][smk.wildcards.dataset]["format"])
     train(prepared=prepared, model_name=smk.wildcards.model,
-          seed=int(smk.wildcards.seed), settings=Settings(**training_options(smk.params.settings)),
+          seed=int(smk.wildcards.seed), settings=Settings.from_params(smk.params.settings),
           threads=smk.threads,
           device=smk.config["train"]["device"], checkpoint_every_s=smk.config["train"]["checkpoint_every_s"],
           outputs=Outputs(Path(smk.output.model), Path(smk.output.history), Path(smk.output.run),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,10 @@ import pandas as pd
 
 from effunet.errors import EffunetError
 from effunet.plots._common import PathLike
+from effunet.run import REQUIRED, RunRecord
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")  # what the curves need
-RUN_KEYS = ("best_epoch", "epochs_trained", "stop_reason")
+RUN_KEYS = REQUIRED  # what every run.json holds
 
 
 def read_history(path: PathLike) -> pd.DataFrame:
@@ -38,21 +38,9 @@ def read_history(path: PathLike) -> pd.DataFrame:
     return history
 
 
-def read_run(path: PathLike) -> dict:
-    """Read a run's `run.json`; raise EffunetError naming the file if it is missing or lacks keys."""
-    path = Path(path)
-    try:
-        run = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EffunetError(f"{path}: run summary not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EffunetError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(run, dict):
-        raise EffunetError(f"{path}: expected a JSON object")
-    missing = [key for key in RUN_KEYS if key not in run]
-    if missing:
-        raise EffunetError(f"{path}: run summary lacks key(s) {', '.join(missing)}")
-    return run
+def read_run(path: PathLike) -> RunRecord:
+    """A run's `run.json` (`effunet.run.RunRecord.read`: an error naming the file if it is missing or lacks keys)."""
+    return RunRecord.read(path, require=REQUIRED)
 
 
 def curve_markers(history: pd.DataFrame, run: dict, source: str = "run.json") -> dict:

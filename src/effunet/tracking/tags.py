@@ -9,12 +9,14 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
+from effunet.run import STUDY_RECIPE, RunId
+
 log = logging.getLogger("effunet.tracking")
 
 
-def run_name(dataset: str, model: str, seed: int | str, recipe: str = "study") -> str:
-    """The run name: ``<dataset>/<model>/<recipe>/seed<seed>`` (as `effunet.layout.RunId.name`)."""
-    return f"{dataset}/{model}/{recipe}/seed{seed}"
+def run_name(dataset: str, model: str, seed: int | str, recipe: str = STUDY_RECIPE) -> str:
+    """The run name: `effunet.run.RunId.name`."""
+    return RunId(dataset, model, seed, recipe).name
 
 
 def git_commit(*folders: str | os.PathLike) -> str:
@@ -32,7 +34,7 @@ def git_commit(*folders: str | os.PathLike) -> str:
 
 
 def default_tags(dataset: str, model: str, seed: int | str, rule: str | None = None,
-                 recipe: str = "study") -> dict[str, str]:
+                 recipe: str = STUDY_RECIPE) -> dict[str, str]:
     """Tags every training run carries: data set, model, recipe, seed, git commit, host, rule, Slurm job."""
     commit = git_commit()
     tags = {

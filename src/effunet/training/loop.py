@@ -7,12 +7,11 @@ and `run.json` (MLflow run id, epochs, best epoch, stop reason, wall time, param
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -21,8 +20,9 @@ import pandas as pd
 
 from effunet import logs, models, tracking
 from effunet.errors import ConfigError, EffunetError
-from effunet.files import atomic_path, remove_paths, write_text_atomic
+from effunet.files import atomic_path, remove_paths
 from effunet.layout import PreparedData
+from effunet.run import STUDY_RECIPE, TIMING, RunRecord, Settings, epoch_timing
 from effunet.models import runtime
 from effunet.training import checkpoint, dataset, instances, losses, optimizers, rng, schedules
 
@@ -36,28 +36,6 @@ METRICS = ("loss", "accuracy", "iou", "dice")
 
 
 @dataclass
-class Settings:
-    """The config's train block (global block with the data set's overrides applied)."""
-
-    max_epochs: int = 100
-    patience: int = 55
-    batch_size: int = 16
-    loss: str = "bce"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    augment: bool | str = False
-    encoder_weights: str = "imagenet"
-    freeze_encoder_epochs: int = 0
-    mixed_precision: str = "auto"
-    lr_schedule: str = "constant"
-    warmup_epochs: int = 0
-    input: str = "resize"
-    inference: str = "resize"
-    instances: str = "none"  # "boundary": a second output channel for nucleus boundaries (training/instances.py)
-    model_options: dict = field(default_factory=dict)
-
-
-@dataclass
 class Tracking:
     """Where the run is tracked; no URI switches tracking off."""
 
@@ -65,7 +43,7 @@ class Tracking:
     experiment: str = "effunet"
     dataset: str = "unknown"
     rule: str | None = None
-    recipe: str = "study"  # the config's recipe (effunet.config.train_settings): a tag and part of the run name
+    recipe: str = STUDY_RECIPE  # the config's recipe (effunet.config.train_settings): a tag and part of the run name
 
 
 @dataclass
@@ -343,26 +321,6 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     return summary
 
 
-def epoch_timing(history: list[dict], best_epoch: int, train_images: int) -> dict:
-    """Fair training-speed figures from the per-epoch `seconds` (training plus validation).
-
-    Epoch 1 includes graph building and tracing, so it is reported apart (`first_epoch_seconds`);
-    `seconds_per_epoch` is the median of epochs 2.. (epoch 1's time if it is the only one),
-    `seconds_to_best` the summed epoch time up to and including the best epoch, and
-    `train_images_per_s` the training images over `seconds_per_epoch`.
-    """
-    seconds = [float(row["seconds"]) for row in history]
-    steady = sorted(seconds[1:] or seconds)
-    middle = len(steady) // 2
-    median = steady[middle] if len(steady) % 2 else (steady[middle - 1] + steady[middle]) / 2
-    to_best = sum(s for row, s in zip(history, seconds) if row["epoch"] <= best_epoch)
-    return {"first_epoch_seconds": seconds[0], "seconds_per_epoch": median, "seconds_to_best": to_best,
-            "train_images_per_s": train_images / median if median > 0 else float("nan")}
-
-
-TIMING = ("first_epoch_seconds", "seconds_per_epoch", "seconds_to_best", "train_images_per_s")
-
-
 def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float, loss: str = "bce",
              train_images: int = 0) -> dict:
     history = state["history"]
@@ -419,4 +377,4 @@ def _write_outputs(model, history: list[dict], summary: dict, outputs: Outputs) 
     os.replace(partial, model_path)
     with atomic_path(outputs.history) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
-    write_text_atomic(outputs.run, json.dumps(summary, indent=2) + "\n")
+    RunRecord(summary).write(outputs.run)
