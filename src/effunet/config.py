@@ -14,7 +14,6 @@ from effunet.errors import ConfigError, EffunetError
 from effunet.run import ADDED_AFTER_STUDY, DEFAULTS, PLACEMENT_KEYS, setting
 
 
-
 def _fill_defaults(validator_class):
     """A validator that also writes each property's `default` into the instance, as it validates, and
     reports text that reads as the schema's type (`Coercible`: see `coerce_text`)."""
