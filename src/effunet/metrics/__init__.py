@@ -25,7 +25,7 @@ labels, the latter splitting touching nuclei by a distance-transform watershed;
 `train.instances: boundary`) by a marker-controlled watershed.
 
 Layout: `pixel` (counts, scores, summaries), `auc` (ROC/PR areas, `PooledAuc`), `instance`
-(labels, splitting, AP), `_common` (input checks); this package re-exports their public names.
+(labels, the boundary watershed, AP), `split` (splitting touching nuclei), `_common` (input checks); this package re-exports their public names.
 """
 
 from effunet.metrics.auc import PooledAuc, pr_auc, roc_auc
@@ -35,11 +35,11 @@ from effunet.metrics.instance import (
     instance_ap,
     instance_precisions,
     label_components,
-    split_touching,
     transfer_labels,
     watershed_instances,
 )
 from effunet.metrics.pixel import Counts, confusion, scores, summarize
+from effunet.metrics.split import split_touching
 
 __all__ = [
     "DSB_THRESHOLDS",

@@ -1,4 +1,5 @@
-"""Instance metrics (DSB2018): labelling, splitting touching nuclei, average precision."""
+"""Instance metrics (DSB2018): labelling, the boundary watershed, carrying labels across grids, average
+precision (splitting touching nuclei by the distance map is `effunet.metrics.split`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from effunet.errors import EffunetError
 from effunet.metrics._common import _binary, _full, _same_shape
 
 DSB_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-_FLOOD_STEP = 0.5  # pixels of distance per flooding level in split_touching
 SPLIT_SCALE = 4  # evaluation splits touching nuclei on a grid 4x the training size (transfer_labels)
 WATERSHED_LEVELS = 32  # flooding levels of watershed_instances over the boundary probability in [0, 1]
 
@@ -21,37 +21,6 @@ def label_components(binary) -> np.ndarray:
     """
     labels, _ = ndimage.label(_binary(binary, "binary"), structure=_full(binary))
     return labels.astype(np.int32, copy=False)
-
-
-def split_touching(binary, min_distance: int = 3, h: float = 1.0) -> np.ndarray:
-    """Labels of a binary mask with touching nuclei split by a distance-transform watershed.
-
-    Per connected component (full connectivity): the Euclidean distance to the nearest pixel outside
-    the component; markers are its local maxima within a (2 * min_distance + 1)-wide window that
-    are also h-maxima, i.e. one must descend by at least `h` pixels of distance from the peak to
-    reach a higher point (peaks joined above that level form one marker). The component is then
-    flooded from its markers down the distance map in steps of 0.5 px, each label growing
-    geodesically inside the component, so cuts fall on the necks between nuclei.
-    (`scipy.ndimage.watershed_ift` is not used: its path cost is the largest step |f(p) - f(q)|
-    between neighbours, which on a distance map is about 1 everywhere, so it ignores the necks.)
-    Every component keeps at least one object; returns int32 labels 1..n, 0 for background.
-    """
-    if min_distance < 1 or h <= 0:
-        raise ValueError(f"need min_distance >= 1 and h > 0, got {min_distance} and {h}")
-    mask = _binary(binary, "binary")
-    structure = _full(mask)
-    components, _ = ndimage.label(mask, structure=structure)
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    inner = (slice(1, -1),) * mask.ndim
-    used = 0
-    for index, box in enumerate(ndimage.find_objects(components), start=1):
-        own = np.pad(components[box] == index, 1)  # the margin makes the box edge background
-        distance = ndimage.distance_transform_edt(own)
-        local = _split_component(distance, own, min_distance, h, structure)[inner]
-        own = own[inner]
-        labels[box][own] = local[own] + used
-        used += int(local[own].max())
-    return labels
 
 
 def watershed_instances(foreground, boundary, threshold: float = 0.5, boundary_threshold: float = 0.5,
@@ -154,36 +123,6 @@ def instance_ap(true_labels, predicted_labels, thresholds=DSB_THRESHOLDS) -> flo
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _split_component(distance, own, min_distance, h, structure) -> np.ndarray:
-    """Labels 1..k inside one component's bounding box (meaningful on `own` only)."""
-    markers = _h_maxima_markers(distance, own, min_distance, h, structure)
-    if markers.max() == 1:
-        return own.astype(np.int32)
-    return _flood(markers, distance, own, structure)
-
-
-def _flood(labels, distance, own, structure) -> np.ndarray:
-    """Watershed of the inverted distance by flooding: going down the distance in steps of
-    _FLOOD_STEP, each label grows geodesically into the unlabeled pixels at or above the level. A
-    pixel reached by two labels at once goes to the one whose marker it lies deeper inside
-    (largest marker height minus Euclidean distance to the marker's centre), which keeps the cut
-    on the neck instead of drifting toward the lower label."""
-    ids = np.arange(1, labels.max() + 1)
-    centres = np.array(ndimage.center_of_mass(own, labels, ids)).reshape(-1, labels.ndim)
-    heights = np.asarray(ndimage.maximum(distance, labels, ids))
-    levels = np.arange(distance.max() - _FLOOD_STEP, 0.0, -_FLOOD_STEP)
-    for level in [*levels, 0.0]:
-        allowed = own & (distance >= level)
-        while True:
-            high = ndimage.grey_dilation(labels, footprint=structure)
-            new = allowed & (labels == 0) & (high > 0)
-            if not new.any():
-                break
-            low = ndimage.grey_erosion(np.where(labels > 0, labels, ids.size + 1), footprint=structure)
-            labels[new] = _deeper(np.nonzero(new), high[new], low[new], centres, heights)
-    return labels
-
-
 def _flood_up(labels, elevation, own, structure, levels: int) -> np.ndarray:
     """Watershed by flooding up `elevation` (in [0, 1]) from the labelled markers, inside `own`."""
     for level in [*np.linspace(0.0, 1.0, levels + 1)[1:-1], np.inf]:
@@ -195,41 +134,6 @@ def _flood_up(labels, elevation, own, structure, levels: int) -> np.ndarray:
                 break
             labels[new] = grown[new]
     return labels
-
-
-def _deeper(points, a, b, centres, heights) -> np.ndarray:
-    """Per point, whichever of labels a and b it lies deeper inside (a where they agree)."""
-    points = np.stack(points, axis=1).astype(np.float64)
-
-    def depth(label):
-        return heights[label - 1] - np.linalg.norm(points - centres[label - 1], axis=1)
-
-    return np.where((a == b) | (depth(a) >= depth(b)), a, b)
-
-
-def _h_maxima_markers(distance, own, min_distance, h, structure) -> np.ndarray:
-    """Markers 1..k: local-maximum plateaus of height T whose region {distance > T - h} holds
-    nothing higher than T; plateaus sharing such a region become one marker."""
-    window = 2 * min_distance + 1
-    peaks = own & (distance == ndimage.maximum_filter(distance, size=window))
-    plateaus, n = ndimage.label(peaks, structure=structure)
-    ids = np.arange(1, n + 1)
-    heights = np.asarray(ndimage.maximum(distance, plateaus, ids))
-    markers = np.zeros(distance.shape, dtype=np.int32)
-    used = 0
-    for height in np.unique(heights):
-        level, n_level = ndimage.label(distance > height - h, structure=structure)
-        level_top = np.asarray(ndimage.maximum(distance, level, np.arange(1, n_level + 1)))
-        chosen = ids[heights == height]
-        region = np.asarray(ndimage.maximum(level, plateaus, chosen)).astype(np.intp)
-        for plateau, reg in zip(chosen, region, strict=True):
-            if level_top[reg - 1] <= height:
-                markers[plateaus == plateau] = used + reg  # same region -> same marker id
-        used += n_level
-    lookup = np.zeros(markers.max() + 1, dtype=np.int32)
-    present = np.unique(markers[markers > 0])
-    lookup[present] = np.arange(1, present.size + 1)
-    return lookup[markers]
 
 
 def _pair_ious(true_labels, predicted_labels) -> tuple[np.ndarray, int, int]:
