@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from effunet.errors import ConfigError, EffunetError
+from effunet.config_text import NULL_TEXTS, Coercible, coerce_text, coercions, set_value
 from effunet.run import ADDED_AFTER_STUDY, DEFAULTS, PLACEMENT_KEYS, setting
+from effunet.run import SCHEMA  # noqa: F401  (the workflow's schema: effunet.config.SCHEMA to its users)
 
 
 def _fill_defaults(validator_class):
@@ -44,54 +45,7 @@ def _fill_defaults(validator_class):
     )
 
 
-# Snakemake reads a --config value's nested values as text (YAML's BaseLoader): 2, 0.5, true and
-# null arrive as "2", "0.5", "true" and "null". Where the schema wants another type, text that spells
-# one (an integer, a decimal or exponent number, true/false, null/~) is read as it; where a string may
-# also be null, "null" and "~" are read as null, as YAML reads them in a config file.
-NULL_TEXTS = ("null", "Null", "NULL", "~")
-BOOLEAN_TEXTS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
-NUMBER_TEXT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 TYPE_NAMES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "null": "null"}
-
-
-class Coercible(jsonschema.ValidationError):
-    """Text where the schema wants another type, and the value it reads as (`value`)."""
-
-    def __init__(self, value):
-        super().__init__(f"text that reads as {value!r}")
-        self.value = value
-
-
-def coerce_text(text: str, types: list[str]):
-    """`text` read as the first of the schema's `types` (null, boolean, integer, number) it spells;
-    ValueError where it spells none of them."""
-    if "null" in types and text in NULL_TEXTS:
-        return None
-    if "boolean" in types and text in BOOLEAN_TEXTS:
-        return BOOLEAN_TEXTS[text]
-    if ("integer" in types or "number" in types) and INTEGER_TEXT.fullmatch(text.strip()):
-        return int(text)
-    if "number" in types and NUMBER_TEXT.fullmatch(text.strip()):
-        return float(text)
-    raise ValueError(text)
-
-
-def _coercions(errors) -> list[Coercible]:
-    """The `Coercible` reports among `errors` and the errors they contain (oneOf, anyOf)."""
-    found = []
-    for error in errors:
-        if isinstance(error, Coercible):
-            found.append(error)
-        found.extend(_coercions(error.context))
-    return found
-
-
-def _set(config, path, value) -> None:
-    *parents, last = path
-    for part in parents:
-        config = config[part]
-    config[last] = value
 
 
 def key_name(path) -> str:
@@ -147,11 +101,11 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     validator = _fill_defaults(jsonschema.validators.validator_for(schema))(schema)
     while True:  # text read as the schema's type (--config values), then validated again as such
         errors = list(validator.iter_errors(config))
-        coercions = _coercions(errors)
-        if not coercions:
+        found = coercions(errors)
+        if not found:
             break
-        for coercion in coercions:
-            _set(config, list(coercion.absolute_path), coercion.value)
+        for coercion in found:
+            set_value(config, list(coercion.absolute_path), coercion.value)
     errors = sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_message(e) for e in errors))
