@@ -58,7 +58,7 @@ def store(tmp_path, default_store) -> str:
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(tracking.retry, "BACKOFF_S", 0.001)  # read where _retry lives
+    monkeypatch.setattr(tracking.retry, "BACKOFF_S", 0.001)  # read where with_retries lives
 
 
 def runs_of(uri: str, experiment: str = EXPERIMENT):

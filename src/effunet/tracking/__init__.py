@@ -111,19 +111,20 @@ from effunet.tracking.retry import (
     PROBE_ATTEMPTS,
     PROBE_HTTP_ENV,
 )
-from effunet.tracking.runs import (
+from effunet.tracking.artifacts import log_files
+from effunet.tracking.runs import STATUSES, RunTracker, Terminated, disabled
+from effunet.tracking.store import DEFAULT_TRACKING_URI, prepare_store, relocate_store
+from effunet.tracking.tags import (
     MAX_KEY,
     MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
     METRICS_PER_BATCH,
     PARAMS_PER_BATCH,
-    STATUSES,
-    RunTracker,
-    Terminated,
-    disabled,
+    default_tags,
+    flatten,
+    git_commit,
+    run_name,
 )
-from effunet.tracking.store import DEFAULT_TRACKING_URI, log_files, prepare_store, relocate_store
-from effunet.tracking.tags import default_tags, flatten, git_commit, run_name
 
 __all__ = [
     "ATTEMPTS", "BACKOFF_S", "DEFAULT_TRACKING_URI", "HTTP_ENV", "MAX_KEY", "MAX_PARAM_VALUE",

@@ -1,4 +1,7 @@
-"""Retries with backoff and per-call MLflow HTTP settings (see the package docstring)."""
+"""Every MLflow call's retries: `with_retries` runs one call, retrying transient errors (a locked
+SQLite database, connection trouble, server overload) with exponential backoff and jitter under
+MLflow HTTP settings of its own (`HTTP_ENV`, `PROBE_HTTP_ENV`); `StoreUnavailable` says a transient
+error outlasted the retries; `short` boils an error down to one line. See the package docstring."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_
 T = TypeVar("T")
 
 
-class _StoreUnavailable(Exception):
+class StoreUnavailable(Exception):
     """A transient store error that outlasted the retries."""
 
 
@@ -63,7 +66,7 @@ def _mlflow_http_env(settings: Mapping[str, str], force: bool) -> Iterator[None]
                 os.environ[key] = value
 
 
-def _retry(
+def with_retries(
     what: str,
     call: Callable[..., T],
     *args: Any,
@@ -73,7 +76,7 @@ def _retry(
 ) -> T:
     """Run an MLflow call, retrying transient errors with exponential backoff and jitter.
 
-    Raises `_StoreUnavailable` when a transient error outlasts `attempts`; other errors as is.
+    Raises `StoreUnavailable` when a transient error outlasts `attempts`; other errors as is.
     """
     settings = PROBE_HTTP_ENV if probe else HTTP_ENV
     for attempt in range(1, attempts + 1):
@@ -84,10 +87,10 @@ def _retry(
             if not _is_transient(error):
                 raise
             if attempt == attempts:
-                raise _StoreUnavailable(f"{what} failed after {attempts} attempts: {_short(error)}") from error
+                raise StoreUnavailable(f"{what} failed after {attempts} attempts: {short(error)}") from error
             delay = BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
             log.warning("%s failed (attempt %d/%d: %s); retrying in %.1f s", what, attempt, attempts,
-                        _short(error), delay)
+                        short(error), delay)
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -102,7 +105,7 @@ _REASONS = (  # what MLflow's long messages boil down to
 )
 
 
-def _short(error: BaseException) -> str:
+def short(error: BaseException) -> str:
     """One line: a plain reason where one is recognised, then MLflow's message, cut at 300 characters."""
     text = " ".join(str(error).split())
     lower = text.lower()

@@ -1,15 +1,18 @@
-"""Store set-up: SQLite/server URIs, the creation lock, experiments, relocation, `log_files`."""
+"""Where the tracking store is and getting it ready: `DEFAULT_TRACKING_URI`, `sqlite_path` (a
+``sqlite:///`` URI's database file), `is_http`, `store_lock` (the lock that serialises creating a SQLite
+store across processes), `mlflow_client`, `get_or_create_experiment`, `prepare_store` (schema, experiment and
+runs view once before jobs start) and `relocate_store` (a moved SQLite store's artifact locations)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Iterator
 
 from effunet.errors import EffunetError
-from effunet.tracking.retry import ATTEMPTS, PROBE_ATTEMPTS, _retry, _short
+from effunet.tracking.retry import ATTEMPTS, PROBE_ATTEMPTS, short, with_retries
+from effunet.tracking.view import ensure_runs_view
 
 try:  # POSIX only; without it prepare_store is not serialised across processes.
     import fcntl
@@ -22,7 +25,7 @@ log = logging.getLogger("effunet.tracking")
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
+def sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working folder), else None."""
     if not tracking_uri.startswith("sqlite:"):
         return None
@@ -32,12 +35,12 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
     return Path(rest[3:].split("?", 1)[0])
 
 
-def _is_http(tracking_uri: str) -> bool:
+def is_http(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
 
 @contextlib.contextmanager
-def _store_lock(db: Path | None) -> Iterator[None]:
+def store_lock(db: Path | None) -> Iterator[None]:
     """Serialise store creation across processes (SQLite only; a server serialises itself)."""
     if db is None or fcntl is None:
         yield
@@ -50,14 +53,14 @@ def _store_lock(db: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _client(tracking_uri: str):
+def mlflow_client(tracking_uri: str):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def _get_or_create_experiment(client, tracking_uri: str, experiment: str, probe: bool = False) -> str:
-    found = _retry(f"looking up experiment {experiment!r} in {tracking_uri}", client.get_experiment_by_name,
+def get_or_create_experiment(client, tracking_uri: str, experiment: str, probe: bool = False) -> str:
+    found = with_retries(f"looking up experiment {experiment!r} in {tracking_uri}", client.get_experiment_by_name,
                    experiment, attempts=PROBE_ATTEMPTS if probe else ATTEMPTS, probe=probe)
     if found is not None:
         if found.lifecycle_stage != "active":
@@ -65,17 +68,17 @@ def _get_or_create_experiment(client, tracking_uri: str, experiment: str, probe:
                 f"MLflow experiment {experiment!r} in {tracking_uri} is deleted; restore it "
                 f"(mlflow experiments restore) or choose another mlflow.experiment")
         return found.experiment_id
-    db = _sqlite_path(tracking_uri)
+    db = sqlite_path(tracking_uri)
     location = (db.resolve().parent / "mlartifacts" / experiment).as_uri() if db else None
     try:
-        return _retry(f"creating experiment {experiment!r} in {tracking_uri}", client.create_experiment,
+        return with_retries(f"creating experiment {experiment!r} in {tracking_uri}", client.create_experiment,
                       experiment, artifact_location=location)
     except Exception as error:
         # Another process may have created it between our look-up and our create.
-        found = _retry(f"looking up experiment {experiment!r}", client.get_experiment_by_name, experiment)
+        found = with_retries(f"looking up experiment {experiment!r}", client.get_experiment_by_name, experiment)
         if found is None:
             raise
-        log.debug("experiment %r was created concurrently (%s)", experiment, _short(error))
+        log.debug("experiment %r was created concurrently (%s)", experiment, short(error))
         return found.experiment_id
 
 
@@ -87,16 +90,16 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
     with ``strict=False`` logs a warning and returns None instead (a tracking server that is down
     then does not stop the workflow: training jobs run with tracking disabled).
     """
-    db = _sqlite_path(tracking_uri)  # a malformed URI is a config error even when not strict
+    db = sqlite_path(tracking_uri)  # a malformed URI is a config error even when not strict
     try:
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-        with _store_lock(db):
-            client = _client(tracking_uri)
-            experiment_id = _get_or_create_experiment(client, tracking_uri, experiment)
+        with store_lock(db):
+            client = mlflow_client(tracking_uri)
+            experiment_id = get_or_create_experiment(client, tracking_uri, experiment)
     except Exception as error:
         failure = error if isinstance(error, EffunetError) else EffunetError(
-            f"cannot set up the MLflow store {tracking_uri} (experiment {experiment!r}): {_short(error)}")
+            f"cannot set up the MLflow store {tracking_uri} (experiment {experiment!r}): {short(error)}")
         if strict:
             raise failure from error
         log.warning("MLflow tracking will be skipped: %s", failure)
@@ -105,12 +108,12 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
     try:
         ensure_runs_view(client, experiment_id)
     except Exception as error:  # the UI's default view is a convenience
-        log.warning("could not set the runs table's view of experiment %r: %s", experiment, _short(error))
+        log.warning("could not set the runs table's view of experiment %r: %s", experiment, short(error))
     if db is not None:
         try:
             relocate_store(tracking_uri)
         except Exception as error:  # a store we cannot rewrite still works where it was made
-            log.warning("could not check the artifact locations of %s: %s", tracking_uri, _short(error))
+            log.warning("could not check the artifact locations of %s: %s", tracking_uri, short(error))
     return experiment_id
 
 
@@ -125,7 +128,7 @@ def relocate_store(tracking_uri: str) -> int:
     import sqlite3
     import urllib.parse
 
-    db = _sqlite_path(tracking_uri)
+    db = sqlite_path(tracking_uri)
     if db is None:
         raise EffunetError(f"relocate_store: {tracking_uri} is not a sqlite:/// store")
     if not db.is_file():
@@ -141,7 +144,7 @@ def relocate_store(tracking_uri: str) -> int:
         return new if urllib.parse.unquote(new) != urllib.parse.unquote(uri) else None
 
     changed = 0
-    with _store_lock(db), contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+    with store_lock(db), contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, key, column in (("experiments", "experiment_id", "artifact_location"),
                                    ("runs", "run_uuid", "artifact_uri"),
@@ -156,54 +159,3 @@ def relocate_store(tracking_uri: str) -> int:
     if changed:
         log.info("MLflow store %s was moved: %d artifact locations now point to %s", tracking_uri, changed, here)
     return changed
-
-
-def log_files(tracking_uri: str | None, experiment: str, run_json: str | os.PathLike,
-              paths: list[str | os.PathLike], artifact_path: str | None = None) -> None:
-    """Add `paths` to the MLflow run of a training job's ``run.json``; skipped if it was not tracked."""
-    import json
-
-    from effunet.tracking.runs import RunTracker  # runs imports this module
-
-    run_id = json.loads(Path(run_json).read_text()).get("run_id")
-    if not tracking_uri or not run_id:
-        log.info("the training run was not tracked: %s not logged to MLflow", ", ".join(map(str, paths)))
-        return
-    with RunTracker.open(tracking_uri, experiment, "files", run_id=run_id) as tracker:
-        for path in paths:
-            tracker.log_artifact(path, artifact_path)
-
-
-EXPERIMENT_KIND = "custom_model_development"
-"""The experiment tag ``mlflow.experimentKind``: MLflow's UI then shows training runs, not GenAI traces."""
-
-VIEW_KEY = "effunet-runs"
-"""The shared view (experiment tag ``mlflow.sharedViewState.<key>``) that `ui.runs_url` opens."""
-
-
-def runs_view(metrics: tuple[str, ...] | None = None) -> dict:
-    """The runs table's view state as MLflow's UI stores a shared view: the headline test metrics as
-    columns beside Dataset, Models and Source, sorted by the headline (best first), and per-epoch
-    charts against the step."""
-    from effunet.tracking.names import HEADLINE, TABLE_METRICS
-
-    columns = [f"attributes.`{name}`" for name in ("Dataset", "Models", "Source")]
-    columns += [f"metrics.`{key}`" for key in metrics or TABLE_METRICS]
-    # The UI merges this with its defaults (time range, lifecycle filter, ...).
-    return {"orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False, "selectedColumns": columns,
-            "runsHiddenMode": "SHOW_ALL"}
-
-
-def ensure_runs_view(client, experiment_id: str) -> None:
-    """Tag the experiment so MLflow's UI opens it as model training (``mlflow.experimentKind``) and
-    offers the runs table with the headline metric (`runs_view`, the shared view `VIEW_KEY`)."""
-    import json
-
-    wanted = {"mlflow.experimentKind": EXPERIMENT_KIND,
-              f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(runs_view(), separators=(",", ":"))}
-    tags = _retry(f"reading experiment {experiment_id}", client.get_experiment, experiment_id).tags
-    for key, value in wanted.items():
-        if key == "mlflow.experimentKind" and tags.get(key):
-            continue  # the user's choice
-        if tags.get(key) != value:
-            _retry(f"tagging experiment {experiment_id}", client.set_experiment_tag, experiment_id, key, value)

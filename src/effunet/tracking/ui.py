@@ -1,7 +1,7 @@
 """`effunet ui`: the MLflow UI of a results folder, opened on the experiment's runs table.
 
 `serve` checks the store (a moved results folder gets its artifact locations relocated, and says
-so), tags each experiment for the runs view (`store.ensure_runs_view`), starts MLflow's server on
+so), tags each experiment for the runs view (`view.ensure_runs_view`), starts MLflow's server on
 loopback with one worker and no background job consumers (a few seconds instead of about a
 minute on two cores), waits until it answers and prints, for each experiment, the URL that opens
 its runs table (`runs_url`) with the headline test metric as a column.
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from effunet.errors import EffunetError
-from effunet.tracking.store import VIEW_KEY, ensure_runs_view, relocate_store
+from effunet.tracking.store import relocate_store
+from effunet.tracking.view import VIEW_KEY, ensure_runs_view
 
 HOST = "127.0.0.1"
 PORT = 5000
@@ -29,7 +30,7 @@ START_TIMEOUT_S = 180
 
 def runs_url(base_url: str, experiment_id: str) -> str:
     """The address of an experiment's runs table (training runs, not MLflow's GenAI overview), in
-    the view that shows the headline test metric (`store.runs_view`)."""
+    the view that shows the headline test metric (`view.runs_view`)."""
     return (
         f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
         f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
