@@ -36,6 +36,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SMP_ENCODERS = {"effunet-b0": "efficientnet-b0", "resnet50-unet": "resnet50"}
 DEFAULT_STEPS = {128: 10, 256: 4, 512: 2}
+# The environment that limits both libraries' kernels to an ISA, set in each worker before TF or
+# torch start: oneDNN (TF's and torch's convolutions), ATen's own vectorised kernels, MKL (torch's
+# GEMMs) and XLA's CPU code generation. TF's Eigen kernels are compiled for AVX (the wheel's
+# start-up notice lists AVX2 and AVX-512 as not used), so they are the same on every kind.
+ISA_LIMITS = {
+    "native": {},
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+    },
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +67,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--smp-upsampling",
         choices=["bilinear", "nearest"],
         help="smp's decoder_interpolation if not --upsampling (smp's own default is nearest)",
+    )
+    parser.add_argument(
+        "--isa",
+        nargs="+",
+        choices=list(ISA_LIMITS),
+        default=["native"],
+        help="CPU kinds to measure side by side: native (this CPU), avx2 (oneDNN, ATen, MKL and XLA "
+        "limited to AVX2: an AVX2-only CPU emulated on an AVX-512 one)",
     )
     parser.add_argument(
         "--precision",
@@ -228,8 +249,9 @@ def peak_gpu_memory_mb(backend: str) -> float:
         return float("nan")
 
 
-def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
+def _worker(conn, lib: str, model_name: str, size: int, args, isa: str = "native") -> None:
     """One library in its own process (no shared thread pools): build, then time on request."""
+    os.environ.update(ISA_LIMITS[isa])  # before TF or torch start
     set_threads(args.threads, lib)
     runner_class = KerasRunner if lib == "keras" else TorchRunner
     runner = runner_class(model_name, size, args.batch, args)
@@ -244,50 +266,98 @@ def _worker(conn, lib: str, model_name: str, size: int, args) -> None:
         conn.send(steps * args.batch / (time.perf_counter() - start))
 
 
-def start_workers(model_name: str, size: int, args) -> dict:
+def start_workers(model_name: str, size: int, args, kinds=("native",)) -> dict:
+    """A process per (kind, library), keyed so: both libraries on every CPU kind asked for."""
     context = multiprocessing.get_context("spawn")
     libs = [lib for lib in ("keras", "smp") if args.only in (None, lib)]
     workers = {}
-    for lib in libs:
-        parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, lib, model_name, size, args), daemon=True)
-        process.start()
-        workers[lib] = (process, parent)
+    for isa in kinds:
+        for lib in libs:
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(child, lib, model_name, size, args, isa), daemon=True)
+            process.start()
+            workers[isa, lib] = (process, parent)
     return workers
 
 
-def bench_pair(model_name: str, size: int, args) -> dict:
-    """Median images/s of both libraries, timed alternately in two processes, and the ratios."""
+def bench_pair(model_name: str, size: int, args, kinds=("native",)) -> list[dict]:
+    """Median images/s of both libraries on each CPU kind, timed alternately (one process each,
+    every process's repeat before the next repeat of any), and the keras/smp ratios; a row per kind."""
     steps = args.steps or DEFAULT_STEPS.get(size, 2)
-    workers = start_workers(model_name, size, args)
-    row = {"model": model_name, "size": size, "steps": steps, "load_before": os.getloadavg()[0]}
-    for lib, (_, conn) in workers.items():
-        row[f"{lib}_params"], row[f"{lib}_device"] = conn.recv()
-    rates = {(lib, phase): [] for lib in workers for phase in ("train", "infer")}
+    workers = start_workers(model_name, size, args, kinds)
+    rows = {isa: {"model": model_name, "size": size, "isa": isa, "steps": steps} for isa in kinds}
+    for row in rows.values():
+        row["load_before"] = os.getloadavg()[0]
+    for (isa, lib), (_, conn) in workers.items():
+        rows[isa][f"{lib}_params"], rows[isa][f"{lib}_device"] = conn.recv()
+    rates = {(isa, lib, phase): [] for isa, lib in workers for phase in ("train", "infer")}
     for repeat in range(-1, args.repeats):  # repeat -1 is the warm-up
         for phase in ("train", "infer"):
-            for lib, (_, conn) in workers.items():
+            for (isa, lib), (_, conn) in workers.items():
                 conn.send((phase, steps if repeat >= 0 else max(args.warmup, 1)))
                 rate = conn.recv()
                 if repeat >= 0:
-                    rates[lib, phase].append(rate)
-    row["load_after"] = os.getloadavg()[0]  # 1-min load average: > threads means others competed
-    for lib, (_, conn) in workers.items():
+                    rates[isa, lib, phase].append(rate)
+    for (isa, lib), (_, conn) in workers.items():
+        rows[isa]["load_after"] = os.getloadavg()[0]  # 1-min load average: > threads means others competed
         conn.send(("memory", 0))
-        row[f"{lib}_memory_mb"] = conn.recv()
+        rows[isa][f"{lib}_memory_mb"] = conn.recv()
     for process, conn in workers.values():
         conn.send(None)
         process.join()
-    for (lib, phase), values in rates.items():
-        row[f"{lib}_{phase}"] = statistics.median(values)
-    for phase in ("train", "infer"):
-        if ("keras", phase) in rates and ("smp", phase) in rates:
-            row[f"ratio_{phase}"] = row[f"keras_{phase}"] / row[f"smp_{phase}"]
-    return row
+    for (isa, lib, phase), values in rates.items():
+        rows[isa][f"{lib}_{phase}"] = statistics.median(values)
+    for row in rows.values():
+        for phase in ("train", "infer"):
+            if f"keras_{phase}" in row and f"smp_{phase}" in row:
+                row[f"ratio_{phase}"] = row[f"keras_{phase}"] / row[f"smp_{phase}"]
+    return list(rows.values())
+
+
+RELEVANT_FLAGS = ("avx2", "fma", "avx512", "amx")
+
+
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name and its flags that decide the kernels (avx2, fma, avx512*, amx*)."""
+    model, flags = "unknown CPU", []
+    if os.path.exists(cpuinfo):
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = [flag for flag in value.split() if flag.startswith(RELEVANT_FLAGS)]
+    return f"{model}; flags: {' '.join(flags) or 'none of ' + ', '.join(RELEVANT_FLAGS)}"
+
+
+ISA_PROBE = """
+import os, sys
+import torch
+print("torch ATen:", torch.backends.cpu.get_cpu_capability())
+import tensorflow as tf
+tf.nn.conv2d(tf.ones((1, 8, 8, 8)), tf.ones((3, 3, 8, 8)), 1, "SAME")
+"""
+
+
+def isa_in_effect(isa: str) -> str:
+    """The ISA the kernels use under kind `isa`, as the libraries report it (a subprocess with
+    ``ONEDNN_VERBOSE=1``: TF's oneDNN names its ISA; torch names ATen's capability)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **ISA_LIMITS[isa], "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        out = subprocess.run([sys.executable, "-c", ISA_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"not probed ({error})"
+    found = [line for line in out.stdout.splitlines() if line.startswith("torch ATen:")]
+    found += [f"TF oneDNN: {line.split('isa:', 1)[1]}" for line in out.stdout.splitlines() if ",isa:" in line][:1]
+    return "; ".join(found) or f"not probed (exit {out.returncode})"
 
 
 def describe_machine(threads: int) -> str:
-    """CPU model and library versions, without importing TF or torch in this (idle) process."""
+    """CPU model, flags and library versions, without importing TF or torch in this (idle) process."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(pkg):
@@ -296,23 +366,21 @@ def describe_machine(threads: int) -> str:
         except PackageNotFoundError:
             return None
 
-    cpu = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     packages = ("tensorflow", "jax", "keras", "torch", "segmentation-models-pytorch")
     versions = ", ".join(filter(None, map(installed, packages)))
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    return f"{cpu}, {os.cpu_count()} CPUs, {threads} threads; Keras backend {backend}; {versions}"
+    cpu = cpu_description()
+    return f"{cpu}\n{os.cpu_count()} CPUs, {threads} threads; Keras backend {backend}; {versions}"
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| model | size | keras train | smp train | ratio | keras infer | smp infer | ratio | GPU MB keras/smp | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | size | CPU kind | keras train | smp train | ratio | keras infer | smp infer | ratio "
+        "| GPU MB keras/smp | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["model"], f"{r['size']}x{r['size']}"]
+        cells = [r["model"], f"{r['size']}x{r['size']}", r.get("isa", "native")]
         for phase in ("train", "infer"):
             cells += [f"{r.get(f'keras_{phase}', float('nan')):.1f}", f"{r.get(f'smp_{phase}', float('nan')):.1f}"]
             cells.append(f"{r[f'ratio_{phase}']:.2f}x" if f"ratio_{phase}" in r else "-")
@@ -326,14 +394,17 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     print(describe_machine(args.threads), flush=True)
+    for isa in args.isa:
+        limit = " ".join(f"{k}={v}" for k, v in ISA_LIMITS[isa].items()) or "no ISA limit"
+        print(f"CPU kind {isa}: {limit}; in effect: {isa_in_effect(isa)}", flush=True)
     upsampling = f"keras {args.upsampling}, smp {args.smp_upsampling or args.upsampling} upsampling"
     print(f"batch {args.batch}, {args.precision}, {upsampling}, median of {args.repeats} interleaved repeats", flush=True)
     rows = []
     for size in args.sizes:
         for model_name in args.models:
-            row = bench_pair(model_name, size, args)
-            print(row, flush=True)
-            rows.append(row)
+            for row in bench_pair(model_name, size, args, args.isa):
+                print(row, flush=True)
+                rows.append(row)
     print("\nimages/s (higher is better); ratio = keras / smp; load = 1-min load average before-after\n")
     print(format_table(rows))
 
