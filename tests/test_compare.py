@@ -1,6 +1,7 @@
 """The comparison table, statistics and claims, from run files with known values."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from effunet import compare, statistics
 from effunet.errors import EffunetError
-from effunet.layout import RunId
+from effunet.run import RunId, RunRecord
 
 
 def write_run(root, dataset, model, seed, dice_by_image, epochs=50, best=40, loss_by_image=None, pooled_dice=None,
@@ -447,8 +448,8 @@ def test_test_losses_of_different_loss_functions_are_not_compared(two_recipes, t
     assert sorted(across.quantity) == ["test dice", "test dice"]  # no test-loss row across the two losses
     within = paired[(paired.family == "architectures, modern")]
     assert sorted(within.quantity) == ["test dice", "test loss"]
-    assert compare.loss_function({"loss": "bce+dice", "instances": "boundary"}) == "bce+dice per channel (boundary)"
-    assert compare.loss_function({"settings": {"loss": "bce"}}) == "bce"
+    assert RunRecord({"loss": "bce+dice", "instances": "boundary"}).loss_function == "bce+dice per channel (boundary)"
+    assert RunRecord({"settings": {"loss": "bce"}}).loss_function == "bce"
 
 
 def test_charts_draw_one_bar_per_model_and_recipe(two_recipes, tmp_path):
@@ -521,3 +522,49 @@ def test_own_data_sets_weigh_as_their_format_says_and_the_claims_follow_the_stud
     assert len(pd.read_csv(tmp_path / "claims.csv")) == 0
     text = (tmp_path / "c.md").read_text()
     assert compare.NO_STUDY_DATA in text and "cells" in text
+
+
+# ------------------------------------------------------------------------------------ a finished workflow, again
+
+FINISHED = os.environ.get("EFFUNET_AGGREGATE_BEFORE")  # a finished workflow's working directory
+
+
+@pytest.mark.skipif(not FINISHED or not Path(FINISHED).is_dir(),
+                    reason="set EFFUNET_AGGREGATE_BEFORE to a finished workflow's directory (results/, config/) to run")
+def test_aggregate_script_reproduces_a_finished_workflows_tables_byte_for_byte(tmp_path, monkeypatch):
+    """The aggregate script's body, called as the rule calls it, on the run files of a finished workflow
+    (EFFUNET_AGGREGATE_BEFORE; its config EFFUNET_AGGREGATE_CONFIG, config/demo.yaml by default) writes
+    the tables that workflow wrote, byte for byte: a refactoring of the comparison changed nothing."""
+    import runpy
+    from types import SimpleNamespace
+
+    from effunet import config as configs
+    from effunet.data import formats
+    from effunet.layout import Layout
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(FINISHED)  # the layout's paths are relative to the workflow's directory
+    config = configs.load(os.environ.get("EFFUNET_AGGREGATE_CONFIG", "config/demo.yaml"),
+                          root / "workflow/schemas/config.schema.yaml")
+    datasets, _ = configs.active_datasets(config)
+    layout = Layout.of(config)
+    runs = [RunId(dataset, model, seed, recipe) for dataset in datasets for recipe in config["recipes"]
+            for model in config["models"] for seed in config["seeds"]]  # the rules' RUNS order
+    files = [layout.files(run) for run in runs]
+    new = {"table": tmp_path / "comparison.csv", "markdown": tmp_path / "comparison.md",
+           "html": tmp_path / "comparison.html", "paired": tmp_path / "paired_tests.csv",
+           "claims": tmp_path / "claims.csv", "cost": tmp_path / "cost.csv"}
+    smk = SimpleNamespace(
+        input=SimpleNamespace(runs=[f.run for f in files], metrics=[f.metrics for f in files],
+                              per_image=[f.per_image for f in files],
+                              references=[layout.reference(d) for d in datasets]),
+        output=SimpleNamespace(**new),
+        params=SimpleNamespace(runs=[vars(run) for run in runs],
+                               target_difference=config["compare"]["target_difference"],
+                               datasets={d: vars(formats.capabilities(config, d)) for d in datasets}))
+    runpy.run_path(str(root / "workflow/scripts/aggregate.py"))["main"](smk)
+    before = {"table": layout.comparison("csv"), "markdown": layout.comparison("md"),
+              "html": layout.comparison("html"), "paired": layout.paired_tests, "claims": layout.claims,
+              "cost": layout.cost}
+    differ = [name for name, path in new.items() if path.read_bytes() != Path(before[name]).read_bytes()]
+    assert not differ, f"re-aggregated tables differ from {FINISHED}'s: {differ}"
