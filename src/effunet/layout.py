@@ -2,19 +2,8 @@
 
 The rules (`workflow/rules/common.smk`) take every path from here, and library functions receive
 paths explicitly (a `PreparedData` or a `RunFiles`), so no other module composes or parses
-workflow paths. On disk, relative to the working directory:
-
-    resources/downloads/{dataset}/                          download cache (shared by all configs)
-    resources/raw/{dataset}/{source}/                       originals, one folder per source
-    resources/prepared/{dataset}/{source}/labels/           instance labels (native size; formats with instances)
-    resources/prepared/{dataset}/{source}/{variant}/        images/, masks/, fov/ (formats with a region), manifest.csv
-    results/{experiment}/{dataset}/{model}/{recipe}/seed{seed}/
-                                                            model.keras, history.csv, run.json,
-                                                            checkpoint/, eval/, plots/
-    results/{experiment}/{dataset}/reference.json           reference rows (protocol ceiling, 2nd observer)
-    results/{experiment}/comparison.{csv,md,html}, paired_tests.csv, claims.csv, cost.csv, plots/
-    logs/{experiment}/{rule}/{dataset}/{model}/{recipe}/seed{seed}.log
-                                                            per-run logs; data logs under logs/data/
+workflow paths. Every path, with the rule that writes it, is mapped in `docs/architecture.md`
+(*The files on disk*), the one description of the layout.
 
 `{source}` names the data source (a hash of the config's `source`, `sha256` and synthetic
 options) and `{variant}` the preparation (training size and split), so configs that share
