@@ -16,6 +16,8 @@ The documents are README.md, CHANGELOG.md, docs/*.md and config/README.md. Check
   `python benchmarks/x.py --flags` against the script's add_argument strings, `python -m effunet...`
   against the modules, `pytest -m marker` against pyproject's markers, `pip install '.[extra]'`
   against pyproject's extras.
+- commits named in inline code (`a0f0b53`, as CHANGELOG.md cites them): they exist in the
+  repository's history (not checked in a shallow clone).
 
 Paths a reader substitutes are placeholders and are not checked: anything with `<...>`, `{...}` or
 `...`, and names starting `my-`, `my_`, `path/to/` or `/path/to/`.
@@ -398,6 +400,36 @@ def check_commands(doc: Path, prose, blocks) -> list[str]:
     return problems
 
 
+@cache
+def history() -> bool:
+    """Whether the checkout has the full git history (not a shallow or exported copy)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"], capture_output=True, text=True
+    )
+    return done.returncode == 0 and done.stdout.strip() == "false"
+
+
+def commit_exists(name: str) -> bool:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{name}^{{commit}}"], capture_output=True)
+    return done.returncode == 0
+
+
+def check_commits(doc: Path, prose) -> list[str]:
+    """Commits named in inline code (`a0f0b53`: 7 to 40 hex digits, a letter and a digit among them)."""
+    if not history():
+        return []
+    problems = []
+    for number, line in prose:
+        for name in re.findall(r"`([0-9a-f]{7,40})`", line):
+            if re.search(r"[a-f]", name) and re.search(r"[0-9]", name) and not commit_exists(name):
+                problems.append(f"{doc.name}:{number}: no commit {name} in this repository")
+    return problems
+
+
 def check(doc: Path, text: str | None = None) -> list[str]:
     """Every problem found in one Markdown file, each as 'file:line: what'."""
     prose, blocks = split_markdown(doc.read_text(encoding="utf-8") if text is None else text)
@@ -408,6 +440,7 @@ def check(doc: Path, text: str | None = None) -> list[str]:
         + check_modules(doc, texts)
         + check_keys(doc, prose)
         + check_commands(doc, prose, blocks)
+        + check_commits(doc, prose)
     )
 
 
@@ -452,6 +485,7 @@ pytest -m "slow and not_a_marker" && pip install -e '.[test,nonextra]'
 python -m effunet.tracking relocate sqlite:///x.db && python -m effunet.nowhere
 ```
 
+Measured at `17a2b7d`, not at `abc1234`.
 See `workflow/scripts/train.py`, `workflow/scripts/nothing.py` and `config/*.nothing`,
 `tests/test_docs.py::test_the_checker_passes_what_exists`, `tests/test_docs.py::test_nothing`.
 """
@@ -481,6 +515,7 @@ def test_the_checker_finds_each_kind_of_mistake(tmp_path):
         "no such file in the repository: workflow/scripts/nothing.py",
         "no such file in the repository: config/*.nothing",
         "tests/test_docs.py has no test test_nothing",
+        *(["no commit abc1234 in this repository"] if history() else []),
         # reported twice: as a path and by the command's check
         "no such file in the repository: config/nowhere.yaml",
         "no such file in the repository: benchmarks/missing.py",
@@ -495,6 +530,7 @@ def test_the_checker_passes_what_exists():
     good = (
         BAD.split("[gone]")[0]
         + "\n\n```bash\nsnakemake --cores 2 --configfile config/demo.yaml --until download\n```\n"
+        + "\nMeasured at `17a2b7d` (the first commit), `1234567` is a number.\n"
     )
     assert check(ROOT / "sample.md", good) == []
     assert slug("Use it: `effunet ui` (the MLflow UI)") == "use-it-effunet-ui-the-mlflow-ui"
