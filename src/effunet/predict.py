@@ -1,6 +1,7 @@
 """Apply a trained model to images of any size: resize to the training size, predict, resize back
 (inference ``resize``, the study), or predict overlapping tiles at the training size over the image
-at native resolution and blend them (inference ``sliding``, `sliding_window`).
+at native resolution and blend them (inference ``sliding``, `sliding_window`). The resize and the tiling
+are `effunet.sliding`'s; `effunet predict`'s files (`predict_files`) are made here.
 
 The mode is the run's config key train.inference, read from the run.json beside the model (written
 by training), so evaluation and the `effunet predict` command share it and follow the same protocol.
@@ -8,94 +9,68 @@ by training), so evaluation and the `effunet predict` command share it and follo
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from effunet.data import images
 from effunet.errors import EffunetError
 from effunet.layout import Layout
+from effunet.prediction_files import (
+    IMAGE_SUFFIXES,
+    input_files,
+    output_names,
+    output_paths,
+    output_stems,
+    refuse_existing,
+)
+from effunet.run import RunRecord, Settings
+from effunet.sliding import TILE_OVERLAP, resize_probability, sliding_window, sliding_windows, tile_starts, tile_window
+
+__all__ = [  # with the resize and the tiling, which live in effunet.sliding
+    "HDF5_MAGIC",
+    "IMAGE_SUFFIXES",
+    "INFERENCE_MODES",
+    "TILE_OVERLAP",
+    "Predictions",
+    "Predictor",
+    "check_model_file",
+    "describe_model",
+    "eta",
+    "inference_mode",
+    "input_files",
+    "output_names",
+    "output_paths",
+    "output_stems",
+    "predict_files",
+    "refuse_existing",
+    "resize_probability",
+    "sliding_window",
+    "sliding_windows",
+    "tile_starts",
+    "tile_window",
+]
 
 log = logging.getLogger(__name__)
 
 
 INFERENCE_MODES = ("resize", "sliding")
-TILE_OVERLAP = 0.5  # sliding window: each tile overlaps its neighbours by half a tile
-
-
-def run_settings(run_json: str | os.PathLike | None) -> dict:
-    """The training settings a run recorded in its run.json (`settings`; empty for older runs or none)."""
-    if run_json is None:
-        return {}
-    try:
-        return json.loads(Path(run_json).read_text()).get("settings") or {}
-    except (OSError, ValueError) as error:
-        raise EffunetError(f"cannot read the training settings in {run_json}: {error}") from error
 
 
 def inference_mode(model_path: str | os.PathLike, run_json: str | os.PathLike | None = None) -> str:
-    """The run's train.inference: from `run_json`, or the run.json beside the model; resize without one."""
-    if run_json is None:
-        beside = Path(model_path).with_name("run.json")
-        run_json = beside if beside.is_file() else None
-    mode = run_settings(run_json).get("inference", "resize")
+    """The run's train.inference: from `run_json`, or the run.json beside the model (`RunRecord`); resize
+    (the default) without one."""
+    record = RunRecord.read(run_json) if run_json is not None else RunRecord.beside(model_path)
+    mode = (record.settings if record is not None else Settings()).inference
     if mode not in INFERENCE_MODES:
-        raise EffunetError(f"{run_json}: unknown inference mode {mode!r} ({', '.join(INFERENCE_MODES)})")
+        where = record.path if record is not None else model_path
+        raise EffunetError(f"{where}: unknown inference mode {mode!r} ({', '.join(INFERENCE_MODES)})")
     return mode
-
-
-def tile_starts(length: int, tile: int, overlap: float = TILE_OVERLAP) -> list[int]:
-    """Start positions of tiles of `tile` pixels covering 0..length-1 (length >= tile), the first at 0
-    and the last flush with the end, evenly spaced at most tile x (1 - overlap) apart."""
-    if length <= tile:
-        return [0]
-    stride = max(1, int(tile * (1 - overlap)))
-    count = math.ceil((length - tile) / stride) + 1
-    return sorted({int(round(i * (length - tile) / (count - 1))) for i in range(count)})
-
-
-def tile_window(size: tuple[int, int]) -> np.ndarray:
-    """The blending weight of a tile: a separable ramp, highest at the centre and positive at the
-    edges (so every covered pixel has weight), (i + 1/2) from the nearer edge along each axis."""
-    ramps = [np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5) for n in size]
-    return np.outer(*ramps).astype(np.float64)
-
-
-def sliding_window(
-    image: np.ndarray, tile: tuple[int, int], predict, batch_size: int = 8, overlap: float = TILE_OVERLAP
-) -> np.ndarray:
-    """(H, W) probabilities of an (H, W, C) image, predicted tile by tile at the `tile` size.
-
-    `predict` maps a batch of tiles (N, th, tw, C) to (N, th, tw). Tiles overlap by `overlap` and are
-    blended by `tile_window` weights, normalised by their sum; an image smaller than a tile is padded
-    by reflection first and the padding cut off the result.
-    """
-    height, width = image.shape[:2]
-    th, tw = tile
-    pad_h, pad_w = max(0, th - height), max(0, tw - width)
-    if pad_h or pad_w:
-        mode = "reflect" if height > 1 and width > 1 and pad_h < height and pad_w < width else "symmetric"
-        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-    rows, cols = tile_starts(image.shape[0], th, overlap), tile_starts(image.shape[1], tw, overlap)
-    corners = [(y, x) for y in rows for x in cols]
-    weight = tile_window(tile)
-    total = np.zeros(image.shape[:2], np.float64)
-    norm = np.zeros(image.shape[:2], np.float64)
-    for first in range(0, len(corners), batch_size):
-        chunk = corners[first : first + batch_size]
-        batch = np.stack([image[y : y + th, x : x + tw] for y, x in chunk]).astype(np.float32)
-        for (y, x), probability in zip(chunk, np.asarray(predict(batch))):
-            total[y : y + th, x : x + tw] += weight * probability
-            norm[y : y + th, x : x + tw] += weight
-    return (total / norm)[:height, :width].astype(np.float32)
 
 
 class Predictor:
@@ -150,6 +125,14 @@ class Predictor:
         small = images.resize_rgb(rgb, self.size)
         return resize_probability(self.probabilities(small[None])[0], rgb.shape[:2])
 
+    def natives(self, rgbs) -> Iterator[np.ndarray]:
+        """`native` of each uint8 RGB image of `rgbs` (an iterable, read as needed), in order: sliding
+        windows batch the tiles of consecutive images together (`sliding_windows`)."""
+        if self.inference != "sliding":
+            yield from map(self.native, rgbs)
+            return
+        yield from sliding_windows(rgbs, self.size, self.probabilities, self.batch_size)
+
     def images_per_second(self, batch: np.ndarray, repeats: int = 3) -> float:
         """Inference throughput on `batch` (training size), after a warm-up call."""
         self.probabilities(batch[: self.batch_size])
@@ -175,20 +158,6 @@ def check_model_file(path: str | os.PathLike) -> None:
 
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def resize_probability(probability: np.ndarray, size: images.Size) -> np.ndarray:
-    """Bilinear resize of a float probability map to (height, width)."""
-    height, width = size
-    if probability.shape == (height, width):
-        return probability
-    resized = Image.fromarray(probability.astype(np.float32), mode="F").resize(
-        (width, height), Image.Resampling.BILINEAR
-    )
-    return np.clip(np.asarray(resized), 0.0, 1.0)
-
-
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 @dataclass
@@ -224,56 +193,6 @@ def eta(seconds: list[float], remaining: int) -> float | None:
     the first (which includes tracing the model), None while only the first is done."""
     steady = seconds[1:]
     return sum(steady) / len(steady) * remaining if steady else None
-
-
-def output_stems(files: list[Path]) -> dict[Path, str]:
-    """Each input's output name stem: its own stem, or stem_suffix where stems collide (img.png and
-    img.jpg -> img_png, img_jpg). Names are compared case-insensitively (macOS, Windows)."""
-    by_stem: dict[str, list[Path]] = {}
-    for path in files:
-        by_stem.setdefault(path.stem.lower(), []).append(path)
-    stems = {
-        path: (path.stem if len(by_stem[path.stem.lower()]) == 1 else f"{path.stem}_{path.suffix[1:]}")
-        for path in files
-    }
-    taken: dict[str, Path] = {}
-    for path, stem in stems.items():
-        if stem.lower() in taken:
-            raise EffunetError(f"{path} and {taken[stem.lower()]} would both write {stem}_mask.png; rename one of them")
-        taken[stem.lower()] = path
-    return stems
-
-
-def output_names(stem: str, out_dir: Path) -> tuple[Path, Path]:
-    """The mask and the probability file of an input with output stem `stem`."""
-    return out_dir / f"{stem}_mask.png", out_dir / f"{stem}_prob.png"
-
-
-def output_paths(stems: dict[Path, str], out_dir: Path, save_probabilities: bool) -> list[Path]:
-    """Every file a call writes, in input order: each mask, then its probability file if asked for."""
-    return [name for stem in stems.values() for name in output_names(stem, out_dir)[: 2 if save_probabilities else 1]]
-
-
-def refuse_existing(paths: list[Path]) -> None:
-    """An EffunetError naming the first of `paths` that exists (an earlier call's output)."""
-    existing = [path for path in paths if path.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise EffunetError(
-            f"{existing[0]} already exists{more}; nothing was predicted. Give another output folder, "
-            "or --overwrite to replace them"
-        )
-
-
-def input_files(source: Path) -> list[Path]:
-    if source.is_dir():
-        files = images.list_files(source, IMAGE_SUFFIXES)
-        if not files:
-            raise EffunetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
-        return files
-    if source.is_file():
-        return [source]
-    raise EffunetError(f"input not found: {source}")
 
 
 def predict_files(

@@ -19,7 +19,7 @@ def main(smk):
                             fov=optional("fov"), labels=optional("labels"), format=smk.params.format)
     result = evaluate(model_path=smk.input.model, prepared=prepared, metrics_path=smk.output.metrics,
                       per_image_path=smk.output.per_image, examples_path=smk.output.examples,
-                      threshold=smk.params.threshold, run_json=smk.input.run)
+                      threshold=smk.params.threshold, run_json=smk.input.run, threads=smk.threads)
     # Read from the config on purpose: moving the MLflow store must not rerun evaluations.
     mlflow = smk.config["mlflow"]
     log_to_training_run(result, smk.input.run, smk.output.metrics, mlflow["tracking_uri"], mlflow["experiment"],

@@ -13,7 +13,11 @@ def roc_auc(truth, probability, region=None) -> float | None:
 
     None when the scored truth holds a single class (the area is undefined there).
     """
-    positive, negative = _sorted_scores(*_scored(truth, probability, region))
+    return roc_auc_sorted(*_sorted_scores(*_scored(truth, probability, region)))
+
+
+def roc_auc_sorted(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """`roc_auc` of the scores of the positive and of the negative pixels, each sorted ascending."""
     if positive.size == 0 or negative.size == 0:
         return None
     below = np.searchsorted(negative, positive, side="left").sum(dtype=np.float64)
@@ -27,7 +31,11 @@ def pr_auc(truth, probability, region=None) -> float | None:
     AP = sum over distinct score thresholds (descending) of (R_k - R_{k-1}) * P_k, ties grouped,
     no interpolation (sklearn's `average_precision_score`). None when the truth has no positives.
     """
-    positive, negative = _sorted_scores(*_scored(truth, probability, region))
+    return pr_auc_sorted(*_sorted_scores(*_scored(truth, probability, region)))
+
+
+def pr_auc_sorted(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """`pr_auc` of the scores of the positive and of the negative pixels, each sorted ascending."""
     if positive.size == 0:
         return None
     starts = np.flatnonzero(np.r_[True, positive[1:] != positive[:-1]])
@@ -60,6 +68,15 @@ class PooledAuc:
             raise EffunetError("probability values must lie in [0, 1] for pooled AUCs")
         self._positive.add(probability[truth])
         self._negative.add(probability[~truth])
+
+    def add_sorted(self, positive: np.ndarray, negative: np.ndarray) -> None:
+        """`add` of an image given as the scores of its positive and of its negative pixels, each
+        sorted ascending (as `effunet.scoring` keeps them): the same tables, without sorting again."""
+        for scores in (positive, negative):
+            if scores.size and (scores[0] < 0 or scores[-1] > 1):
+                raise EffunetError("probability values must lie in [0, 1] for pooled AUCs")
+        self._positive.add(positive, presorted=True)
+        self._negative.add(negative, presorted=True)
 
     @property
     def pixels(self) -> int:
@@ -97,10 +114,10 @@ class _ScoreTable:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_size = 0
 
-    def add(self, scores: np.ndarray) -> None:
+    def add(self, scores: np.ndarray, presorted: bool = False) -> None:
         if scores.size == 0:
             return
-        ordered = np.sort(scores)
+        ordered = scores if presorted else np.sort(scores)
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         self._pending.append((ordered[starts].astype(np.float64), np.diff(np.r_[starts, ordered.size])))
         self._pending_size += starts.size

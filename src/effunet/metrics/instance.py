@@ -65,7 +65,7 @@ def watershed_instances(foreground, boundary, threshold: float = 0.5, boundary_t
     return labels
 
 
-def transfer_labels(labels, mask) -> np.ndarray:
+def transfer_labels(labels, mask, components=None) -> np.ndarray:
     """Labels computed on another grid of the same field of view, carried onto binary `mask`.
 
     Each pixel of `mask` takes the label of the `labels` pixel its centre falls in; mask pixels
@@ -74,7 +74,7 @@ def transfer_labels(labels, mask) -> np.ndarray:
     never join pieces the mask keeps apart and every component keeps at least one object. Used to
     split touching nuclei at one scale for every image: split on the training-size prediction
     upsampled by SPLIT_SCALE, then carry the labels to the native-size mask. Returns int32 labels
-    1..n on `mask`, 0 elsewhere.
+    1..n on `mask`, 0 elsewhere. `components`: `label_components(mask)`, where the caller has them.
     """
     labels = np.asarray(labels)
     mask = _binary(mask, "mask")
@@ -84,15 +84,18 @@ def transfer_labels(labels, mask) -> np.ndarray:
         np.minimum(((np.arange(n) + 0.5) * m / n).astype(np.intp), m - 1).reshape(
             [-1 if axis == k else 1 for k in range(mask.ndim)])
         for axis, (n, m) in enumerate(zip(mask.shape, labels.shape, strict=True)))
+    if components is None:
+        components = label_components(mask)
+    elif np.shape(components) != mask.shape:
+        raise EffunetError(f"components have shape {np.shape(components)}, the mask {mask.shape}")
     carried = np.where(mask, labels[index], 0).astype(np.int64)
     if not carried.any():
-        return label_components(mask)
+        return np.array(components, dtype=np.int32)
     missing = mask & (carried == 0)
     if missing.any():
         nearest = ndimage.distance_transform_edt(carried == 0, return_distances=False, return_indices=True)
         carried[missing] = carried[tuple(i[missing] for i in nearest)]
-    components = label_components(mask).astype(np.int64)
-    key = components * (int(carried.max()) + 1) + carried
+    key = np.asarray(components, dtype=np.int64) * (int(carried.max()) + 1) + carried
     out = np.zeros(mask.shape, dtype=np.int32)
     out[mask] = np.unique(key[mask], return_inverse=True)[1].ravel() + 1
     return out

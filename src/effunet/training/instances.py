@@ -2,8 +2,8 @@
 
 With `instances: boundary` a model has two sigmoid outputs, the foreground mask and the nucleus
 boundaries, and evaluation decodes them into instances by a marker-controlled watershed
-(`effunet.metrics.watershed_instances`). The boundary target is made here, in the training input
-pipeline, from the uint16 instance labels that `merge_masks` writes at native size (no prepared
+(`effunet.metrics.watershed_instances`). The boundary target (`effunet.boundary`, which the protocol
+ceiling of `effunet.reference` shares; re-exported here) is made in the training input pipeline, from the uint16 instance labels that `merge_masks` writes at native size (no prepared
 file changes, so runs without the option read exactly what they read before):
 
 - at native size, a pixel is boundary if another value (background or another nucleus) lies within
@@ -27,51 +27,31 @@ BOUNDARY_WEIGHT; training-size metrics read the foreground channel only.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from effunet.boundary import BOUNDARY_WIDTH, boundary_map, boundary_target
 from effunet.data import images
 from effunet.data.manifest import read_manifest
 from effunet.errors import ConfigError, EffunetError
 from effunet.layout import PreparedData
 
 MODES = ("none", "boundary")
-BOUNDARY_WIDTH = 1.0  # training-size pixels
 BOUNDARY_WEIGHT = 1.0  # of the boundary channel's loss, relative to the foreground channel's
+__all__ = [
+    "BOUNDARY_WIDTH",
+    "BOUNDARY_WEIGHT",
+    "MODES",
+    "add_targets",
+    "boundary_map",
+    "boundary_target",
+    "output_channels",
+    "training_loss",
+]
 
 
 def output_channels(instances: str) -> int:
     """The model's outputs: 1 (the mask), 2 with `instances: boundary` (mask, boundary)."""
     _check_mode(instances)
     return 1 if instances == "none" else 2
-
-
-def boundary_map(labels: np.ndarray, radius: tuple[int, int]) -> np.ndarray:
-    """The band around every edge of an instance label image (bool, same size).
-
-    A pixel is marked if another value (background or another nucleus) lies within `radius` (rows,
-    columns) pixels of it (Chebyshev distance per axis; outside the image counts as the nearest
-    edge pixel, so the image edge is no border). The band lies on both sides of each nucleus'
-    outline, so it covers the contact line between touching nuclei and fills the gap between nuclei
-    closer than two radii.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.dtype.kind not in "ui":
-        raise EffunetError(f"instance labels must be a 2-D integer image, got {labels.dtype} {labels.shape}")
-    window = tuple(2 * int(r) + 1 for r in radius)
-    highest = ndimage.maximum_filter(labels, size=window, mode="nearest")
-    lowest = ndimage.minimum_filter(labels, size=window, mode="nearest")
-    return highest != lowest
-
-
-def boundary_target(labels: np.ndarray, size: images.Size, width: float = BOUNDARY_WIDTH) -> np.ndarray:
-    """The boundary target (uint8, 0..255 = area fraction) at training `size` from native `labels`.
-
-    `boundary_map` at native size with a radius of `width` training pixels per axis (rounded, at
-    least one native pixel), then the soft area resize to `size`.
-    """
-    labels = np.asarray(labels)
-    radius = tuple(max(1, round(width * native / small)) for native, small in zip(labels.shape, size))
-    return images.resize_target(boundary_map(labels, radius), tuple(size), "soft")
 
 
 def add_targets(data, prepared: PreparedData, instances: str, splits=("train", "val")):
