@@ -1,6 +1,7 @@
 """Every link and every command in the documentation points at something that exists.
 
-The documents are README.md, CHANGELOG.md, docs/*.md and config/README.md. Checked in each:
+The documents are README.md, CHANGELOG.md, docs/*.md, benchmarks/README.md and config/README.md.
+Checked in each:
 
 - relative links `[text](path#anchor)` (images too): the file exists; an anchor names a heading of
   the target Markdown file (GitHub's slugs);
@@ -45,7 +46,8 @@ SHELL_BLOCKS = {"", "bash", "sh", "shell", "console"}
 
 def documents() -> list[Path]:
     found = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return found + [path for path in [ROOT / "config" / "README.md"] if path.exists()]
+    extra = [ROOT / "benchmarks" / "README.md", ROOT / "config" / "README.md"]
+    return found + [path for path in extra if path.exists()]
 
 
 def placeholder(text: str) -> bool:
