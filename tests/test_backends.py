@@ -127,6 +127,7 @@ def test_layer_flops_count_convolutions_like_the_profiler():
     assert flops.layer_flops(model, (32, 48, 3)) == 4 * expected
     if runtime.backend() == "tensorflow":  # the profiler adds nothing for a model of convolutions only
         assert flops.profiler_flops(model) == expected
+    assert flops.count_flops(model) == runtime.count_flops(model) == expected  # the running backend's count
 
 
 @pytest.mark.backend

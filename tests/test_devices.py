@@ -252,20 +252,21 @@ def test_backend_choice_and_errors(monkeypatch):
 def test_training_on_gpu_fails_when_tensorflow_sees_none(monkeypatch):
     """The new user's case: the driver lists a GPU, TensorFlow (without '.[gpu]') sees none: with
     device auto as with gpu, the job fails at start naming the install and train.device: cpu."""
+    from effunet import placement
     from effunet.models import runtime
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setattr(runtime, "gpus", lambda: [])
     for device in ("gpu", "auto"):
         with pytest.raises(EffunetError, match=r"given GPU\(s\) 0") as error:
-            runtime.require_device(device)
+            placement.require_device(device)
         assert "train.device: cpu" in str(error.value)
         if runtime.backend() == "tensorflow":
             assert "pip install -e '.[gpu]'" in str(error.value)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU at all: auto trains on the CPU
-    assert runtime.require_device("auto") == [] and runtime.require_device("cpu") == []
+    assert placement.require_device("auto") == [] and placement.require_device("cpu") == []
     with pytest.raises(EffunetError, match="sees no GPU"):
-        runtime.require_device("gpu")
+        placement.require_device("gpu")
 
 
 def predict_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:

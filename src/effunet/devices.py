@@ -10,7 +10,7 @@ job's own GPU(s), or to nothing when the job runs on the CPU.
   ``/proc/driver/nvidia/gpus``, else, where a driver device node exists, the Keras backend's own
   device list, asked in a subprocess so the job's framework has not started yet). GPUs found this
   way are numbered in PCI bus order (``CUDA_DEVICE_ORDER=PCI_BUS_ID``), as nvidia-smi numbers them.
-- Each GPU has `jobs_per_gpu` slots, each a lock file in the host's slot folder (`slot_folder`:
+- Each GPU has `jobs_per_gpu` slots, each a lock file in the host's slot folder (`effunet.gpu_slots.slot_folder`:
   ``<temp dir>/effunet-gpu-slots/<host>/``, or ``$EFFUNET_GPU_SLOTS/<host>/``), shared by every
   workflow and ``effunet predict`` on the host whatever their working folder. A job takes
   `gpus_per_job` slots on as many different GPUs with ``fcntl.flock``, free slot numbers first so
@@ -25,31 +25,27 @@ job's own GPU(s), or to nothing when the job runs on the CPU.
 
 `device` is the config key ``train.device`` (``effunet predict --device``): ``auto`` (a GPU if there
 is one, else the CPU with a warning), ``gpu`` (no visible GPU fails the job at start) or ``cpu``
-(GPUs hidden). Once the backend has started, `effunet.models.runtime.require_device` checks that it
+(GPUs hidden). Once the backend has started, `effunet.placement.require_device` checks that it
 can use the GPUs the job was given.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from effunet import gpu_slots
 from effunet.errors import ConfigError, EffunetError
+from effunet.gpu_slots import SLOTS_VARIABLE, Placement, slot_folder  # noqa: F401 (devices' names for them)
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "gpu", "cpu")
 BACKENDS = ("tensorflow", "jax", "torch")
-SLOTS_VARIABLE = "EFFUNET_GPU_SLOTS"  # the slot folder's root, in place of <temp dir>/effunet-gpu-slots
 PROC_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU (its PCI address) while the driver is loaded
 DRIVER_NODES = (Path("/dev/nvidiactl"), Path("/dev/dxg"))  # the NVIDIA driver (Linux, WSL2)
 GPU_INSTALL_HINT = (
@@ -141,46 +137,6 @@ def in_slurm_allocation(env: MutableMapping[str, str] = os.environ) -> bool:
     return bool(env.get("SLURM_JOB_ID")) and env.get("CUDA_VISIBLE_DEVICES") is not None
 
 
-def slot_folder(root: str | os.PathLike | None = None, env: MutableMapping[str, str] = os.environ) -> Path:
-    """This host's GPU slot folder: ``<root>/<host>/`` (``.../slurm-<job id>/`` inside a SLURM job).
-
-    `root` defaults to ``$EFFUNET_GPU_SLOTS``, else ``<temp dir>/effunet-gpu-slots`` (the system's
-    temporary folder, ``$TMPDIR`` or /tmp): one folder per host whatever the working folder.
-    """
-    if root is None:
-        root = env.get(SLOTS_VARIABLE) or Path(tempfile.gettempdir()) / "effunet-gpu-slots"
-    folder = Path(root) / socket.gethostname()
-    if env.get("SLURM_JOB_ID"):
-        folder = folder / f"slurm-{env['SLURM_JOB_ID']}"
-    return folder
-
-
-@dataclass
-class Placement:
-    """Where a job runs: its GPUs (``CUDA_VISIBLE_DEVICES`` entries; empty: the CPU) and held slots."""
-
-    device: str
-    gpus: list[str]
-    slots: list[Path] = field(default_factory=list)
-    how: str = ""
-    _handles: list = field(default_factory=list, repr=False)
-
-    def release(self) -> None:
-        """Give the slots back (ending the process does the same)."""
-        for handle in self._handles:
-            os.close(handle)
-        self._handles.clear()
-
-    def __enter__(self) -> Placement:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-_held: list[Placement] = []  # keeps the lock files of this process open until it ends
-
-
 def check_device(device: str) -> str:
     if device not in DEVICES:
         raise ConfigError(f"config key train.device: {device!r} is not one of {', '.join(DEVICES)}")
@@ -211,7 +167,7 @@ def place_job(
         raise ConfigError("config keys train.jobs_per_gpu and train.gpus_per_job must be at least 1")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-        return _keep(Placement("cpu", [], how="GPUs hidden (train.device: cpu)"))
+        return gpu_slots.keep(Placement("cpu", [], how="GPUs hidden (train.device: cpu)"))
     listed = listed_gpus(env)
     gpus = listed if listed is not None else probe()
     if not gpus:
@@ -227,7 +183,7 @@ def place_job(
             )
         log.warning("no GPU visible (%s): training on the CPU", where)
         env.setdefault("CUDA_VISIBLE_DEVICES", "")  # a GPU that nothing found is not used unleased
-        return _keep(Placement(device, [], how=where))
+        return gpu_slots.keep(Placement(device, [], how=where))
     if listed is None:
         env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # the driver's numbering, not CUDA's fastest-first
     if gpus_per_job > len(gpus):
@@ -238,109 +194,20 @@ def place_job(
     if jobs_per_gpu > 1 or grow_memory:
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    folder = slot_folder(slot_dir, env)
+    folder = gpu_slots.slot_folder(slot_dir, env)
     if cpu_when_taken:
-        placement = _try_lease(device, gpus, jobs_per_gpu, gpus_per_job, _shared_folder(folder))
+        placement = gpu_slots.try_lease(device, gpus, jobs_per_gpu, gpus_per_job, gpu_slots.shared_folder(folder))
         if placement is None:
             log.warning("every GPU slot in %s is taken: running on the CPU", folder)
             env["CUDA_VISIBLE_DEVICES"] = ""
-            return _keep(Placement(device, [], how=f"every GPU slot in {folder} taken"))
+            return gpu_slots.keep(Placement(device, [], how=f"every GPU slot in {folder} taken"))
     else:
-        placement = _lease(device, gpus, jobs_per_gpu, gpus_per_job, folder, poll_seconds, timeout)
+        placement = gpu_slots.lease(device, gpus, jobs_per_gpu, gpus_per_job, folder, poll_seconds, timeout)
     if in_slurm_allocation(env):
         placement.how += f" (SLURM job {env['SLURM_JOB_ID']}'s GPUs {','.join(gpus)})"
     env["CUDA_VISIBLE_DEVICES"] = ",".join(placement.gpus)
     log.info("GPU(s) %s (%s)", ",".join(placement.gpus), placement.how)
-    return _keep(placement)
-
-
-def _keep(placement: Placement) -> Placement:
-    _held.append(placement)
-    return placement
-
-
-def _shared_folder(folder: Path) -> Path:
-    """Make `folder` and its parents, those made here writable by every user (sticky, like /tmp):
-    the jobs of other users on the host take their slots in the same folder."""
-    missing = []
-    path = folder
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in missing:
-        try:
-            path.chmod(0o1777)
-        except OSError:
-            pass
-    return folder
-
-
-def _lease(device, gpus, jobs_per_gpu, gpus_per_job, folder: Path, poll_seconds, timeout) -> Placement:
-    _shared_folder(folder)
-    start, waiting_logged = time.monotonic(), False
-    while True:
-        placement = _try_lease(device, gpus, jobs_per_gpu, gpus_per_job, folder)
-        if placement is not None:
-            return placement
-        if timeout is not None and time.monotonic() - start > timeout:
-            raise EffunetError(f"no free GPU slot in {folder} after {timeout:.0f} s")
-        if not waiting_logged:
-            log.warning(
-                "all %d GPU slots in %s are taken (%d GPUs x train.jobs_per_gpu %d): waiting for one; "
-                "--resources gpu= should not exceed GPUs x jobs_per_gpu",
-                len(gpus) * jobs_per_gpu,
-                folder,
-                len(gpus),
-                jobs_per_gpu,
-            )
-            waiting_logged = True
-        time.sleep(poll_seconds)
-
-
-def _open_slot(path: Path) -> tuple[int, bool]:
-    """A descriptor of the slot's lock file, and whether it is writable (another user's may not be)."""
-    while True:
-        try:
-            return os.open(path, os.O_RDWR), True
-        except FileNotFoundError:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                continue  # another job made it first
-            try:
-                os.fchmod(fd, 0o666)  # whatever the umask: every user's jobs lock the same file
-            except OSError:
-                pass
-            return fd, True
-        except PermissionError:
-            return os.open(path, os.O_RDONLY), False  # flock needs no write access
-
-
-def _try_lease(device, gpus, jobs_per_gpu, gpus_per_job, folder: Path) -> Placement | None:
-    """Lock slot 0 of each GPU first, then slot 1, ...: the least-used GPUs go first."""
-    placement = Placement(device, [], how=f"slot lease in {folder}")
-    for slot in range(jobs_per_gpu):
-        for gpu in gpus:
-            if gpu in placement.gpus:
-                continue
-            path = folder / f"gpu{gpu.replace('/', '_')}.slot{slot}.lock"
-            fd, writable = _open_slot(path)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            if writable:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-            placement.gpus.append(gpu)
-            placement.slots.append(path)
-            placement._handles.append(fd)
-            if len(placement.gpus) == gpus_per_job:
-                return placement
-    placement.release()
-    return None
+    return gpu_slots.keep(placement)
 
 
 def select_backend(backend: str | None, env: MutableMapping[str, str] = os.environ) -> str:

@@ -10,7 +10,7 @@ than half of the time of a training job's FLOPs count.
 Other backends have no such profiler: `layer_flops` counts the convolutions (plain, depthwise,
 transposed) and dense layers with the same formula from the layers' shapes, which is the
 profiler's count without the element-wise ops (equal for a model of convolutions only).
-`effunet.models.runtime.count_flops` picks the one for the running backend.
+`count_flops` picks the one for the running backend.
 """
 
 from __future__ import annotations
@@ -79,10 +79,10 @@ def layer_flops(model: keras.Model, input_shape=None) -> int:
 
 
 def count_flops(model: keras.Model, input_shape=None) -> int:
-    """Forward-pass FLOPs of one image for the running backend (see `effunet.models.runtime`)."""
-    from effunet.models.runtime import count_flops as runtime_count
-
-    return runtime_count(model, input_shape)
+    """Forward-pass FLOPs of one image: TF's profiler on TensorFlow, the convolution count elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        return profiler_flops(model, input_shape)
+    return layer_flops(model, input_shape)
 
 
 def model_complexity(name: str, input_shape=(128, 128, 3), **build_kwargs) -> dict:
