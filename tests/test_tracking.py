@@ -612,3 +612,64 @@ def test_a_moved_store_opens_its_artifacts_after_relocation(tmp_path):
     client = MlflowClient(again)
     assert client.get_run(tracker.run_id).info.artifact_uri.startswith((tmp_path / "again").as_uri())
     assert [a.path for a in client.list_artifacts(tracker.run_id)] == ["history.csv"]
+
+
+def test_log_files_adds_files_to_the_run_of_a_run_json(store, tmp_path, caplog):
+    with tracking.RunTracker.open(store, EXPERIMENT, "dsb2018/unet/seed0") as tracker:
+        tracker.log_metrics({"loss": 0.5}, step=1)
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"run_id": tracker.run_id, "epochs": 1}))
+    (tmp_path / "curve.png").write_bytes(b"png")
+    (tmp_path / "metrics.json").write_text("{}")
+    tracking.log_files(store, EXPERIMENT, run_json, [tmp_path / "curve.png", tmp_path / "metrics.json"], "eval")
+    client = MlflowClient(store)
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "eval")] == ["eval/curve.png", "eval/metrics.json"]
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"  # reopened for the files, then ended again
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # no run of its own
+
+    untracked = tmp_path / "untracked.json"
+    untracked.write_text(json.dumps({"run_id": None, "epochs": 1}))
+    with caplog.at_level(logging.INFO, logger="effunet.tracking"):
+        tracking.log_files(store, EXPERIMENT, untracked, [tmp_path / "curve.png"])
+        tracking.log_files(None, EXPERIMENT, run_json, [tmp_path / "curve.png"])
+    assert caplog.text.count("the training run was not tracked") == 2
+    assert [a.path for a in client.list_artifacts(tracker.run_id)] == ["eval"]
+
+    with pytest.raises(EffunetError, match="missing.json"):
+        tracking.log_files(store, EXPERIMENT, tmp_path / "missing.json", [tmp_path / "curve.png"])
+
+
+TRACKING = ROOT / "src" / "effunet" / "tracking"
+LAYERS = ["retry", "names", "tags", "view", "store", "attempts", "inputs", "session", "runs", "artifacts", "ui"]
+"""The package's modules in the order of the package docstring's layout: each imports only those before it."""
+
+
+def tracking_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) for each ``effunet.tracking`` module and name a file imports (inside functions too);
+    ``from effunet.tracking import x`` gives (x, "")."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "effunet.tracking":
+            found += [(alias.name, "") for alias in node.names if (TRACKING / f"{alias.name}.py").is_file()]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("effunet.tracking."):
+            found += [(node.module.rsplit(".", 1)[1], alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name.rsplit(".", 1)[1], "") for alias in node.names
+                      if alias.name.startswith("effunet.tracking.")]
+    return found
+
+
+def test_the_tracking_modules_are_layered_without_circles_private_names_or_long_files():
+    modules = {path.stem for path in TRACKING.glob("*.py")} - {"__init__", "__main__"}
+    assert modules == set(LAYERS), "a tracking module is missing from LAYERS (and the package docstring)"
+    for path in sorted(TRACKING.glob("*.py")):
+        assert len(path.read_text().splitlines()) <= 300, f"{path.name} is over 300 lines (issue 21)"
+        for module, name in tracking_imports(path):
+            assert not name.startswith("_"), f"{path.name} imports the private {module}.{name}"
+            if path.stem in LAYERS:
+                assert LAYERS.index(module) < LAYERS.index(path.stem), f"{path.name} imports {module}, a later layer"
+    assert ("runs", "RunTracker") in tracking_imports(TRACKING / "artifacts.py")  # the reader sees imports
+    assert ("inputs", "") in tracking_imports(TRACKING / "runs.py")  # `from effunet.tracking import inputs`

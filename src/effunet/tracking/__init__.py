@@ -25,7 +25,8 @@ API
 
 ``log_files(tracking_uri, experiment, run_json, paths, artifact_path)``
     Adds files to the run named by a training job's ``run.json`` (plots, evaluation files);
-    a no-op when the run was not tracked.
+    a no-op when the run was not tracked. A missing or malformed ``run.json`` raises `EffunetError`
+    naming it.
 
 ``run_name(dataset, model, seed, recipe="study") -> "<dataset>/<model>/<recipe>/seed<seed>"``
 
@@ -97,11 +98,23 @@ metrics.json. The training outcome (`names.SUMMARY`) passed to ``log_metrics`` b
 ``RunTracker.log_manifest``/``log_dataset`` record the data set as the run's input;
 ``RunTracker.log_model_reference`` shows the model in the run's "Logged models" by reference (an
 MLflow external model; no copy). `prepare_store` also tags the experiment for the UI's runs view
-(`store.ensure_runs_view`); ``effunet ui`` (`ui.serve`) opens it.
+(`view.ensure_runs_view`); ``effunet ui`` (`ui.serve`) opens it.
 
-Layout: `retry` (retries, HTTP settings), `store` (set-up, relocation, `log_files`, the runs view),
-`tags` (names, tags, params), `names` (metric keys), `runs` (`RunTracker`, `disabled`), `ui`
-(``effunet ui``); this package re-exports the public names of retry, store, tags and runs.
+Layout (each module imports only those before it; no import circle):
+
+- `retry`: `with_retries` (retries, HTTP settings), `StoreUnavailable`, `short`;
+- `names`: metric keys (`metric_key`, `SUMMARY`, the headline metric);
+- `tags`: run names, default tags, flattened params, MLflow's limits, metric batches;
+- `view`: the runs table's shared view (`ensure_runs_view`, `VIEW_KEY`);
+- `store`: where the store is and getting it ready (`prepare_store`, `relocate_store`, `store_lock`);
+- `attempts`: which run a job opens (`open_run`: reopened, continued or new; orphans ended);
+- `inputs`: the data set and the model recorded by reference;
+- `session`: a run's lifecycle (`RunSession`: calls that never raise, `finish`, `Terminated`);
+- `runs`: `RunTracker` (a `RunSession` with the logging methods) and `disabled`;
+- `artifacts`: `log_files`, files added to a training run named by its ``run.json``;
+- `ui`: ``effunet ui``.
+
+This package re-exports the public names of retry, store, tags, session, runs and artifacts.
 """
 
 from effunet.tracking.retry import (
@@ -112,7 +125,8 @@ from effunet.tracking.retry import (
     PROBE_HTTP_ENV,
 )
 from effunet.tracking.artifacts import log_files
-from effunet.tracking.runs import STATUSES, RunTracker, Terminated, disabled
+from effunet.tracking.runs import RunTracker, disabled
+from effunet.tracking.session import STATUSES, Terminated
 from effunet.tracking.store import DEFAULT_TRACKING_URI, prepare_store, relocate_store
 from effunet.tracking.tags import (
     MAX_KEY,
@@ -127,8 +141,26 @@ from effunet.tracking.tags import (
 )
 
 __all__ = [
-    "ATTEMPTS", "BACKOFF_S", "DEFAULT_TRACKING_URI", "HTTP_ENV", "MAX_KEY", "MAX_PARAM_VALUE",
-    "MAX_TAG_VALUE", "METRICS_PER_BATCH", "PARAMS_PER_BATCH", "PROBE_ATTEMPTS", "PROBE_HTTP_ENV",
-    "STATUSES", "RunTracker", "Terminated", "default_tags", "disabled", "flatten", "git_commit", "log_files",
-    "prepare_store", "relocate_store", "run_name",
+    "ATTEMPTS",
+    "BACKOFF_S",
+    "DEFAULT_TRACKING_URI",
+    "HTTP_ENV",
+    "MAX_KEY",
+    "MAX_PARAM_VALUE",
+    "MAX_TAG_VALUE",
+    "METRICS_PER_BATCH",
+    "PARAMS_PER_BATCH",
+    "PROBE_ATTEMPTS",
+    "PROBE_HTTP_ENV",
+    "STATUSES",
+    "RunTracker",
+    "Terminated",
+    "default_tags",
+    "disabled",
+    "flatten",
+    "git_commit",
+    "log_files",
+    "prepare_store",
+    "relocate_store",
+    "run_name",
 ]

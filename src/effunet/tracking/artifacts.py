@@ -13,8 +13,13 @@ from effunet.tracking.runs import RunTracker
 log = logging.getLogger("effunet.tracking")
 
 
-def log_files(tracking_uri: str | None, experiment: str, run_json: str | os.PathLike,
-              paths: list[str | os.PathLike], artifact_path: str | None = None) -> None:
+def log_files(
+    tracking_uri: str | None,
+    experiment: str,
+    run_json: str | os.PathLike,
+    paths: list[str | os.PathLike],
+    artifact_path: str | None = None,
+) -> None:
     """Add `paths` to the MLflow run of a training job's ``run.json``; skipped if it was not tracked.
 
     Raises `EffunetError` naming `run_json` if it is missing or not a run summary."""

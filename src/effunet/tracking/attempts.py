@@ -3,16 +3,14 @@ ready (a missing SQLite database created with `store.prepare_store`, else its cr
 for), then the run of its checkpoint (`reopen`), else an earlier attempt of the same job and settings
 that died before its first checkpoint (`earlier_attempts`, `continuable`), else a new run; the
 earlier attempts still RUNNING that nothing will end are ended KILLED, with the reason in the log
-(`end_orphans`). A run whose store was given up mid-job is closed if the store answers again
-(`close_lost_run`)."""
+(`end_orphans`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Mapping
 
-from effunet.tracking.retry import PROBE_ATTEMPTS, short, with_retries
-from effunet.tracking.tags import MAX_TAG_VALUE, fit
+from effunet.tracking.retry import with_retries
 from effunet.tracking.store import (
     get_or_create_experiment,
     is_http,
@@ -27,15 +25,23 @@ log = logging.getLogger("effunet.tracking")
 UNFINISHED = ("RUNNING", "SCHEDULED", "FAILED", "KILLED")  # an attempt of these may be continued
 
 
-def open_run(tracking_uri: str, experiment: str, run_name: str, run_id: str | None,
-             job_tags: Mapping[str, str] | None, attempt_tags: Mapping[str, str] | None):
+def open_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    run_id: str | None,
+    job_tags: Mapping[str, str] | None,
+    attempt_tags: Mapping[str, str] | None,
+):
     """The MLflow client and the run a job logs to: `run_id` reopened, else the earlier attempt that
     can be continued, else a new run of `run_name` created with `job_tags` and `attempt_tags` (see
     `runs.RunTracker.open`). Raises on store trouble; the caller disables tracking then."""
     db = sqlite_path(tracking_uri)
     if db is not None and not db.exists():
-        log.warning("MLflow store %s does not exist yet; creating it (call prepare_store "
-                    "before starting parallel jobs)", tracking_uri)
+        log.warning(
+            "MLflow store %s does not exist yet; creating it (call prepare_store before starting parallel jobs)",
+            tracking_uri,
+        )
         prepare_store(tracking_uri, experiment)
     elif db is not None:
         with store_lock(db):  # waits while another process is still creating the store
@@ -48,15 +54,20 @@ def open_run(tracking_uri: str, experiment: str, run_name: str, run_id: str | No
         run = continuable(earlier, attempt_tags or {})
         if run is not None:
             with_retries(f"reopening run {run.info.run_id}", client.update_run, run.info.run_id, status="RUNNING")
-            log.warning("MLflow run %s (%s) of an earlier attempt that ended before its first checkpoint "
-                        "(%s, no metrics) is continued", run.info.run_id, run_name, run.info.status)
+            log.warning(
+                "MLflow run %s (%s) of an earlier attempt that ended before its first checkpoint "
+                "(%s, no metrics) is continued",
+                run.info.run_id,
+                run_name,
+                run.info.status,
+            )
     end_orphans(client, earlier, attempt_tags or {}, keep=run.info.run_id if run is not None else None)
     if run is None:
         start_tags = {**(job_tags or {}), **(attempt_tags or {})}
-        run = with_retries(f"creating run {run_name!r}", client.create_run, experiment_id,
-                           run_name=run_name, tags=start_tags)
-        log.info("MLflow run %s (%s) started in %s, experiment %r", run.info.run_id, run_name,
-                 tracking_uri, experiment)
+        run = with_retries(
+            f"creating run {run_name!r}", client.create_run, experiment_id, run_name=run_name, tags=start_tags
+        )
+        log.info("MLflow run %s (%s) started in %s, experiment %r", run.info.run_id, run_name, tracking_uri, experiment)
     return client, run
 
 
@@ -72,9 +83,13 @@ def reopen(client, run_id: str, experiment_id: str):
         log.warning("MLflow run %s from the checkpoint is not in the store; starting a new run", run_id)
         return None
     if run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
-        log.warning("MLflow run %s from the checkpoint belongs to experiment %s (%s), not %s; "
-                    "starting a new run", run_id, run.info.experiment_id, run.info.lifecycle_stage,
-                    experiment_id)
+        log.warning(
+            "MLflow run %s from the checkpoint belongs to experiment %s (%s), not %s; starting a new run",
+            run_id,
+            run.info.experiment_id,
+            run.info.lifecycle_stage,
+            experiment_id,
+        )
         return None
     with_retries(f"reopening run {run_id}", client.update_run, run_id, status="RUNNING")
     log.info("MLflow run %s (%s) reopened (was %s)", run_id, run.info.run_name, run.info.status)
@@ -89,11 +104,21 @@ def earlier_attempts(client, experiment_id: str, run_name: str, job_tags: Mappin
     where = f"attributes.run_name = '{run_name}'" if quoted else ""
     runs, token = [], None
     while True:
-        page = with_retries(f"looking up earlier runs of {run_name!r}", client.search_runs, [experiment_id],
-                      filter_string=where, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                      order_by=["attributes.start_time DESC"], page_token=token)
-        runs += [run for run in page if run.info.run_name == run_name
-                 and all(run.data.tags.get(key) == value for key, value in job_tags.items())]
+        page = with_retries(
+            f"looking up earlier runs of {run_name!r}",
+            client.search_runs,
+            [experiment_id],
+            filter_string=where,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        runs += [
+            run
+            for run in page
+            if run.info.run_name == run_name and all(run.data.tags.get(key) == value for key, value in job_tags.items())
+        ]
         token = page.token
         if not token:
             return runs
@@ -102,8 +127,11 @@ def earlier_attempts(client, experiment_id: str, run_name: str, job_tags: Mappin
 def continuable(earlier: list, attempt_tags: Mapping[str, str]):
     """The newest earlier attempt with the same attempt tags that did not finish and logged no metrics."""
     for run in earlier:
-        if (run.info.status in UNFINISHED and not run.data.metrics
-                and all(run.data.tags.get(key) == value for key, value in attempt_tags.items())):
+        if (
+            run.info.status in UNFINISHED
+            and not run.data.metrics
+            and all(run.data.tags.get(key) == value for key, value in attempt_tags.items())
+        ):
             return run
     return None
 
@@ -120,24 +148,9 @@ def end_orphans(client, earlier: list, attempt_tags: Mapping[str, str], keep: st
         else:
             why = "superseded"
         with_retries(f"ending orphan run {run.info.run_id}", client.set_terminated, run.info.run_id, "KILLED")
-        log.warning("MLflow run %s (%s) was left RUNNING by an earlier attempt of this job that died (%s): "
-                    "ended as KILLED", run.info.run_id, run.info.run_name, why)
-
-
-def close_lost_run(client, run_id: str, status: str, reason: str) -> bool:
-    """End run `run_id` with `status`, tagged ``tracking_incomplete`` with `reason`, after its store was
-    given up mid-job, if the store answers again (a short probe); False (with a warning) if not."""
-    from mlflow.entities import RunTag
-
-    note = fit("tag", "tracking_incomplete", f"the store was unreachable during the job ({reason}); "
-               "what the job logged after that is missing", MAX_TAG_VALUE)
-    try:
-        with_retries(f"MLflow ending run {run_id} as {status}", client.log_batch, run_id,
-                     tags=[RunTag("tracking_incomplete", note)], attempts=PROBE_ATTEMPTS, probe=True)
-        with_retries(f"MLflow ending run {run_id} as {status}", client.set_terminated, run_id,
-                     status, attempts=PROBE_ATTEMPTS, probe=True)
-    except Exception as error:
-        log.warning("MLflow run %s stays RUNNING: the store is still unreachable (%s)", run_id, short(error))
-        return False
-    log.info("MLflow run %s ended: %s (the store is back; the run is tagged tracking_incomplete)", run_id, status)
-    return True
+        log.warning(
+            "MLflow run %s (%s) was left RUNNING by an earlier attempt of this job that died (%s): ended as KILLED",
+            run.info.run_id,
+            run.info.run_name,
+            why,
+        )

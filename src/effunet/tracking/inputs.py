@@ -36,21 +36,25 @@ def manifest_summary(manifest: Path) -> tuple[str, dict[str, int]] | None:
     return hashlib.sha256(content).hexdigest()[:36], profile
 
 
-def dataset_input(name: str, source: str | os.PathLike, digest: str, profile: Mapping[str, Any] | None,
-                  context: str):
+def dataset_input(name: str, source: str | os.PathLike, digest: str, profile: Mapping[str, Any] | None, context: str):
     """The MLflow `DatasetInput` of a data set at `source` (a path, made absolute, or a URI), with
     `digest` cut to MLflow's 36 characters and the input tag ``mlflow.data.context``."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     uri = source if "://" in str(source) else Path(source).resolve().as_uri()
-    dataset = Dataset(name=name, digest=str(digest)[:36], source_type="local",
-                      source=json.dumps({"uri": str(uri)}),
-                      profile=json.dumps(dict(profile)) if profile else None)
+    dataset = Dataset(
+        name=name,
+        digest=str(digest)[:36],
+        source_type="local",
+        source=json.dumps({"uri": str(uri)}),
+        profile=json.dumps(dict(profile)) if profile else None,
+    )
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
 
 
-def log_model_reference(client, run_id: str, model_file: str, name: str | None, params: Mapping[str, Any],
-                        step: int) -> str:
+def log_model_reference(
+    client, run_id: str, model_file: str, name: str | None, params: Mapping[str, Any], step: int
+) -> str:
     """Link `model_file` to run `run_id` as an MLflow *external* logged model
     (``mlflow.model.isExternal``), the run's output at `step`, and return its id. The model has the
     run as its source, is tagged ``model_file`` (the path as given: the workflow's, relative to its
@@ -67,16 +71,29 @@ def log_model_reference(client, run_id: str, model_file: str, name: str | None, 
     experiment_id = run.info.experiment_id
     if name is None:
         tags = run.data.tags
-        name = "-".join(str(tags.get(key, "")) for key in ("model", "dataset", "recipe")) + f"-seed{tags.get('seed', '')}"
-    found = with_retries("looking up the run's models", client.search_logged_models, [experiment_id],
-                         filter_string=f"source_run_id = '{run_id}'", max_results=100)
+        name = (
+            "-".join(str(tags.get(key, "")) for key in ("model", "dataset", "recipe")) + f"-seed{tags.get('seed', '')}"
+        )
+    found = with_retries(
+        "looking up the run's models",
+        client.search_logged_models,
+        [experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+        max_results=100,
+    )
     for model in found:
         if model.tags.get("model_file") == model_file and model.status == LoggedModelStatus.READY:
             return model.model_id
-    model = with_retries(f"creating the model of run {run_id}", client.create_logged_model, experiment_id,
-                         name=name, source_run_id=run_id, model_type="keras",
-                         tags={MLFLOW_MODEL_IS_EXTERNAL: "true", "model_file": model_file},
-                         params={key: as_text(value) for key, value in params.items()})
+    model = with_retries(
+        f"creating the model of run {run_id}",
+        client.create_logged_model,
+        experiment_id,
+        name=name,
+        source_run_id=run_id,
+        model_type="keras",
+        tags={MLFLOW_MODEL_IS_EXTERNAL: "true", "model_file": model_file},
+        params={key: as_text(value) for key, value in params.items()},
+    )
     with tempfile.TemporaryDirectory() as folder:
         get_external_mlflow_model_spec(model).save(os.path.join(folder, MLMODEL_FILE_NAME))
         Path(folder, "model_file.json").write_text(json.dumps({"model_file": model_file}, indent=2) + "\n")

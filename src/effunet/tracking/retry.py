@@ -89,8 +89,9 @@ def with_retries(
             if attempt == attempts:
                 raise StoreUnavailable(f"{what} failed after {attempts} attempts: {short(error)}") from error
             delay = BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            log.warning("%s failed (attempt %d/%d: %s); retrying in %.1f s", what, attempt, attempts,
-                        short(error), delay)
+            log.warning(
+                "%s failed (attempt %d/%d: %s); retrying in %.1f s", what, attempt, attempts, short(error), delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 

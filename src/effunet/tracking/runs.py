@@ -1,22 +1,21 @@
-"""The run lifecycle: `RunTracker`, one MLflow run driven by explicit run id (opened or continued by
-`attempts.open_run`; params, metrics, evaluations, tags, artifacts, the data set and model by
-reference (`inputs`); ended FINISHED, FAILED or KILLED, also on SIGTERM via `Terminated`), and
-`disabled`, a tracker that does nothing. Every MLflow call goes through `retry.with_retries`; store
-trouble disables the tracker instead of raising."""
+"""What a training or evaluation job logs to its MLflow run: `RunTracker.open` opens the run
+(`attempts.open_run`: a new one, the checkpoint's, or an earlier attempt's), and its methods log
+params, per-epoch metrics, evaluations (each at a step of its own), tags, artifacts, and the data set
+and model by reference (`inputs`); the run's lifecycle (calls that never raise, `finish`, SIGTERM)
+is `session.RunSession`'s. `disabled` is a tracker that does nothing."""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from effunet.tracking import inputs
-from effunet.tracking.attempts import close_lost_run, open_run
+from effunet.tracking.attempts import open_run
 from effunet.tracking.names import SUMMARY, metric_key
-from effunet.tracking.retry import StoreUnavailable, short, with_retries
+from effunet.tracking.retry import short, with_retries
+from effunet.tracking.session import RunSession
 from effunet.tracking.tags import (
     MAX_KEY,
     MAX_PARAM_VALUE,
@@ -32,39 +31,23 @@ from effunet.tracking.tags import (
 log = logging.getLogger("effunet.tracking")
 
 
-STATUSES = ("FINISHED", "FAILED", "KILLED")
-
-
-class Terminated(SystemExit):
-    """Raised in the main thread by SIGTERM while a tracker is open (`with tracker:`), so the run ends
-    KILLED; uncaught, the process exits with 128 + the signal number, as a shell reports it."""
-
-    def __init__(self, signum: int):
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-class RunTracker:
-    """One MLflow run, driven by explicit run id; every method is a no-op once disabled."""
-
-    def __init__(self, client=None, run_id: str | None = None, tracking_uri: str | None = None,
-                 params: Mapping[str, str] | None = None):
-        self._client = client
-        self.run_id = run_id
-        self.tracking_uri = tracking_uri
-        self._params: dict[str, str] = dict(params or {})
-        self.enabled = client is not None and run_id is not None
-        self._lost: str | None = None  # why the store was given up mid-run: `finish` tries to close it
-        self._handler: Any = None  # the SIGTERM handler `__enter__` replaced
-
-    def __repr__(self) -> str:
-        state = f"run {self.run_id} in {self.tracking_uri}" if self.enabled else "disabled"
-        return f"RunTracker({state})"
+class RunTracker(RunSession):
+    """One MLflow run (a `session.RunSession`) and what is logged to it: params, per-epoch metrics,
+    evaluations, tags, artifacts, the data set and the model (by reference); every method is a
+    no-op once disabled."""
 
     @classmethod
-    def open(cls, tracking_uri: str, experiment: str, run_name: str, *, run_id: str | None = None,
-             tags: Mapping[str, Any] | None = None, job_tags: Mapping[str, str] | None = None,
-             attempt_tags: Mapping[str, str] | None = None) -> "RunTracker":
+    def open(
+        cls,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        job_tags: Mapping[str, str] | None = None,
+        attempt_tags: Mapping[str, str] | None = None,
+    ) -> "RunTracker":
         """Start run `run_name` in `experiment`, or reopen `run_id`; disabled if the store fails.
 
         `job_tags` name the job that makes the run (training: its checkpoint folder), `attempt_tags`
@@ -77,8 +60,11 @@ class RunTracker:
         try:
             client, run = open_run(tracking_uri, experiment, run_name, run_id, job_tags, attempt_tags)
         except Exception as error:
-            log.warning("MLflow tracking skipped: cannot use the store %s (%s); training continues "
-                        "without tracking", tracking_uri, short(error))
+            log.warning(
+                "MLflow tracking skipped: cannot use the store %s (%s); training continues without tracking",
+                tracking_uri,
+                short(error),
+            )
             return disabled(f"store {tracking_uri} unavailable")
         tracker = cls(client, run.info.run_id, tracking_uri, dict(run.data.params))
         if tags or job_tags or attempt_tags:
@@ -98,12 +84,16 @@ class RunTracker:
             key, value = key[:MAX_KEY], fit("param", key, value, MAX_PARAM_VALUE)
             if key in self._params:
                 if self._params[key] != value:
-                    log.warning("param %r was logged as %r; MLflow cannot change it, %r not logged",
-                                key, self._params[key], value)
+                    log.warning(
+                        "param %r was logged as %r; MLflow cannot change it, %r not logged",
+                        key,
+                        self._params[key],
+                        value,
+                    )
                 continue
             new.append(Param(key, value))
         for start in range(0, len(new), PARAMS_PER_BATCH):
-            chunk = new[start:start + PARAMS_PER_BATCH]
+            chunk = new[start : start + PARAMS_PER_BATCH]
             if self._call("logging params", self._client.log_batch, self.run_id, params=chunk):
                 self._params.update((p.key, p.value) for p in chunk)
 
@@ -118,11 +108,16 @@ class RunTracker:
             self.log_params(summary)
         batch = metric_batch({key: value for key, value in metrics.items() if key not in SUMMARY}, step)
         for start in range(0, len(batch), METRICS_PER_BATCH):
-            self._call(f"logging metrics of step {step}", self._client.log_batch, self.run_id,
-                       metrics=batch[start:start + METRICS_PER_BATCH])
+            self._call(
+                f"logging metrics of step {step}",
+                self._client.log_batch,
+                self.run_id,
+                metrics=batch[start : start + METRICS_PER_BATCH],
+            )
 
-    def log_evaluation(self, metrics: Mapping[str, float], settings: Mapping[str, Any],
-                       prefix: str = "eval") -> int | None:
+    def log_evaluation(
+        self, metrics: Mapping[str, float], settings: Mapping[str, Any], prefix: str = "eval"
+    ) -> int | None:
         """Log one evaluation of the run's model; returns its step (None if not logged).
 
         The n-th evaluation is logged at a step of its own, one after the last step of any of its
@@ -136,34 +131,59 @@ class RunTracker:
         """
         if not self.enabled:
             return None
-        numeric = {f"{prefix}/{key}": value for key, value in settings.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        numeric = {
+            f"{prefix}/{key}": value
+            for key, value in settings.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
         steps: set[int] = set()
         for key in (*metrics, *numeric):
             logged = self.logged_steps(key)
             if logged is None:
-                log.warning("MLflow: the evaluation is not logged to run %s (its earlier steps cannot be read)",
-                            self.run_id)
+                log.warning(
+                    "MLflow: the evaluation is not logged to run %s (its earlier steps cannot be read)", self.run_id
+                )
                 return None
             steps |= logged
         step = max(steps, default=0) + 1
         for key in (f"{prefix}.{k}" for k in settings):
             if key in self._params:
-                log.warning("run %s has the param %r = %r from an earlier effunet version; MLflow cannot change "
-                            "params: the evaluation at step %d is described by the tag %r", self.run_id, key,
-                            self._params[key], step, key)
+                log.warning(
+                    "run %s has the param %r = %r from an earlier effunet version; MLflow cannot change "
+                    "params: the evaluation at step %d is described by the tag %r",
+                    self.run_id,
+                    key,
+                    self._params[key],
+                    step,
+                    key,
+                )
         from mlflow.entities import RunTag
 
-        tags = [RunTag(f"{prefix}.{key}"[:MAX_KEY], fit("tag", key, as_text(value), MAX_TAG_VALUE))
-                for key, value in {**settings, "step": step}.items()]
+        tags = [
+            RunTag(f"{prefix}.{key}"[:MAX_KEY], fit("tag", key, as_text(value), MAX_TAG_VALUE))
+            for key, value in {**settings, "step": step}.items()
+        ]
         batch = metric_batch({**metrics, **numeric}, step)
-        if self._call(f"logging evaluation {step}", self._client.log_batch, self.run_id,
-                      metrics=batch[:METRICS_PER_BATCH], tags=tags):
+        if self._call(
+            f"logging evaluation {step}",
+            self._client.log_batch,
+            self.run_id,
+            metrics=batch[:METRICS_PER_BATCH],
+            tags=tags,
+        ):
             for start in range(METRICS_PER_BATCH, len(batch), METRICS_PER_BATCH):
-                self._call(f"logging evaluation {step}", self._client.log_batch, self.run_id,
-                           metrics=batch[start:start + METRICS_PER_BATCH])
-            log.info("MLflow run %s: evaluation logged at step %d (%s)", self.run_id, step,
-                     ", ".join(f"{key} {as_text(value)}" for key, value in settings.items()))
+                self._call(
+                    f"logging evaluation {step}",
+                    self._client.log_batch,
+                    self.run_id,
+                    metrics=batch[start : start + METRICS_PER_BATCH],
+                )
+            log.info(
+                "MLflow run %s: evaluation logged at step %d (%s)",
+                self.run_id,
+                step,
+                ", ".join(f"{key} {as_text(value)}" for key, value in settings.items()),
+            )
             return step
         return None
 
@@ -191,11 +211,15 @@ class RunTracker:
             return
         from mlflow.entities import RunTag
 
-        items = [RunTag(str(k)[:MAX_KEY], fit("tag", str(k), as_text(v), MAX_TAG_VALUE))
-                 for k, v in tags.items() if v is not None]
+        items = [
+            RunTag(str(k)[:MAX_KEY], fit("tag", str(k), as_text(v), MAX_TAG_VALUE))
+            for k, v in tags.items()
+            if v is not None
+        ]
         for start in range(0, len(items), PARAMS_PER_BATCH):
-            self._call("setting tags", self._client.log_batch, self.run_id,
-                       tags=items[start:start + PARAMS_PER_BATCH])
+            self._call(
+                "setting tags", self._client.log_batch, self.run_id, tags=items[start : start + PARAMS_PER_BATCH]
+            )
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy/upload a file (or folder) to the run's artifacts; a missing file only warns."""
@@ -223,8 +247,14 @@ class RunTracker:
             name = (run.data.tags.get("dataset") if run is not None else None) or manifest.parent.name
         self.log_dataset(name, manifest.parent, digest, profile=profile)
 
-    def log_dataset(self, name: str, source: str | os.PathLike, digest: str,
-                    profile: Mapping[str, Any] | None = None, context: str = "training") -> None:
+    def log_dataset(
+        self,
+        name: str,
+        source: str | os.PathLike,
+        digest: str,
+        profile: Mapping[str, Any] | None = None,
+        context: str = "training",
+    ) -> None:
         """Record the data set the run was trained on as its input (the UI's Dataset column and the
         run's Datasets), by reference: `source` is the prepared data's folder or file (a path or a
         URI), `digest` identifies its content (at most 36 characters are kept). Logging the same
@@ -234,8 +264,9 @@ class RunTracker:
         entry = inputs.dataset_input(name, source, digest, profile, context)
         self._call(f"logging data set {name}", self._client.log_inputs, self.run_id, datasets=[entry])
 
-    def log_model_reference(self, model_path: str | os.PathLike, name: str | None = None, *,
-                            params: Mapping[str, Any] | None = None) -> str | None:
+    def log_model_reference(
+        self, model_path: str | os.PathLike, name: str | None = None, *, params: Mapping[str, Any] | None = None
+    ) -> str | None:
         """Show the trained model in the run's "Logged models" (and the runs table's Models column)
         without a second copy (`inputs.log_model_reference`: an MLflow external model holding the
         path as given); once per run and file. `name`: ``<model>-<dataset>-<recipe>-seed<seed>`` from
@@ -249,76 +280,6 @@ class RunTracker:
         except Exception as error:  # the model stays findable by the run's model_file tag
             log.warning("MLflow: the model %s is not linked to run %s (%s)", model_file, self.run_id, short(error))
             return None
-
-    def finish(self, status: str = "FINISHED") -> None:
-        """End the run with FINISHED, FAILED or KILLED; the tracker is disabled afterwards.
-
-        If the store was given up during the job (unreachable after the retries) and is back now,
-        the run is still ended with `status`, and tagged ``tracking_incomplete`` with the reason."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-        if self._lost is not None and self._client is not None and self.run_id is not None:
-            reason, self._lost, self.enabled = self._lost, None, False
-            close_lost_run(self._client, self.run_id, status, reason)
-            return
-        if not self.enabled:
-            return
-        if self._call(f"ending run as {status}", self._client.set_terminated, self.run_id, status):
-            log.info("MLflow run %s ended: %s", self.run_id, status)
-        self.enabled = False
-
-    def __enter__(self) -> "RunTracker":
-        """While the block runs (main thread, tracker enabled), SIGTERM raises `Terminated`."""
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            self._handler = signal.signal(signal.SIGTERM, _terminate)
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if self._handler is not None:
-            signal.signal(signal.SIGTERM, self._handler)  # a second SIGTERM acts as it did before
-            self._handler = None
-        if kind is None:
-            self.finish("FINISHED")
-        elif issubclass(kind, (KeyboardInterrupt, Terminated)):
-            if self.enabled or self._lost is not None:
-                log.warning("%s: MLflow run %s ends as KILLED",
-                            "terminated (SIGTERM)" if issubclass(kind, Terminated) else "interrupted", self.run_id)
-            self.finish("KILLED")
-        else:
-            self.finish("FAILED")
-
-    # -- plumbing
-
-    def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Run one MLflow call; True if it worked. Never raises: store trouble disables tracking."""
-        try:
-            with_retries(f"MLflow {what} (run {self.run_id})", call, *args, **kwargs)
-            return True
-        except StoreUnavailable as error:
-            log.warning("MLflow tracking disabled for the rest of this job: %s", error)
-            self._lost = str(error)
-        except Exception as error:
-            from mlflow.exceptions import MlflowException
-
-            if isinstance(error, MlflowException):
-                log.warning("MLflow %s failed, skipped: %s", what, short(error))
-                return False
-            log.warning("MLflow tracking disabled for the rest of this job: %s failed: %r", what, error)
-            self._lost = f"{what} failed: {error!r}"
-        self.enabled = False
-        return False
-
-    def _call_value(self, what: str, call: Callable[..., Any], *args: Any) -> Any:
-        """A read through `with_retries`; None (with a warning) if it fails. Does not disable the tracker."""
-        try:
-            return with_retries(f"MLflow {what}", call, *args)
-        except Exception as error:
-            log.warning("MLflow %s failed: %s", what, short(error))
-            return None
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated(signum)
 
 
 def disabled(reason: str = "tracking switched off") -> RunTracker:

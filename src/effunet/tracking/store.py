@@ -29,7 +29,7 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working folder), else None."""
     if not tracking_uri.startswith("sqlite:"):
         return None
-    rest = tracking_uri[len("sqlite:"):]
+    rest = tracking_uri[len("sqlite:") :]
     if not rest.startswith("///") or rest[3:] in ("", ":memory:"):
         raise EffunetError(f"mlflow.tracking_uri {tracking_uri!r}: use sqlite:///<path to a .db file>")
     return Path(rest[3:].split("?", 1)[0])
@@ -60,19 +60,29 @@ def mlflow_client(tracking_uri: str):
 
 
 def get_or_create_experiment(client, tracking_uri: str, experiment: str, probe: bool = False) -> str:
-    found = with_retries(f"looking up experiment {experiment!r} in {tracking_uri}", client.get_experiment_by_name,
-                   experiment, attempts=PROBE_ATTEMPTS if probe else ATTEMPTS, probe=probe)
+    found = with_retries(
+        f"looking up experiment {experiment!r} in {tracking_uri}",
+        client.get_experiment_by_name,
+        experiment,
+        attempts=PROBE_ATTEMPTS if probe else ATTEMPTS,
+        probe=probe,
+    )
     if found is not None:
         if found.lifecycle_stage != "active":
             raise EffunetError(
                 f"MLflow experiment {experiment!r} in {tracking_uri} is deleted; restore it "
-                f"(mlflow experiments restore) or choose another mlflow.experiment")
+                f"(mlflow experiments restore) or choose another mlflow.experiment"
+            )
         return found.experiment_id
     db = sqlite_path(tracking_uri)
     location = (db.resolve().parent / "mlartifacts" / experiment).as_uri() if db else None
     try:
-        return with_retries(f"creating experiment {experiment!r} in {tracking_uri}", client.create_experiment,
-                      experiment, artifact_location=location)
+        return with_retries(
+            f"creating experiment {experiment!r} in {tracking_uri}",
+            client.create_experiment,
+            experiment,
+            artifact_location=location,
+        )
     except Exception as error:
         # Another process may have created it between our look-up and our create.
         found = with_retries(f"looking up experiment {experiment!r}", client.get_experiment_by_name, experiment)
@@ -98,8 +108,13 @@ def prepare_store(tracking_uri: str, experiment: str, *, strict: bool = True) ->
             client = mlflow_client(tracking_uri)
             experiment_id = get_or_create_experiment(client, tracking_uri, experiment)
     except Exception as error:
-        failure = error if isinstance(error, EffunetError) else EffunetError(
-            f"cannot set up the MLflow store {tracking_uri} (experiment {experiment!r}): {short(error)}")
+        failure = (
+            error
+            if isinstance(error, EffunetError)
+            else EffunetError(
+                f"cannot set up the MLflow store {tracking_uri} (experiment {experiment!r}): {short(error)}"
+            )
+        )
         if strict:
             raise failure from error
         log.warning("MLflow tracking will be skipped: %s", failure)
@@ -146,9 +161,11 @@ def relocate_store(tracking_uri: str) -> int:
     changed = 0
     with store_lock(db), contextlib.closing(sqlite3.connect(db, timeout=30)) as connection, connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, key, column in (("experiments", "experiment_id", "artifact_location"),
-                                   ("runs", "run_uuid", "artifact_uri"),
-                                   ("logged_models", "model_id", "artifact_location")):
+        for table, key, column in (
+            ("experiments", "experiment_id", "artifact_location"),
+            ("runs", "run_uuid", "artifact_uri"),
+            ("logged_models", "model_id", "artifact_location"),
+        ):
             if table not in tables:
                 continue
             for row_id, uri in connection.execute(f"SELECT {key}, {column} FROM {table}").fetchall():

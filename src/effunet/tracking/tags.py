@@ -35,8 +35,9 @@ def git_commit(*folders: str | os.PathLike) -> str:
     """``git rev-parse HEAD`` of the first folder (default: cwd, then this package) in a repo."""
     for folder in folders or (os.getcwd(), Path(__file__).resolve().parent):
         try:
-            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
-                                 text=True, timeout=10, check=True)
+            out = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=True
+            )
         except (OSError, subprocess.SubprocessError):
             continue
         commit = out.stdout.strip()
@@ -45,8 +46,9 @@ def git_commit(*folders: str | os.PathLike) -> str:
     return "unknown"
 
 
-def default_tags(dataset: str, model: str, seed: int | str, rule: str | None = None,
-                 recipe: str = STUDY_RECIPE) -> dict[str, str]:
+def default_tags(
+    dataset: str, model: str, seed: int | str, rule: str | None = None, recipe: str = STUDY_RECIPE
+) -> dict[str, str]:
     """Tags every training run carries: data set, model, recipe, seed, git commit, host, rule, Slurm job."""
     commit = git_commit()
     tags = {

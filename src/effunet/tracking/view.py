@@ -22,15 +22,21 @@ def runs_view(metrics: tuple[str, ...] | None = None) -> dict:
     columns = [f"attributes.`{name}`" for name in ("Dataset", "Models", "Source")]
     columns += [f"metrics.`{key}`" for key in metrics or TABLE_METRICS]
     # The UI merges this with its defaults (time range, lifecycle filter, ...).
-    return {"orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False, "selectedColumns": columns,
-            "runsHiddenMode": "SHOW_ALL"}
+    return {
+        "orderByKey": f"metrics.`{HEADLINE}`",
+        "orderByAsc": False,
+        "selectedColumns": columns,
+        "runsHiddenMode": "SHOW_ALL",
+    }
 
 
 def ensure_runs_view(client, experiment_id: str) -> None:
     """Tag the experiment so MLflow's UI opens it as model training (``mlflow.experimentKind``) and
     offers the runs table with the headline metric (`runs_view`, the shared view `VIEW_KEY`)."""
-    wanted = {"mlflow.experimentKind": EXPERIMENT_KIND,
-              f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(runs_view(), separators=(",", ":"))}
+    wanted = {
+        "mlflow.experimentKind": EXPERIMENT_KIND,
+        f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(runs_view(), separators=(",", ":")),
+    }
     tags = with_retries(f"reading experiment {experiment_id}", client.get_experiment, experiment_id).tags
     for key, value in wanted.items():
         if key == "mlflow.experimentKind" and tags.get(key):
