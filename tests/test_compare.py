@@ -524,6 +524,61 @@ def test_own_data_sets_weigh_as_their_format_says_and_the_claims_follow_the_stud
     assert compare.NO_STUDY_DATA in text and "cells" in text
 
 
+# ------------------------------------------------------------------------------------ the package
+
+PACKAGE = Path(compare.__file__).parent
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Module -> the modules of effunet.compare it imports (relative or absolute, inside functions too)."""
+    import ast
+
+    names = {path.stem for path in PACKAGE.glob("*.py")}
+    graph = {}
+    for path in PACKAGE.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module] if node.module else [alias.name for alias in node.names])
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("effunet.compare."):
+                found.add(node.module.split(".")[2])
+        graph[path.stem] = found & names
+    return graph
+
+
+def test_the_comparison_is_split_by_concern_without_import_circles_or_long_modules():
+    graph = package_imports()
+    assert {"records", "table", "paired", "study", "claims", "cost", "render", "aggregation"} <= set(graph)
+    assert graph["records"] == set() and graph["study"] == set()  # reading files, the study's numbers: below all
+    done, left = [], dict(graph)
+    while left:  # a module is placed once everything it imports is: a circle never is
+        ready = [name for name, targets in left.items() if targets <= set(done)]
+        assert ready, f"import circle among {sorted(left)}"
+        done += ready
+        for name in ready:
+            del left[name]
+    assert done[-1] == "__init__"
+    long = {path.name: n for path in PACKAGE.glob("*.py") if (n := len(path.read_text().splitlines())) > 250}
+    assert not long, long
+    # the run record is read through effunet.run only; compare defines none of its names
+    for name in ("TRAINING", "TIMING", "loss_function", "STUDY_RECIPE", "RunId", "RunRecord"):
+        defined = [path.name for path in PACKAGE.glob("*.py") if f"\n{name} = " in path.read_text()
+                   or f"def {name}(" in path.read_text() or f"class {name}" in path.read_text()]
+        assert not defined, (name, defined)
+
+
+def test_the_study_s_published_numbers_are_written_once():
+    from effunet.compare import study
+
+    published = [f.study for f in compare.FINDINGS if any(c.isdigit() for c in f.study)]
+    assert published == ["36 vs 69", "0.0912 vs 0.0638", "0.3011 vs 0.2552"]
+    for path in PACKAGE.glob("*.py"):
+        text = path.read_text()
+        for number in ("36 vs 69", "0.0912", "0.3011", "0.2552", "0.0638"):
+            assert path.name == "study.py" or number not in text, (path.name, number)
+    assert {f.format for f in study.FINDINGS} == set(compare.STUDY_FORMATS)
+
+
 # ------------------------------------------------------------------------------------ a finished workflow, again
 
 FINISHED = os.environ.get("EFFUNET_AGGREGATE_BEFORE")  # a finished workflow's working directory

@@ -5,7 +5,7 @@ from effunet.logs import run_logged
 
 def main(smk):
     from effunet.compare import RunResult, aggregate
-    from effunet.layout import RunId
+    from effunet.run import RunId
 
     runs = [RunResult(RunId(**identity), run, metrics, per_image) for identity, run, metrics, per_image
             in zip(smk.params.runs, smk.input.runs, smk.input.metrics, smk.input.per_image, strict=True)]

@@ -41,7 +41,7 @@ class Claim:
     def measured(self) -> str:
         if self.a is None:
             return "not run" if not self.note else self.note
-        d = 0 if self.unit == "epochs" else self.decimals  # epochs as whole numbers, like the study's "36 vs 69"
+        d = 0 if self.unit == "epochs" else self.decimals  # epochs as whole numbers, as the study gives them
         text = f"{self.a.mean():.{d}f} vs {self.b.mean():.{d}f}"
         if self.censored is not None:
             text += f" ({self.censored[0]} of {self.censored[1]} runs censored)"
