@@ -318,6 +318,9 @@ def test_sliding_window_evaluation_reports_its_progress(tmp_path, monkeypatch, c
         def native(self, rgb):
             return np.full(rgb.shape[:2], 0.25, np.float32)
 
+        def natives(self, rgbs):
+            return map(self.native, rgbs)
+
     monkeypatch.setattr(evaluate, "PROGRESS_EVERY_S", 0.0)
     with caplog.at_level(logging.INFO, logger="effunet"):
         evaluate.predict_native(Constant(), cases)

@@ -3,8 +3,8 @@
 With `instances: boundary` a model has two sigmoid outputs, the foreground mask and the nucleus
 boundaries, and evaluation decodes them into instances by a marker-controlled watershed
 (`effunet.metrics.watershed_instances`). The boundary target (`effunet.boundary`, which the protocol
-ceiling of `effunet.reference` shares; re-exported here) is made in the training input pipeline, from the uint16 instance labels that `merge_masks` writes at native size (no prepared
-file changes, so runs without the option read exactly what they read before):
+ceiling of `effunet.reference` shares; re-exported here) is made in the training input pipeline,
+from the uint16 instance labels that `merge_masks` writes at native size (no prepared file changes, so runs without the option read exactly what they read before):
 
 - at native size, a pixel is boundary if another value (background or another nucleus) lies within
   `width` training-size pixels of it, per axis (Chebyshev; the image edge is no border): a band on
