@@ -77,6 +77,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "limited to AVX2: an AVX2-only CPU emulated on an AVX-512 one)",
     )
     parser.add_argument(
+        "--keras-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the Keras worker only, set before TensorFlow starts (levers such as "
+        "TF_ENABLE_ONEDNN_OPTS=0, KERAS_BACKEND=jax)",
+    )
+    parser.add_argument("--inter-op", type=int, help="TensorFlow's inter-op threads (default: --threads)")
+    parser.add_argument(
+        "--jit", choices=["default", "on", "off"], default="default", help="Keras jit_compile (XLA); default: effunet's"
+    )
+    parser.add_argument(
         "--precision",
         choices=["fp32", "mixed"],
         default="fp32",
@@ -85,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def set_threads(threads: int, lib: str) -> None:
+def set_threads(threads: int, lib: str, inter_op: int | None = None) -> None:
     """The same thread count for both: TF's intra- and inter-op pools, torch's intra-op pool."""
     if lib == "keras":
         import keras
@@ -94,7 +106,7 @@ def set_threads(threads: int, lib: str) -> None:
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op or threads)
         elif keras.backend.backend() == "torch":
             import torch
 
@@ -149,7 +161,7 @@ class KerasRunner:
         self.model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.BinaryCrossentropy(),
-            jit_compile=jit_compile_default(),
+            jit_compile={"on": True, "off": False}.get(getattr(args, "jit", "default"), jit_compile_default()),
         )
         rng = np.random.default_rng(0)
         self.x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
@@ -252,7 +264,9 @@ def peak_gpu_memory_mb(backend: str) -> float:
 def _worker(conn, lib: str, model_name: str, size: int, args, isa: str = "native") -> None:
     """One library in its own process (no shared thread pools): build, then time on request."""
     os.environ.update(ISA_LIMITS[isa])  # before TF or torch start
-    set_threads(args.threads, lib)
+    if lib == "keras":
+        os.environ.update(dict(item.split("=", 1) for item in args.keras_env))
+    set_threads(args.threads, lib, args.inter_op)
     runner_class = KerasRunner if lib == "keras" else TorchRunner
     runner = runner_class(model_name, size, args.batch, args)
     conn.send((runner.params, runner.device_name))
@@ -397,6 +411,8 @@ def main(argv=None) -> None:
     for isa in args.isa:
         limit = " ".join(f"{k}={v}" for k, v in ISA_LIMITS[isa].items()) or "no ISA limit"
         print(f"CPU kind {isa}: {limit}; in effect: {isa_in_effect(isa)}", flush=True)
+    levers = " ".join([*args.keras_env, *([f"inter-op {args.inter_op}"] if args.inter_op else []), f"jit {args.jit}"])
+    print(f"Keras settings: {levers}", flush=True)
     upsampling = f"keras {args.upsampling}, smp {args.smp_upsampling or args.upsampling} upsampling"
     print(f"batch {args.batch}, {args.precision}, {upsampling}, median of {args.repeats} interleaved repeats", flush=True)
     rows = []
