@@ -183,24 +183,29 @@ def _score_case(case: Case, threshold: float) -> list[_Scored]:
         ("native", case.native_truth, native, case.native_region),
         ("training_size", case.truth, case.probability, case.region),
     ):
-        predicted = probability > threshold
-        counts = metrics.confusion(truth, predicted, region)
-        flat_truth, flat = _scored(truth, probability, region)
-        positive, negative = np.sort(flat[flat_truth]), np.sort(flat[~flat_truth])
-        row = {
-            "id": case.id,
-            "split": case.split,
-            "resolution": resolution,
-            **metrics.scores(counts),
-            "roc_auc": roc_auc_sorted(positive, negative),
-            "pr_auc": pr_auc_sorted(positive, negative),
-        }
+        predicted, image = _pixel_scores(truth, probability, region, threshold)
+        image.row = {"id": case.id, "split": case.split, "resolution": resolution, **image.row}
+        image.resolution = resolution
         if resolution == "training_size" and case.loss is not None:
-            row["loss"] = case.loss
+            image.row["loss"] = case.loss
         if resolution == "native" and case.native_labels is not None:
-            row.update(_instance_scores(case, native, predicted, threshold))
-        scored.append(_Scored(resolution, row, counts, positive, negative))
+            image.row.update(_instance_scores(case, native, predicted, threshold))
+        scored.append(image)
     return scored
+
+
+def _pixel_scores(truth, probability, region, threshold: float) -> tuple[np.ndarray, _Scored]:
+    """The predicted mask, and the pixel scores, confusion table and sorted class scores of one image."""
+    predicted = probability > threshold
+    counts = metrics.confusion(truth, predicted, region)
+    flat_truth, flat = _scored(truth, probability, region)
+    positive, negative = np.sort(flat[flat_truth]), np.sort(flat[~flat_truth])
+    row = {
+        **metrics.scores(counts),
+        "roc_auc": roc_auc_sorted(positive, negative),
+        "pr_auc": pr_auc_sorted(positive, negative),
+    }
+    return predicted, _Scored("", row, counts, positive, negative)
 
 
 class _Pool:
