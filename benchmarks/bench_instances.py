@@ -6,7 +6,7 @@ PREPARED is a prepared DSB2018 variant (the prepare step's output: manifest.csv,
 its native instance labels (merge_masks' labels/), e.g.
 resources/prepared/dsb2018/<source>/128x128-<hash> and resources/prepared/dsb2018/<source>/labels.
 For every image of the split, as the protocol ceiling does: the training-size truth mask is the
-foreground "probability" and the boundary target (`effunet.training.instances.boundary_target`) the
+foreground "probability" and the boundary target (`effunet.boundary.boundary_target`) the
 boundary channel of a perfect two-channel model. Prints the mean time per image of making the
 target, of evaluation's distance split (`split_nuclei`, the peer) and of its watershed decoding
 (`watershed_nuclei`), their ratio, and the instance AP of connected components, split and watershed.
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from effunet import metrics
+from effunet.boundary import boundary_target
 from effunet.data import images
 from effunet.data.manifest import read_manifest
 from effunet.evaluate import split_nuclei, watershed_nuclei
 from effunet.predict import resize_probability
-from effunet.training import instances
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
         probability = images.read_mask(args.prepared / "masks" / name).astype(np.float32)
         native = resize_probability(probability, truth.shape) > 0.5
         start = time.perf_counter()
-        boundary = instances.boundary_target(truth, probability.shape) / np.float32(255)
+        boundary = boundary_target(truth, probability.shape) / np.float32(255)
         seconds["target"] += time.perf_counter() - start
         start = time.perf_counter()
         split = split_nuclei(probability, native, 0.5)

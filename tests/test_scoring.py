@@ -152,3 +152,37 @@ def test_grid_counts_equal_the_confusion_tables_of_every_threshold(seed):
         for t, row in zip(reference.THRESHOLD_GRID, tables):
             counts = reference.metrics.confusion(case.native_truth, case.native_probability > t, case.native_region)
             assert tuple(row) == (counts.tp, counts.fp, counts.fn, counts.tn)
+
+
+def test_the_loss_and_inference_come_from_the_run_record(tmp_path):
+    """evaluate and predict read run.json through `effunet.run.RunRecord`: the recorded settings, a
+    record older than `settings` by its top-level loss, the defaults without one, and an error naming
+    the file for a broken one."""
+    from effunet.errors import EffunetError
+    from effunet.predict import inference_mode
+
+    record = tmp_path / "run.json"
+    record.write_text(json.dumps({"settings": {"loss": "bce+dice", "inference": "sliding"}}))
+    assert evaluate.training_loss_name(record) == "bce+dice"
+    assert inference_mode(tmp_path / "model.keras") == "sliding"  # the record beside the model
+    record.write_text(json.dumps({"loss": "dice"}))
+    assert evaluate.training_loss_name(record) == "dice" and inference_mode(tmp_path / "m.keras", record) == "resize"
+    assert evaluate.training_loss_name(None) == "bce" and inference_mode(tmp_path / "none" / "m.keras") == "resize"
+    record.write_text("{not json")
+    for read in (evaluate.training_loss_name, lambda path: inference_mode(tmp_path / "m.keras", path)):
+        with pytest.raises(EffunetError, match="run.json"):
+            read(record)
+
+
+def test_transfer_labels_with_the_masks_components_equals_without():
+    from effunet import metrics
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((40, 50)) < 0.45
+    labels = metrics.split_touching(rng.random((80, 100)) < 0.5)
+    components = metrics.label_components(mask)
+    np.testing.assert_array_equal(
+        metrics.transfer_labels(labels, mask, components=components), metrics.transfer_labels(labels, mask)
+    )
+    empty = np.zeros((80, 100), np.int32)  # nothing carried: the components themselves
+    np.testing.assert_array_equal(metrics.transfer_labels(empty, mask, components=components), components)
