@@ -93,7 +93,7 @@ STATISTICS_CAPTION = bullets([
     "(only between runs trained with the same loss function), images paired by id, averaged over seeds.",
     f"`<recipe> − {STUDY_RECIPE}` rows: one model under that recipe minus the same model under the study's.",
     "Test: crossed seed x image mixed model (method of moments), Welch-Satterthwaite t; it counts the "
-    "seed-to-seed and the image-to-image variance (README, 'Statistics').",
+    "seed-to-seed and the image-to-image variance (docs/evaluation.md, 'Statistics').",
     "Holm-corrected within a family: one recipe's architecture rows; the recipe-vs-study rows are a second one.",
     "Verdict from the corrected CI (lower loss is better), only with at least 3 seeds a side.",
     "**MDE (80%)**: the smallest true difference detected with 80% power at the row's Holm step level.",

@@ -20,16 +20,9 @@ runs table shows as columns, instead of single points at the last epoch.
 
 from __future__ import annotations
 
-SUMMARY = (
-    "best_epoch",
-    "best_val_loss",
-    "epochs_trained",
-    "wall_seconds",
-    "first_epoch_seconds",
-    "seconds_per_epoch",
-    "seconds_to_best",
-    "train_images_per_s",
-)
+from effunet.run import TIMING
+
+SUMMARY = ("best_epoch", "best_val_loss", "epochs_trained", "wall_seconds", *TIMING)
 """Numbers a training run has once: logged as params, not metrics."""
 
 RENAMED = {"seconds": "time/epoch_seconds", "inference_images_per_s": "test/inference_images_per_s"}

@@ -16,14 +16,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 
-from effunet import logs, models, tracking
+from effunet import logs, models, placement, tracking
 from effunet.errors import ConfigError, EffunetError
-from effunet.files import atomic_path, remove_paths
+from effunet.files import remove_paths
 from effunet.layout import PreparedData
-from effunet.run import STUDY_RECIPE, TIMING, RunRecord, Settings, epoch_timing
+from effunet.run import STUDY_RECIPE, Settings
 from effunet.models import runtime
+from effunet.training.outputs import Outputs, epoch_metrics, log_untracked_epochs, track_outcome, write_outputs
+from effunet.training.outputs import summary as summary_of
+from effunet.training.parallel import Parallel
+from effunet.training.parallel import plan as parallel_plan
 from effunet.training import checkpoint, dataset, instances, losses, optimizers, rng, schedules
 
 log = logging.getLogger(__name__)
@@ -67,44 +70,10 @@ class EarlyStopping:
 
 
 def use_mixed_precision(setting: str) -> bool:
-    gpus = runtime.accelerated()  # a GPU, or CPU devices standing in for GPUs (runtime.cpu_replicas)
+    gpus = placement.accelerated()  # a GPU, or CPU devices standing in for GPUs (placement.cpu_replicas)
     if setting == "on" and not gpus:
         log.warning("mixed_precision is on but no GPU is visible: training in float32 on the CPU")
     return bool(gpus) and setting in ("on", "auto")
-
-
-@dataclass
-class Parallel:
-    """Data-parallel training over `replicas` devices (runtime.distribution_scope): training batches of
-    `batch_size` (the config's rounded down to a multiple of `replicas`; each epoch leaves out the last
-    images of its shuffled order that would split unevenly) and validation on `validator`, a one-device
-    copy of the model given its weights (the replicas' batch-norm statistics averaged first), so the
-    validation loss and metrics are what one device gives for every image."""
-
-    replicas: int = 1
-    batch_size: int | None = None
-    validator: keras.Model | None = None
-
-
-def replica_batch_size(batch_size: int, replicas: int) -> int:
-    """The training batch: `batch_size` rounded down to a multiple of `replicas` (at least one each)."""
-    return max(replicas, batch_size - batch_size % replicas)
-
-
-def _parallel(settings: Settings, replicas: int, train_images: int) -> Parallel:
-    if replicas == 1:
-        return Parallel(batch_size=settings.batch_size)
-    if train_images < replicas:
-        raise EffunetError(f"{train_images} training image(s) cannot be split over {replicas} devices; "
-                           "give the job fewer GPUs (train.gpus_per_job)")
-    batch = replica_batch_size(settings.batch_size, replicas)
-    if batch != settings.batch_size:
-        log.info("train.batch_size %d is not a multiple of the %d replicas: training batches of %d (%d per replica)",
-                 settings.batch_size, replicas, batch, batch // replicas)
-    if train_images % replicas:
-        log.info("each epoch leaves out the last %d of its %d shuffled training images, so every batch splits "
-                 "evenly over the %d replicas", train_images % replicas, train_images, replicas)
-    return Parallel(replicas, batch)
 
 
 def build_compiled(model_name: str, input_shape, settings: Settings, steps_per_epoch: int = 1) -> keras.Model:
@@ -160,15 +129,6 @@ def _epoch_line(epoch: int, max_epochs: int, row: dict) -> str:
             f"dice {row['dice']:.4f}/{row['val_dice']:.4f}  lr {row['learning_rate']:.2e}  {row['seconds']:.1f} s")
 
 
-@dataclass
-class Outputs:
-    model: Path
-    history: Path
-    run: Path
-    checkpoint_dir: Path
-    stale: tuple = ()  # later steps' outputs made from an earlier model: removed when training starts
-
-
 def _fresh_state(settings: Settings, identity: dict) -> dict:
     return {"epoch": 0, "history": [], "run_id": None, "elapsed_s": 0.0, "identity": identity,
             "fingerprint": checkpoint.fingerprint(identity), "resumed_after": [],
@@ -179,7 +139,7 @@ def _model_and_state(model_name, input_shape, settings, identity, checkpoint_dir
     """A fresh compiled model and loop state, or the model, optimizer, loop state and best weights of the
     last checkpoint (best weights: None when fresh)."""
     resumed = checkpoint.latest(checkpoint_dir, identity)
-    with runtime.distribution_scope():
+    with placement.distribution_scope():
         if not resumed:
             return (build_compiled(model_name, input_shape, settings, steps_per_epoch),
                     _fresh_state(settings, identity), None)
@@ -225,13 +185,13 @@ def _epoch(model, data, settings: Settings, seed: int, epoch: int, parallel: Par
                          callbacks=_callbacks(model, settings)).history
     validator = model
     if parallel.replicas > 1:
-        runtime.average_replicas(model)  # before validation and the checkpoint: every replica the same
+        placement.average_replicas(model)  # before validation and the checkpoint: every replica the same
         if parallel.validator is None:
-            parallel.validator = runtime.single_device_copy(
+            parallel.validator = placement.single_device_copy(
                 model, loss=instances.training_loss(settings.loss, settings.instances), metrics=losses.make_metrics())
         validator = parallel.validator
         validator.set_weights(model.get_weights())
-    with runtime.single_device():
+    with placement.single_device():
         val_logs = validator.evaluate(dataset.make_dataset(val_images, val_masks, settings.batch_size, shuffle=False,
                                                            crop_size=crop),
                                       verbose=0, return_dict=True)
@@ -248,7 +208,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
 
     `code_version` (a hash of the code that builds and trains the model) joins the checkpoint identity.
     `device` (config key train.device): "gpu" fails here if the Keras backend sees no GPU, "auto" too
-    if the job was given GPU(s) the backend cannot use (runtime.require_device).
+    if the job was given GPU(s) the backend cannot use (placement.require_device).
     `checkpoint_every_s` (train.checkpoint_every_s): 0 checkpoints after every epoch; more, after the
     first epoch that ends that long after the last checkpoint, and after the last epoch. Epochs reach
     MLflow when they are checkpointed, so a resumed job logs each epoch once; an attempt killed before its
@@ -256,8 +216,8 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     """
     start = time.monotonic()
     runtime.limit_threads(threads)
-    runtime.require_device(device)
-    replicas = runtime.replicas()  # before the backend starts (CPU stand-ins split the CPU)
+    placement.require_device(device)
+    replicas = placement.replicas()  # before the backend starts (CPU stand-ins split the CPU)
     checkpoint_dir = Path(outputs.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     attempts_log = logs.keep_across_attempts(checkpoint_dir / "attempts.log")
@@ -270,7 +230,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     mixed = use_mixed_precision(settings.mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     identity = run_identity(model_name, seed, settings, prepared, data, code_version)
-    parallel = _parallel(settings, replicas, len(data[0][0]))
+    parallel = parallel_plan(settings, replicas, len(data[0][0]))
     model, state, best_weights = _model_and_state(
         model_name, tuple(input_shape(data)[:2]) + (3,), settings, identity, checkpoint_dir,
         steps_per_epoch=-(-(len(data[0][0]) - len(data[0][0]) % replicas) // parallel.batch_size))
@@ -284,7 +244,7 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
                                 "flops": state["flops"], "train_images": len(data[0][0]),
                                 "val_images": len(data[1][0])})
         state["run_id"] = tracker.run_id
-        _log_untracked_epochs(tracker, state["history"])
+        log_untracked_epochs(tracker, state["history"])
         elapsed_before = state["elapsed_s"]
         unsaved, last_saved = [], time.monotonic()  # epochs since the last checkpoint
         while state["epoch"] < settings.max_epochs and not stopper.should_stop:
@@ -301,19 +261,19 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
                 checkpoint.save(checkpoint_dir, model, best_weights, state)
                 last_saved = time.monotonic()
                 for saved in unsaved:  # after the checkpoint: each epoch logged once
-                    tracker.log_metrics(_epoch_metrics(saved), step=saved["epoch"])
+                    tracker.log_metrics(epoch_metrics(saved), step=saved["epoch"])
                 unsaved.clear()
         if best_weights is None:
             raise EffunetError(f"{model_name} on {prepared.manifest}: the validation loss was never finite "
                                "(training diverged); try a lower learning rate")
         model.set_weights(best_weights)
-        summary = _summary(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
+        summary = summary_of(model, state, stopper, mixed, elapsed_before + time.monotonic() - start,
                            loss=settings.loss, train_images=len(data[0][0]))
         # The resolved settings, for the steps after training (evaluation reads what it needs here).
         summary.update(recipe=(tracking_info or Tracking()).recipe, settings=asdict(settings))
         summary["instances"] = settings.instances  # evaluation decodes a boundary channel by watershed
-        _write_outputs(model, state["history"], summary, outputs)
-        _track_outcome(tracker, summary, outputs)
+        write_outputs(model, state["history"], summary, outputs)
+        track_outcome(tracker, summary, outputs)
     logs.stop_keeping(attempts_log)
     checkpoint.remove(checkpoint_dir)
     log.info("done: %d epochs, best epoch %d (val_loss %.4f), stopped by %s, %.1f s", summary["epochs_trained"],
@@ -321,60 +281,3 @@ def train(prepared: PreparedData, model_name: str, seed: int, settings: Settings
     return summary
 
 
-def _summary(model, state: dict, stopper: EarlyStopping, mixed: bool, wall_seconds: float, loss: str = "bce",
-             train_images: int = 0) -> dict:
-    history = state["history"]
-    return {"run_id": state["run_id"], "epochs_trained": len(history), "best_epoch": stopper.best_epoch,
-            "best_val_loss": stopper.best_loss,
-            "stop_reason": "early_stopping" if stopper.should_stop else "max_epochs",
-            "wall_seconds": wall_seconds, **epoch_timing(history, stopper.best_epoch, train_images),
-            "loss": loss, "train_images": train_images,
-            "parameters": int(model.count_params()), "flops": state.get("flops"), "mixed_precision": mixed,
-            "resumed_after_epochs": state["resumed_after"]}
-
-
-def _epoch_metrics(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "epoch"}
-
-
-def _log_untracked_epochs(tracker, history: list[dict]) -> None:
-    """On resume, log the checkpointed epochs the killed attempt did not get to log (each epoch once)."""
-    if not history:
-        return
-    logged = tracker.logged_steps("val_loss")
-    if logged is None:
-        return
-    for row in history:
-        if row["epoch"] not in logged:
-            log.info("logging epoch %d to MLflow (the earlier attempt stopped before it did)", row["epoch"])
-            tracker.log_metrics(_epoch_metrics(row), step=row["epoch"])
-
-
-def _track_outcome(tracker, summary: dict, outputs: Outputs) -> None:
-    if summary["epochs_trained"] not in (tracker.logged_steps("epochs_trained") or ()):
-        tracker.log_metrics({key: summary[key] for key in ("best_epoch", "best_val_loss", "epochs_trained",
-                                                           "wall_seconds", *TIMING)},
-                            step=summary["epochs_trained"])
-    tracker.set_tags({"stop_reason": summary["stop_reason"]})
-    tracker.log_artifact(outputs.history)
-    tracker.log_artifact(outputs.run)
-    # One copy of the model on disk: the run references the workflow's file instead of copying it.
-    tracker.set_tags({"model_file": os.fspath(outputs.model)})
-
-
-def inference_model(model: keras.Model) -> keras.Model:
-    """The same layers and weights as an uncompiled model: saved, it holds the architecture and
-    weights only (no optimizer state, a third of a compiled save with Adam), which is all inference
-    needs. Resumable state lives in the checkpoint folder until the job ends."""
-    return keras.Model(model.inputs, model.outputs, name=model.name)
-
-
-def _write_outputs(model, history: list[dict], summary: dict, outputs: Outputs) -> None:
-    model_path = Path(outputs.model)
-    partial = model_path.with_name(f".{model_path.stem}.partial.keras")  # Keras insists on the suffix
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    inference_model(model).save(partial)
-    os.replace(partial, model_path)
-    with atomic_path(outputs.history) as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
-    RunRecord(summary).write(outputs.run)
