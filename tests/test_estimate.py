@@ -7,6 +7,7 @@ import yaml
 
 from effunet import cli, estimate, throughput
 from effunet.estimate import about
+from effunet.run import Settings
 from effunet.throughput import Measured
 
 CONFIG = {
@@ -66,7 +67,10 @@ def write_run(seed, epochs, wall, *, batch_size=4, device="the CPU", size="64x64
         "first_epoch_seconds": 5.0,
         "seconds_per_epoch": 2.0,
         "train_images": 26,
-        "settings": {"batch_size": batch_size, "input": "resize", "model_options": {"base_filters": 4}},
+        # as the training job records them: every setting, those added after the study left out at default
+        "settings": Settings(
+            batch_size=batch_size, encoder_weights="none", mixed_precision="off", model_options={"base_filters": 4}
+        ).params(),
     }
     write(f"{run}/run.json", json.dumps(record))
     splits = {name: {"native": {"images": n}} for name, n in (("train", 26), ("val", 6), ("test", 8))}

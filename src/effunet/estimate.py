@@ -27,6 +27,7 @@ from effunet import config as configs
 from effunet import layout as layouts
 from effunet import timings
 from effunet.errors import EffunetError
+from effunet.run import setting
 from effunet.timings import Figures
 
 DRIVE_IMAGES = 20  # DRIVE: 20 training and 20 test images
@@ -98,10 +99,12 @@ def measured(config: dict, kind: tuple[str, str, str], images: Images, device: s
     m = measurer.model(model, size, settings)
     if images.train is None:
         raise EffunetError(f"datasets.{dataset}: {images.source}; cannot estimate its epochs")
-    batch = settings.get("batch_size", 16)
+    batch = setting(settings, "batch_size")
     epoch_s = math.ceil(images.train / batch) * m.step_s + math.ceil(images.val / batch) * m.val_batch_s
     native = images.native or size
-    inference = m.inference_image_s * (measurer.tiles(native, size) if settings.get("inference") == "sliding" else 1)
+    inference = m.inference_image_s * (
+        measurer.tiles(native, size) if setting(settings, "inference") == "sliding" else 1
+    )
     scoring = measurer.scoring(config, dataset, native, size)
     return Figures(
         f"measured now ({m.measuring_s:.0f} s)", device, epoch_s, epoch_s + m.trace_s, m.build_s, inference + scoring

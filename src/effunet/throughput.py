@@ -8,6 +8,7 @@ Training is measured as the train job runs it (`effunet.training.loop.build_comp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from effunet.run import Settings
 
 STEPS = 3  # timed training steps (after one untimed step that traces the graph)
 INFERENCE_BATCH = 8  # effunet.predict.Predictor's batch
@@ -99,12 +102,11 @@ def measure_model(
     import keras
 
     from effunet.models import runtime
-    from effunet.training import loop
+    from effunet.training import instances, loop
 
     runtime.limit_threads(threads)
-    options = {key: value for key, value in settings.items() if key != "backend"}
-    options["encoder_weights"] = "none"  # random weights time the same and need no download
-    run_settings = loop.Settings(**options)
+    # random weights time the same and need no download
+    run_settings = dataclasses.replace(Settings.from_params(settings), encoder_weights="none")
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if loop.use_mixed_precision(run_settings.mixed_precision) else "float32"
     )
@@ -112,7 +114,7 @@ def measure_model(
     height, width = image_size
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
-    channels = 2 if run_settings.instances != "none" else 1
+    channels = instances.output_channels(run_settings.instances)
     masks = (rng.uniform(size=(batch, height, width, channels)) > 0.5).astype(np.float32)
     start = time.perf_counter()
     model = loop.build_compiled(model_name, (height, width, 3), run_settings)
@@ -138,40 +140,47 @@ def _timed(call) -> float:
     return time.perf_counter() - start
 
 
-def measure_scoring(native_size, training_size, instances: bool, region: bool, count: int = 2) -> float:
-    """Seconds evaluation spends scoring one image (`effunet.evaluate.score_cases`: pixel scores at native
-    and training size, AUCs, and for formats with instances the touching-nuclei split and the instance
-    APs) on constructed images: synthetic nuclei at `native_size`, a blurred prediction of them."""
+def measure_scoring(
+    native_size, training_size, instances: bool, region: bool, count: int = 2, nuclei: int = 44, radius=(6, 18)
+) -> float:
+    """Seconds evaluation spends on one image besides inference (`effunet.evaluate`: its training loss,
+    then `score_cases`: pixel scores at native and training size, AUCs, and for formats with instances
+    the touching-nuclei split and the instance APs), timed on `count` constructed images at
+    `native_size`: `nuclei` synthetic nuclei (semi-axes drawn from `radius`) and a blurred, noisy
+    prediction of them. The defaults are real DSB2018's: 44 nuclei an image, 525 pixels a nucleus."""
+    from scipy import ndimage
+
     from effunet import evaluate
     from effunet.data import synthetic
     from effunet.predict import resize_probability
 
     rng = np.random.default_rng(0)
+    size = tuple(training_size)
     cases = []
     for index in range(count):
-        height, width = native_size
-        labels = synthetic._nucleus_labels(rng, (height, width), count=12, radius=(8, 20))
+        labels = synthetic._nucleus_labels(rng, tuple(native_size), count=nuclei, radius=tuple(radius))
         truth = labels > 0
-        native_probability = np.clip(truth * 0.8 + rng.uniform(0, 0.3, truth.shape), 0, 1).astype(np.float32)
-        probability = resize_probability(native_probability, tuple(training_size))
-        fov = np.ones(truth.shape, bool) if region else None
-        small_truth = resize_probability(truth.astype(np.float32), tuple(training_size)) > 0.5
+        blurred = ndimage.gaussian_filter(truth.astype(np.float32), 2.0) + rng.normal(0, 0.1, truth.shape)
+        native = np.clip(blurred, 0, 1).astype(np.float32)
+        small = resize_probability(truth.astype(np.float32), size) > 0.5
         cases.append(
             evaluate.Case(
                 f"c{index}",
                 "test",
-                np.zeros((*training_size, 3), np.uint8),
-                small_truth,
-                np.ones(small_truth.shape, bool) if region else None,
+                np.zeros((*size, 3), np.uint8),
+                small,
+                np.ones(size, bool) if region else None,
                 truth,
-                fov,
+                np.ones(truth.shape, bool) if region else None,
                 labels if instances else None,
                 None,
-                probability=probability,
+                probability=resize_probability(native, size),
             )
         )
+    evaluate.image_losses("bce", [c.truth for c in cases[:1]], [c.probability for c in cases[:1]])
     evaluate.score_cases(cases[:1], 0.5)  # imports and first calls
     start = time.perf_counter()
+    evaluate.image_losses("bce", [c.truth for c in cases], [c.probability for c in cases])
     evaluate.score_cases(cases, 0.5)
     return (time.perf_counter() - start) / count
 
@@ -196,10 +205,17 @@ class Measurer:
         return sliding_tiles(native, size)
 
     def scoring(self, config: dict, dataset: str, native, size) -> float:
+        """Scoring on constructed images like the data set's: the synthetic generator's nuclei for a
+        synthetic source, real DSB2018's otherwise (`measure_scoring`'s defaults)."""
         from effunet.data import formats
 
         can = formats.capabilities(config, dataset)
-        return measure_scoring(native, size, instances=can.instances, region=can.region)
+        settings = config["datasets"][dataset]
+        options = (settings.get("synthetic") or {}) if settings["source"] == "synthetic" else {}
+        shape = {}
+        if "nuclei" in options and "nucleus_radius" in options:
+            shape = {"nuclei": round(sum(options["nuclei"]) / 2), "radius": tuple(options["nucleus_radius"])}
+        return measure_scoring(native, size, instances=can.instances, region=can.region, **shape)
 
     def startup(self) -> float:
         return startup_seconds()

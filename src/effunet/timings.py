@@ -5,29 +5,21 @@ today's speed-relevant settings (`SPEED_KEYS`, the training size) on the same ki
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from effunet import config as configs
 from effunet import layout as layouts
 from effunet.errors import EffunetError
+from effunet.run import RunRecord, Settings
 
 # Settings that change a run's speed: a run recorded with other values is not reused.
 SPEED_KEYS = ("batch_size", "input", "inference", "instances", "mixed_precision", "augment", "model_options")
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-def read_run(path: Path) -> dict:
-    """A run's run.json as a mapping (the one place this module reads it)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise EffunetError(f"cannot read {path}: {error}") from None
 
 
 @dataclass
@@ -41,17 +33,6 @@ class Figures:
     train_fixed_s: float
     eval_image_s: float | None
     epochs_seen: list[int] = field(default_factory=list)
-
-
-def _speed(settings: dict, key: str):
-    """A speed setting of a run's settings, its default where they leave it out (at its default)."""
-    if key in settings:
-        return settings[key]
-    if key == "model_options":
-        return {}
-    # The schema's defaults: effunet.run.DEFAULTS where the run module holds them, else the config module's.
-    defaults = getattr(configs, "OMITTED_AT_DEFAULT", None) or importlib.import_module("effunet.run").DEFAULTS
-    return defaults.get(key)
 
 
 def _log_facts(path: Path) -> dict:
@@ -89,17 +70,18 @@ def from_runs(
     settings, their seconds per epoch scaled to `train_images`; (None, why not) where there are none."""
     dataset, model, recipe = kind
     layout = layouts.Layout.of(config)
-    wanted = {
-        **configs.train_settings(config, dataset, recipe),
-        "model_options": config["model_options"].get(model, {}),
-    }
+    wanted = asdict(
+        Settings.from_params(
+            {**configs.train_settings(config, dataset, recipe), "model_options": config["model_options"].get(model, {})}
+        )
+    )
     size = list(config["datasets"][dataset]["image_size"])
     used, refused = [], []
     for run_json in sorted(layout.run(dataset, model, "*", recipe).run.parent.parent.glob("seed*/run.json")):
-        record, seed = read_run(run_json), run_json.parent.name.removeprefix("seed")
+        record, seed = RunRecord.read(run_json), run_json.parent.name.removeprefix("seed")
         facts = _log_facts(layout.run_log("train", dataset, model, seed, recipe))
-        recorded = record.get("settings", {})
-        changed = [key for key in SPEED_KEYS if key in recorded and recorded[key] != _speed(wanted, key)]
+        recorded = asdict(record.settings)  # every key, its default where the record leaves it out
+        changed = [key for key in SPEED_KEYS if recorded[key] != wanted[key]]
         if facts.get("size", size) != size:
             changed.append(f"image_size {facts['size']}")
         if changed:
