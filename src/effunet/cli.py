@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 def check_data(args) -> int:
     """Check the data sets of a config, or one folder; 0 when every check passes, 1 when any fails."""
     from effunet.config import SCHEMA, load, validate
-    from effunet.data import formats
+    from effunet.data import sources
 
     args.schema = args.schema or SCHEMA
     if bool(args.config) == bool(args.folder):
@@ -146,7 +146,7 @@ def check_data(args) -> int:
         datasets = validate({"datasets": {"data": block}}, args.schema)["datasets"]
     status = 0
     for name, settings in datasets.items():
-        report = formats.check_source(name, settings, workers=args.workers)
+        report = sources.check_source(name, settings, workers=args.workers)
         print(report.summary())
         status = max(status, 0 if report.ok else 1)
     return status
