@@ -2,9 +2,9 @@
 native and training size, AUCs, the instance metrics, pooled summaries, the training loss and the
 second observer.
 
-Each image is scored once, in a thread pool over the job's threads (`score_cases(threads=)`; NumPy,
-SciPy and Pillow release the GIL for the heavy parts), and its results are pooled in the images'
-order, so the output does not depend on the number of threads. Nothing is computed twice: the
+Each image is scored once, in a thread pool over the job's threads (`score_cases(threads=)`: NumPy's
+sorts and Pillow's resize release the GIL, so images are scored side by side), and its results are
+pooled in the images' order, so the output does not depend on the number of threads. Nothing is computed twice: the
 native-size probabilities of the validation images that chose the threshold are kept for scoring;
 each scored pixel set is sorted once for ROC-AUC, PR-AUC and the pooled AUCs
 (`metrics.auc.*_sorted`, `PooledAuc.add_sorted`); an image's connected components and its
