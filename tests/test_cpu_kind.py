@@ -48,3 +48,20 @@ def test_every_kind_has_settings_and_the_choice_follows_the_kind():
     for flags in (EPYC_ZEN2, EPYC_ZEN4, SAPPHIRE_RAPIDS, ""):
         kind = cpu_kind.cpu_kind(flags.split(), env={})
         assert cpu_kind.cpu_settings(flags.split(), env={}) is cpu_kind.SETTINGS[kind]
+
+
+def test_the_runtime_takes_the_kinds_settings(monkeypatch):
+    """XLA on the CPU (jit_compile_default) and TensorFlow's inter-op threads follow the kind's
+    settings; a GPU keeps XLA on."""
+    import keras
+
+    from effunet.models import runtime
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the settings are TensorFlow's")
+    monkeypatch.setattr(runtime, "has_gpu", lambda: False)
+    for jit in (True, False):
+        monkeypatch.setattr(runtime, "cpu_settings", lambda jit=jit: cpu_kind.CpuSettings(jit_compile=jit))
+        assert runtime.jit_compile_default() is jit
+    monkeypatch.setattr(runtime, "has_gpu", lambda: True)
+    assert runtime.jit_compile_default() is True

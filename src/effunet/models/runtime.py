@@ -26,6 +26,7 @@ import logging
 
 import keras
 
+from effunet.models.cpu_kind import cpu_settings
 from effunet.models.flops import count_flops  # noqa: F401 (the training loop's name for it)
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def jit_compile_default() -> bool | str:
 
         if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
             return "auto"
-        return has_gpu()
+        return has_gpu() or cpu_settings().jit_compile
     return False
 
 
@@ -129,7 +130,7 @@ def limit_threads(threads: int | None) -> None:
 
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, cpu_settings().inter_op_threads))
         except RuntimeError:  # TensorFlow already started in this process (tests, notebooks): keep its pools
             log.info("TensorFlow already initialised; keeping its thread pools")
     elif name == "torch":
