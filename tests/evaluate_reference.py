@@ -2,10 +2,10 @@
 src/effunet/evaluate.py's `choose_threshold` .. `score_cases` and `predict_native`, and
 src/effunet/predict.py's `sliding_window` (which `predict_native` calls as the old `Predictor.native`
 did), kept verbatim as the reference that `effunet.scoring` and `effunet.evaluate` must equal value
-for value (tests/test_scoring.py, benchmarks/bench_evaluate.py). Bound to today's modules: `Case`
-(the same fields), `tile_starts`, `tile_window`, `resize_probability` (moved unchanged), and
-`metrics.split_touching` is the level-by-level flood it replaced (tests/split_reference.py), so that
-nothing of the new code is its own reference."""
+for value (tests/test_scoring.py; benchmarks/bench_evaluate.py runs the commit itself). Bound to
+today's modules: `Case` (the same fields), `tile_starts`, `tile_window`, `resize_probability` (moved
+unchanged), and `metrics.split_touching` is the level-by-level flood it replaced
+(tests/split_reference.py), so that nothing of the new code is its own reference."""
 
 from __future__ import annotations
 

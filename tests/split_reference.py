@@ -1,6 +1,6 @@
 """The level-by-level flood of `split_touching` as it was before the frontier flood (commit 0183cc0,
 src/effunet/metrics/instance.py), kept verbatim as the reference the new one must equal label for
-label (tests/test_split.py, benchmarks/bench_evaluate.py)."""
+label (tests/test_split.py, and tests/evaluate_reference.py for evaluation as it was)."""
 
 from __future__ import annotations
 
