@@ -95,13 +95,13 @@ def test_at_most_300_lines(name):
     assert len(MODULES[name].read_text().splitlines()) <= 300
 
 
-def test_names_moved_to_placement_are_still_read_from_runtime():
-    """training/loop.py and predict.py still call these through effunet.models.runtime."""
+def test_the_training_loops_names_are_where_it_reads_them():
+    """training/loop.py reads job placement from effunet.placement and the FLOPs from models.runtime."""
     from effunet import placement
     from effunet.models import flops, runtime
 
-    for name in runtime.MOVED_TO_PLACEMENT:
-        assert getattr(runtime, name) is getattr(placement, name)
+    for name in ("accelerated", "distribution_scope", "average_replicas", "single_device_copy", "single_device"):
+        assert callable(getattr(placement, name))
+    for name in ("require_device", "replicas"):
+        assert callable(getattr(placement, name)) and not hasattr(runtime, name)
     assert runtime.count_flops is flops.count_flops
-    with pytest.raises(AttributeError):
-        runtime.no_such_name  # noqa: B018

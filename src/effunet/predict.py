@@ -93,9 +93,10 @@ class Predictor:
         import keras
 
         import effunet.models  # registers the custom layers (losses are not needed: compile=False)
+        import effunet.placement
 
         if device is not None:
-            effunet.models.runtime.require_device(device, cpu_hint="run with --device cpu to predict on the CPU")
+            effunet.placement.require_device(device, cpu_hint="run with --device cpu to predict on the CPU")
 
         try:
             self.model = keras.models.load_model(model_path, compile=False, safe_mode=True)

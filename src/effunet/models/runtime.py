@@ -21,7 +21,6 @@ Where a started backend runs a job (the GPUs it was given, data-parallel replica
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import keras
@@ -30,29 +29,6 @@ from effunet.models.cpu_kind import cpu_settings
 from effunet.models.flops import count_flops  # noqa: F401 (the training loop's name for it)
 
 log = logging.getLogger(__name__)
-# Moved to effunet.placement (issue 21: job placement out of the model layer). Still readable here,
-# looked up when asked for (no import of effunet.placement in the model layer), until
-# training/loop.py takes them from effunet.placement.
-MOVED_TO_PLACEMENT = frozenset(
-    {
-        "CPU_REPLICAS_VARIABLE",
-        "accelerated",
-        "average_replicas",
-        "cpu_replicas",
-        "distribution_scope",
-        "replica_devices",
-        "replicas",
-        "require_device",
-        "single_device",
-        "single_device_copy",
-    }
-)
-
-
-def __getattr__(name: str):
-    if name in MOVED_TO_PLACEMENT:
-        return getattr(importlib.import_module("effunet.placement"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def backend() -> str:
