@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import evaluate_reference as reference
 import keras
@@ -186,3 +187,35 @@ def test_transfer_labels_with_the_masks_components_equals_without():
     )
     empty = np.zeros((80, 100), np.int32)  # nothing carried: the components themselves
     np.testing.assert_array_equal(metrics.transfer_labels(empty, mask, components=components), components)
+
+
+def test_threads_keep_the_order_and_stop_at_the_first_error():
+    started = []
+
+    def work(item):
+        started.append(item)
+        time.sleep(0.005)
+        if item == 3:
+            raise ValueError("image 3")
+        return item * 2
+
+    assert list(scoring.in_order(work, list(range(3)), threads=2)) == [0, 2, 4]
+    started.clear()
+    with pytest.raises(ValueError, match="image 3"):
+        list(scoring.in_order(work, list(range(400)), threads=2))
+    assert len(started) < 400  # the rest were cancelled
+
+
+def test_threads_stop_when_the_caller_stops():
+    started = []
+
+    def work(item):
+        started.append(item)
+        time.sleep(0.005)
+        return item
+
+    with pytest.raises(KeyError):
+        for value in scoring.in_order(work, list(range(400)), threads=2):
+            if value == 3:
+                raise KeyError(value)  # e.g. a summary that fails on the rows so far
+    assert len(started) < 400

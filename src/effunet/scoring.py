@@ -67,8 +67,11 @@ def in_order(function, items: list, threads: int | None):
     if not threads or threads <= 1 or len(items) <= 1:
         yield from map(function, items)
         return
-    with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="effunet-score") as pool:
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="effunet-score")
+    try:
         yield from pool.map(function, items)
+    finally:  # on an error, the images not started yet are not scored
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def choose_threshold(cases: list[Case], setting: str | float, threads: int | None = None) -> tuple[float, str]:
