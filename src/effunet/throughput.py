@@ -141,13 +141,21 @@ def _timed(call) -> float:
 
 
 def measure_scoring(
-    native_size, training_size, instances: bool, region: bool, count: int = 2, nuclei: int = 44, radius=(6, 18)
+    native_size,
+    training_size,
+    instances: bool,
+    region: bool,
+    count: int = 2,
+    nuclei: int = 44,
+    radius=(6, 18),
+    threads: int | None = None,
 ) -> float:
     """Seconds evaluation spends on one image besides inference (`effunet.evaluate`: its training loss,
     then `score_cases`: pixel scores at native and training size, AUCs, and for formats with instances
     the touching-nuclei split and the instance APs), timed on `count` constructed images at
     `native_size`: `nuclei` synthetic nuclei (semi-axes drawn from `radius`) and a blurred, noisy
-    prediction of them. The defaults are real DSB2018's: 44 nuclei an image, 525 pixels a nucleus."""
+    prediction of them. The defaults are real DSB2018's: 44 nuclei an image, 525 pixels a nucleus.
+    Scored on `threads` threads as the evaluate job scores (at least one image a thread)."""
     from scipy import ndimage
 
     from effunet import evaluate
@@ -157,6 +165,7 @@ def measure_scoring(
     rng = np.random.default_rng(0)
     size = tuple(training_size)
     cases = []
+    count = max(count, threads or 1)
     for index in range(count):
         labels = synthetic._nucleus_labels(rng, tuple(native_size), count=nuclei, radius=tuple(radius))
         truth = labels > 0
@@ -181,7 +190,7 @@ def measure_scoring(
     evaluate.score_cases(cases[:1], 0.5)  # imports and first calls
     start = time.perf_counter()
     evaluate.image_losses("bce", [c.truth for c in cases], [c.probability for c in cases])
-    evaluate.score_cases(cases, 0.5)
+    evaluate.score_cases(cases, 0.5, threads=threads)
     return (time.perf_counter() - start) / count
 
 
@@ -193,7 +202,8 @@ def sliding_tiles(native_size, training_size) -> int:
 
 
 class Measurer:
-    """What `effunet.estimate` measures on this machine, with the config's threads per job."""
+    """What `effunet.estimate` measures on this machine, with the config's threads per job (`threads.train`:
+    the training and the evaluate jobs' threads)."""
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
@@ -215,7 +225,7 @@ class Measurer:
         shape = {}
         if "nuclei" in options and "nucleus_radius" in options:
             shape = {"nuclei": round(sum(options["nuclei"]) / 2), "radius": tuple(options["nucleus_radius"])}
-        return measure_scoring(native, size, instances=can.instances, region=can.region, **shape)
+        return measure_scoring(native, size, instances=can.instances, region=can.region, threads=self.threads, **shape)
 
     def startup(self) -> float:
         return startup_seconds()
