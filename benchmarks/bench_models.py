@@ -84,9 +84,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="environment of the Keras worker only, set before TensorFlow starts (levers such as "
         "TF_ENABLE_ONEDNN_OPTS=0, KERAS_BACKEND=jax)",
     )
-    parser.add_argument("--inter-op", type=int, help="TensorFlow's inter-op threads (default: --threads)")
+    parser.add_argument("--inter-op", type=int, help="TensorFlow's inter-op threads (default: a training job's)")
     parser.add_argument(
         "--jit", choices=["default", "on", "off"], default="default", help="Keras jit_compile (XLA); default: effunet's"
+    )
+    parser.add_argument(
+        "--aligned-upsampling",
+        choices=["kernel", "formula"],
+        default="kernel",
+        help="effunet's AlignedUpSampling2D on TensorFlow: its resize kernel (default) or its formula "
+        "in slices and concatenations (the implementation before 2026-12-07, for an A/B)",
     )
     parser.add_argument(
         "--precision",
@@ -105,8 +112,11 @@ def set_threads(threads: int, lib: str, inter_op: int | None = None) -> None:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(inter_op or threads)
+            from effunet.models import runtime
+
+            runtime.limit_threads(threads)  # as a training job: inter-op threads from the CPU kind's settings
+            if inter_op:
+                tf.config.threading.set_inter_op_parallelism_threads(inter_op)
         elif keras.backend.backend() == "torch":
             import torch
 
@@ -152,6 +162,10 @@ class KerasRunner:
         import numpy as np
 
         from effunet.models import build, jit_compile_default, make_predict_fn, runtime
+        from effunet.models.layers import AlignedUpSampling2D
+
+        if getattr(args, "aligned_upsampling", "kernel") == "formula":
+            AlignedUpSampling2D.call = lambda layer, x: layer._double(layer._double(x, 1), 2)
 
         gpus = runtime.gpus()
         if args.precision == "mixed":  # compile() adds loss scaling for mixed_float16
@@ -411,7 +425,7 @@ def main(argv=None) -> None:
     for isa in args.isa:
         limit = " ".join(f"{k}={v}" for k, v in ISA_LIMITS[isa].items()) or "no ISA limit"
         print(f"CPU kind {isa}: {limit}; in effect: {isa_in_effect(isa)}", flush=True)
-    levers = " ".join([*args.keras_env, *([f"inter-op {args.inter_op}"] if args.inter_op else []), f"jit {args.jit}"])
+    levers = " ".join([*args.keras_env, f"aligned upsampling {args.aligned_upsampling}", *([f"inter-op {args.inter_op}"] if args.inter_op else []), f"jit {args.jit}"])
     print(f"Keras settings: {levers}", flush=True)
     upsampling = f"keras {args.upsampling}, smp {args.smp_upsampling or args.upsampling} upsampling"
     print(f"batch {args.batch}, {args.precision}, {upsampling}, median of {args.repeats} interleaved repeats", flush=True)

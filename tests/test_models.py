@@ -463,13 +463,17 @@ def test_benchmark_runs_and_prints_ratios():
     if importlib.util.find_spec("segmentation_models_pytorch") is None:
         pytest.skip("the bench extra (torch, segmentation-models-pytorch) is not installed")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_models.py"), "--sizes", "32", "--models",
-           "effunet-b0", "--repeats", "1", "--steps", "1", "--warmup", "1"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
-    table_row = [line for line in result.stdout.splitlines() if line.startswith("| effunet-b0 | 32x32")]
-    assert len(table_row) == 1
-    cells = [c.strip() for c in table_row[0].strip("|").split("|")]
-    assert cells[4].endswith("x") and float(cells[4][:-1]) > 0  # train ratio
-    assert cells[7].endswith("x") and float(cells[7][:-1]) > 0  # infer ratio
+           "effunet-b0", "--repeats", "1", "--steps", "1", "--warmup", "1", "--isa", "native", "avx2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
+    table_rows = [line for line in result.stdout.splitlines() if line.startswith("| effunet-b0 | 32x32")]
+    assert len(table_rows) == 2
+    for row, kind in zip(table_rows, ("native", "avx2"), strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == kind
+        assert cells[5].endswith("x") and float(cells[5][:-1]) > 0  # train ratio
+        assert cells[8].endswith("x") and float(cells[8][:-1]) > 0  # infer ratio
+    limited = next(line for line in result.stdout.splitlines() if line.startswith("CPU kind avx2:"))
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in limited and "torch ATen: AVX2" in limited and "TF oneDNN: Intel AVX2" in limited
 
 
 @pytest.mark.parametrize("given, expected", [
