@@ -237,8 +237,11 @@ def main(argv=None) -> None:
     for model_name in args.models:
         for isa in args.isa:
             results[model_name, isa] = {lib: run_one(model_name, isa, lib, args) for lib in ("keras", "smp")}
-            print(f"{model_name} {isa}: keras {results[model_name, isa]['keras']['wall_ms']:.0f} ms, "
-                  f"smp {results[model_name, isa]['smp']['wall_ms']:.0f} ms per step", flush=True)
+            print(
+                f"{model_name} {isa}: keras {results[model_name, isa]['keras']['wall_ms']:.0f} ms, "
+                f"smp {results[model_name, isa]['smp']['wall_ms']:.0f} ms per step",
+                flush=True,
+            )
     text = report(results, args)
     if args.out:
         with open(args.out, "w") as f:
