@@ -456,6 +456,66 @@ def test_every_link_path_key_and_command_exists(doc):
     assert not problems, "\n".join(problems)
 
 
+def module_map(text: str) -> dict[str, str]:
+    """docs/architecture.md's map of the package: {entry: its text}, from the first code block after
+    'The package, `src/effunet/`'. An entry starts at the block's left margin (`run.py`, `data/`); one
+    whose names end in a comma goes on on the next line (`estimate.py, timings.py,` / `throughput.py`)."""
+    block = text.split("The package, `src/effunet/`", 1)[1].split("```", 2)[1]
+    entries: dict[str, str] = {}
+    name = ""
+    for line in block.splitlines()[1:]:
+        head, _, rest = line.partition("  ")
+        if head.strip() and not line.startswith(" "):
+            if name.endswith(","):
+                entries[f"{name} {head.strip()}"] = entries.pop(name)
+                name = f"{name} {head.strip()}"
+            else:
+                name = head.strip()
+                entries[name] = ""
+        entries[name] += " " + rest.strip()
+    return entries
+
+
+def map_problems(text: str, package: Path) -> list[str]:
+    """What the map gets wrong about `package`: a module it leaves out (a top-level module by its file
+    name, a subpackage's module by its name in the subpackage's entry), or a file or folder it names
+    that does not exist."""
+    entries = module_map(text)
+    names = {name for entry in entries for name in re.findall(r"\w+\.py|\w+/", entry)}
+    problems = [f"names {name}, which does not exist" for name in sorted(names) if not (package / name).exists()]
+    for module in sorted(package.rglob("*.py")):
+        relative = module.relative_to(package)
+        if module.stem in ("__init__", "__main__") or "__pycache__" in relative.parts:
+            continue
+        if len(relative.parts) == 1:
+            problems += [] if module.name in names else [f"leaves out {relative}"]
+            continue
+        entry = next((body for name, body in entries.items() if f"{relative.parts[0]}/" in name), "")
+        if not re.search(rf"(?<![\w.]){module.stem}\b", entry):
+            problems.append(f"leaves out {relative}")
+    return problems
+
+
+def test_the_module_map_names_every_module():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    problems = map_problems(text, ROOT / "src" / "effunet")
+    assert not problems, "docs/architecture.md's module map (The code): " + "; ".join(problems)
+
+
+def test_the_module_map_check_finds_what_is_wrong(tmp_path):
+    for name in ("a.py", "b.py", "pkg/__init__.py", "pkg/one.py", "pkg/two.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    text = "The package, `src/effunet/`:\n\n```\na.py, b.py     what\npkg/           one (x), and more\n```\n"
+    assert map_problems(text, tmp_path) == ["leaves out pkg/two.py"]
+    assert map_problems(text.replace("one (x)", "one (x), two"), tmp_path) == []
+    assert map_problems(text.replace("a.py, ", ""), tmp_path) == ["leaves out a.py", "leaves out pkg/two.py"]
+    assert map_problems(text.replace("b.py ", "b.py, c.py "), tmp_path) == [
+        "names c.py, which does not exist",
+        "leaves out pkg/two.py",
+    ]
+
+
 def test_readme_is_a_front_door():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 200
