@@ -18,8 +18,8 @@ def test_ruff(command):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-# The rules have no conda directive on purpose (the README says why: pip/venv is the one supported
-# environment); that is the only lint allowed.
+# Every rule that runs a job names envs/effunet.yaml (docs/running.md#conda); the target rule `all` runs
+# none and has no conda directive, which snakemake --lint reports: the only lint allowed.
 ALLOWED_LINTS = {"Specify a conda environment or container for each rule."}
 
 
