@@ -9,7 +9,7 @@ torch's thread pools in one process slow each other down), warm up, then run int
 repeats: Keras train, torch train, Keras infer, torch infer. A repeat times `steps` steps of
 batch `--batch`; the table shows the median images/s and keras/smp ratios.
 
-- Keras training step: ``model.train_on_batch`` after ``compile(Adam, binary cross-entropy,
+- Keras training step: ``model.train_on_batch`` after ``compile(effunet.training.optimizers.Adam (the training jobs' fused Adam), binary cross-entropy,
   jit_compile=effunet.models.jit_compile_default())``, i.e. the step function ``fit`` runs.
 - Keras inference: ``effunet.models.make_predict_fn(model)`` (a traced ``tf.function`` on TensorFlow,
   Keras' jitted ``predict_on_batch`` on jax; ``KERAS_BACKEND`` picks the backend).
@@ -163,6 +163,7 @@ class KerasRunner:
 
         from effunet.models import build, jit_compile_default, make_predict_fn, runtime
         from effunet.models.layers import AlignedUpSampling2D
+        from effunet.training.optimizers import Adam
 
         if getattr(args, "aligned_upsampling", "kernel") == "formula":
             AlignedUpSampling2D.call = lambda layer, x: layer._double(layer._double(x, 1), 2)
@@ -173,7 +174,7 @@ class KerasRunner:
         widths = tuple(args.decoder_widths)
         self.model = build(model_name, (size, size, 3), decoder_widths=widths, upsampling=args.upsampling)
         self.model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
+            optimizer=Adam(1e-3),  # the training jobs' Adam (one fused update op per variable on TF)
             loss=keras.losses.BinaryCrossentropy(),
             jit_compile={"on": True, "off": False}.get(getattr(args, "jit", "default"), jit_compile_default()),
         )
