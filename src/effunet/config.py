@@ -157,7 +157,7 @@ def check_instances(config: dict) -> None:
     for dataset, settings, entry in _with_source(config):
         if entry.instances(settings):
             continue
-        key, value = "train.instances", config["train"].get("instances", "none")
+        key, value = "train.instances", setting(config["train"], "instances")
         remedy = f"set datasets.{dataset}.train.instances: none, or leave {dataset} out"
         if "instances" in settings.get("train", {}):
             key, value = f"datasets.{dataset}.train.instances", settings["train"]["instances"]
