@@ -87,3 +87,29 @@ def test_epoch_timing_is_the_records_timing_keys():
     history = [{"epoch": i + 1, "seconds": s} for i, s in enumerate([10.0, 2.0, 4.0])]
     assert tuple(run.epoch_timing(history, best_epoch=2, train_images=6)) == run.TIMING
     assert set(run.TIMING) <= set(run.TRAINING)
+
+
+def test_a_copy_of_the_package_finds_the_schema_of_the_repository_it_was_installed_from(tmp_path):
+    """A copy of src/ on PYTHONPATH (as tests/test_workflow.py edits one) has no workflow/ beside it:
+    the schema comes from the installed repository; a copy that cannot find it says which file is missing."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copytree(Path(run.__file__).parent, tmp_path / "src" / "effunet")
+    code = "import effunet.run as r; print(r.SCHEMA); print(r.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    schema, module = result.stdout.split()
+    assert module.startswith(str(tmp_path)) and schema == str(run.SCHEMA) and Path(schema).is_file()
+    # no repository recorded by pip (-I -S: no site-packages, so no install record; PyYAML copied beside)
+    # and none beside the copy
+    shutil.copytree(Path(yaml.__file__).parent, tmp_path / "deps" / "yaml")
+    path = [str(tmp_path / "src"), str(tmp_path / "deps")]
+    isolated = [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {path!r}; {code}"]
+    result = subprocess.run(isolated, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"the workflow's schema {tmp_path / 'workflow/schemas/config.schema.yaml'} is missing" in result.stderr

@@ -23,8 +23,31 @@ import yaml
 from effunet.errors import EffunetError
 from effunet.files import write_text_atomic
 
-# The workflow's schema, beside the package in the repository it is installed from (pip install -e .).
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_IN_REPOSITORY = Path("workflow") / "schemas" / "config.schema.yaml"
+
+
+def _schema_path() -> Path:
+    """The workflow's schema: beside the package in the repository it runs from, else in the repository
+    pip installed it from (its ``direct_url.json``: a copy of ``src/`` on PYTHONPATH, a non-editable
+    install)."""
+    beside = Path(__file__).resolve().parents[2] / SCHEMA_IN_REPOSITORY
+    if beside.is_file():
+        return beside
+    import importlib.metadata
+    import urllib.parse
+
+    for distribution in importlib.metadata.distributions(name="effunet"):  # a src/ copy has egg-info only
+        try:
+            url = urllib.parse.urlparse(json.loads(distribution.read_text("direct_url.json") or "{}").get("url", ""))
+        except ValueError:
+            continue
+        installed = Path(urllib.parse.unquote(url.path)) / SCHEMA_IN_REPOSITORY
+        if url.scheme == "file" and installed.is_file():
+            return installed
+    return beside
+
+
+SCHEMA = _schema_path()
 STUDY_RECIPE = "study"
 
 # Keys of the config's train block that say where and how a job runs, not what it computes: not fields
@@ -37,6 +60,11 @@ ADDED_AFTER_STUDY = ("lr_schedule", "warmup_epochs", "input", "inference", "inst
 
 
 def _schema_defaults() -> dict:
+    if not SCHEMA.is_file():
+        raise EffunetError(
+            f"the workflow's schema {SCHEMA} is missing: effunet runs from its repository "
+            "(pip install -e . in a checkout of it)"
+        )
     schema = yaml.safe_load(SCHEMA.read_text())
     train = schema["$defs"]["train"]["properties"]
     return {key: spec["default"] for key, spec in train.items() if key not in PLACEMENT_KEYS}
