@@ -227,3 +227,20 @@ def test_threshold_help_gives_its_default(capsys):
         cli.main(["predict", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--threshold THRESHOLD a pixel is foreground where its probability is above this (default: 0.5" in help_text
+
+
+def test_inference_batches_hold_32_images_of_128_and_give_the_probabilities_of_batches_of_8(tmp_path):
+    """The batch evaluation and predict use (`inference_batch`) changes their speed, not one bit of
+    a probability: effunet-b0 (depthwise convolutions, batch norm, squeeze-excitation, resizes)."""
+    from effunet.models import build
+
+    assert [predict.inference_batch(s) for s in [(128, 128), (64, 64), (256, 256), (512, 512)]] == [32, 128, 8, 8]
+    assert predict.inference_batch((None, None)) == 8
+    keras.utils.set_random_seed(0)
+    build("effunet-b0", (64, 64, 3), encoder_weights=None).save(tmp_path / "b0.keras")
+    pictures = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
+    default, eights = predict.Predictor(tmp_path / "b0.keras"), predict.Predictor(tmp_path / "b0.keras", batch_size=8)
+    assert (default.batch_size, eights.batch_size) == (128, 8)  # all 40 in one call, or in 5
+    together, in_eights = default.outputs(pictures), eights.outputs(pictures)
+    assert together.shape == (40, 64, 64, 1) and np.ptp(together) > 0.01
+    assert np.array_equal(together, in_eights)

@@ -48,94 +48,102 @@ def pr_auc_sorted(positive: np.ndarray, negative: np.ndarray) -> float | None:
 class PooledAuc:
     """Exact ROC-AUC and PR-AUC over every scored pixel of a set, accumulated image by image.
 
-    Each image is reduced, per class, to its distinct scores and how many pixels have each (one
-    sort per class and image); the pieces are merged (counts of equal scores summed) whenever the
-    unmerged ones outgrow the merged tables, and once more when an area is asked for. Both areas
-    are then those of the concatenated pixels, as scikit-learn's `roc_auc_score` and
-    `average_precision_score` compute them (ties count one half in the ROC area and form one
-    threshold in AP; the ROC numerator is summed exactly in integers). Memory: 16 bytes per distinct
-    score and class (at most the pixel count, far less for saturated or quantised outputs), at most
-    about twice the merged tables plus one image; no array of all the set's pixels is kept.
-    Probabilities must lie in [0, 1].
+    Each image's scores are kept per class, sorted (one sort per class and image; none with
+    `add_sorted`). When an area is asked for, the pooled scores are cut into value ranges of about
+    `_RANGE` pixels at quantiles of a sample of them, the same cuts for both classes, so that all
+    pixels of one score fall in one range; each range's pieces are gathered and sorted (small sorts,
+    in cache) and reduced to distinct scores with counts, and both areas are summed range by range,
+    with the pixels of the ranges below counted. The areas are those of the concatenated pixels, as
+    scikit-learn's `roc_auc_score` and `average_precision_score` compute them (ties count one half in
+    the ROC area and form one threshold in AP; the ROC numerator is summed exactly in integers), and
+    the same, bit for bit, as from one table of the set's distinct scores (the AP's terms are those
+    of that table, in its order, summed in one dot product). Memory: the scored pixels in their own
+    dtype (4 bytes each for float32 outputs, which is less than a table of 16 bytes per distinct
+    score when nearly every score is distinct, as in resized probabilities), kept until an area is
+    asked for, and one range at a time on top. Probabilities must lie in [0, 1].
     """
 
+    _RANGE = 1 << 18  # pooled pixels per value range when the areas are computed
+
     def __init__(self):
-        self._positive, self._negative = _ScoreTable(), _ScoreTable()
+        self._positive: list[np.ndarray] = []  # each image's positive scores, sorted
+        self._negative: list[np.ndarray] = []
+        self._areas: tuple[float | None, float | None] | None = None
 
     def add(self, truth, probability, region=None) -> None:
         truth, probability = _scored(truth, probability, region)
-        if probability.size and (probability.min() < 0 or probability.max() > 1):
-            raise EffunetError("probability values must lie in [0, 1] for pooled AUCs")
-        self._positive.add(probability[truth])
-        self._negative.add(probability[~truth])
+        self.add_sorted(*_sorted_scores(truth, probability))
 
     def add_sorted(self, positive: np.ndarray, negative: np.ndarray) -> None:
         """`add` of an image given as the scores of its positive and of its negative pixels, each
-        sorted ascending (as `effunet.scoring` keeps them): the same tables, without sorting again."""
+        sorted ascending (as `effunet.scoring` keeps them): kept as they are, not sorted again."""
         for scores in (positive, negative):
             if scores.size and (scores[0] < 0 or scores[-1] > 1):
                 raise EffunetError("probability values must lie in [0, 1] for pooled AUCs")
-        self._positive.add(positive, presorted=True)
-        self._negative.add(negative, presorted=True)
+        for kept, scores in ((self._positive, positive), (self._negative, negative)):
+            if scores.size:
+                kept.append(scores)
+        self._areas = None
 
     @property
     def pixels(self) -> int:
-        return self._positive.total + self._negative.total
+        return sum(scores.size for scores in (*self._positive, *self._negative))
 
     def roc_auc(self) -> float | None:
-        (pv, pc), (nv, nc) = self._positive.table(), self._negative.table()
-        n_pos, n_neg = int(pc.sum()), int(nc.sum())
-        if n_pos == 0 or n_neg == 0:
-            return None
-        cumulative = np.r_[0, np.cumsum(nc)]
-        below = cumulative[np.searchsorted(nv, pv, side="left")]
-        not_above = cumulative[np.searchsorted(nv, pv, side="right")]
-        numerator = int(np.dot(pc, below + not_above))  # 2 * #(+ above -) + #(ties), in int64
-        return float(numerator / (2 * n_pos * n_neg))
+        return self._computed()[0]
 
     def pr_auc(self) -> float | None:
-        (pv, pc), (nv, nc) = self._positive.table(), self._negative.table()
-        n_pos, n_neg = int(pc.sum()), int(nc.sum())
-        if n_pos == 0:
-            return None
-        tp = n_pos - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive score
-        fp = n_neg - np.r_[0, np.cumsum(nc)][np.searchsorted(nv, pv, side="left")]
-        return float(np.dot(pc, tp / (tp + fp)) / n_pos)
+        return self._computed()[1]
+
+    def _computed(self) -> tuple[float | None, float | None]:
+        if self._areas is None:
+            self._areas = _pooled_areas(self._positive, self._negative, self._RANGE)
+        return self._areas
 
 
-class _ScoreTable:
-    """Distinct scores (ascending, float64) of one class with the number of pixels at each."""
+def _pooled_areas(positives: list[np.ndarray], negatives: list[np.ndarray], per_range: int):
+    """(ROC-AUC, AP) of the concatenated sorted pieces of each class (None where undefined)."""
+    n_pos, n_neg = sum(p.size for p in positives), sum(n.size for n in negatives)
+    if n_pos == 0:
+        return (None, None)
+    dtype = np.result_type(*positives, *negatives)
+    positives = [p.astype(dtype, copy=False) for p in positives]  # one dtype: cuts compare exactly
+    negatives = [n.astype(dtype, copy=False) for n in negatives]
+    cuts = _cuts([*positives, *negatives], n_pos + n_neg, per_range)
+    numerator, pos_before, neg_before, weights, ratios = 0, 0, 0, [], []
+    for (pv, pc), (nv, nc) in zip(_by_range(positives, cuts), _by_range(negatives, cuts), strict=True):
+        cumulative = neg_before + np.r_[0, np.cumsum(nc)]  # negatives below each distinct negative score
+        below = cumulative[np.searchsorted(nv, pv, side="left")]
+        not_above = cumulative[np.searchsorted(nv, pv, side="right")]
+        numerator += int(np.dot(pc, below + not_above))  # 2 * #(+ above -) + #(ties), in int64
+        tp = n_pos - pos_before - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive score
+        fp = n_neg - below
+        weights.append(pc)
+        ratios.append(tp / (tp + fp))
+        pos_before, neg_before = pos_before + int(pc.sum()), neg_before + int(nc.sum())
+    roc = float(numerator / (2 * n_pos * n_neg)) if n_neg else None
+    return roc, float(np.dot(np.concatenate(weights), np.concatenate(ratios)) / n_pos)
 
-    _MIN_MERGE = 1 << 16
 
-    def __init__(self):
-        self.values, self.counts = np.zeros(0, np.float64), np.zeros(0, np.int64)
-        self.total = 0
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pending_size = 0
+def _cuts(pieces: list[np.ndarray], total: int, per_range: int) -> np.ndarray:
+    """Ascending distinct scores that cut the pooled sorted `pieces` into ranges of about `per_range`
+    pixels (quantiles of an evenly spaced sample of each piece); none for a small set."""
+    ranges = total // per_range
+    if ranges <= 1:
+        return np.zeros(0, pieces[0].dtype)
+    step = max(1, total // (ranges * 32))
+    sample = np.sort(np.concatenate([piece[step // 2 :: step] for piece in pieces]))
+    return np.unique(sample[np.linspace(0, sample.size - 1, ranges + 1)[1:-1].astype(np.intp)])
 
-    def add(self, scores: np.ndarray, presorted: bool = False) -> None:
-        if scores.size == 0:
-            return
-        ordered = scores if presorted else np.sort(scores)
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        self._pending.append((ordered[starts].astype(np.float64), np.diff(np.r_[starts, ordered.size])))
-        self._pending_size += starts.size
-        self.total += int(ordered.size)
-        if self._pending_size > max(self.values.size, self._MIN_MERGE):
-            self._merge()
 
-    def table(self) -> tuple[np.ndarray, np.ndarray]:
-        self._merge()
-        return self.values, self.counts
-
-    def _merge(self) -> None:
-        if not self._pending:
-            return
-        values = np.concatenate([self.values, *(v for v, _ in self._pending)])
-        counts = np.concatenate([self.counts, *(c for _, c in self._pending)])
-        order = np.argsort(values, kind="stable")  # timsort: merges the sorted runs
-        values, counts = values[order], counts[order]
-        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-        self.values, self.counts = values[starts], np.add.reduceat(counts, starts)
-        self._pending, self._pending_size = [], 0
+def _by_range(pieces: list[np.ndarray], cuts: np.ndarray):
+    """Per value range (below the first cut, between cuts, from the last cut up), the distinct
+    scores of the pieces in it, ascending, and how many pixels have each."""
+    edges = np.array([np.r_[0, np.searchsorted(piece, cuts, side="left"), piece.size] for piece in pieces])
+    edges = edges.reshape(len(pieces), cuts.size + 2)
+    for index in range(cuts.size + 1):
+        starts, stops = edges[:, index], edges[:, index + 1]
+        parts = [pieces[i][starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
+        scores = np.sort(np.concatenate(parts)) if parts else np.zeros(0)
+        first = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]]) if scores.size else np.zeros(0, np.intp)
+        yield scores[first], np.diff(np.r_[first, scores.size])
