@@ -154,9 +154,7 @@ def test_aucs_match_scikit_learn_with_ties_and_a_region(seed):
     region = rng.random((40, 50)) < 0.7
     t, p = truth[region], probability[region]
     assert metrics.roc_auc(truth, probability, region) == pytest.approx(skm.roc_auc_score(t, p), abs=1e-12)
-    assert metrics.pr_auc(truth, probability, region) == pytest.approx(
-        skm.average_precision_score(t, p), abs=1e-12
-    )
+    assert metrics.pr_auc(truth, probability, region) == pytest.approx(skm.average_precision_score(t, p), abs=1e-12)
 
 
 def test_aucs_of_single_class_truth_are_none_not_nan():
@@ -223,6 +221,32 @@ def test_pooled_auc_does_not_depend_on_how_the_pixels_are_split_into_images():
     assert pieces.roc_auc() == whole.roc_auc() == pytest.approx(metrics.roc_auc(truth, probability), abs=1e-12)
     assert pieces.pr_auc() == whole.pr_auc() == pytest.approx(metrics.pr_auc(truth, probability), abs=1e-12)
     assert pieces.pixels == truth.size
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pooled_auc_cut_into_value_ranges_gives_the_one_table_areas_bit_for_bit(threads):
+    """Many small value ranges (cut inside runs of tied scores, with empty ranges for one class), on
+    threads: the same two floats as one range, and scikit-learn's areas."""
+    rng = np.random.default_rng(5)
+    one, cut = metrics.PooledAuc(), metrics.PooledAuc(threads=threads)
+    cut._RANGE = 97
+    truths, probabilities = [], []
+    for size in [500, 1, 2000, 333, 0, 1200]:
+        truth = rng.random(size) < 0.3
+        probability = np.where(rng.random(size) < 0.3, rng.integers(0, 5, size) / 4, rng.random(size) ** 3)
+        probability = probability.astype(np.float32 if size % 2 else np.float64)  # dtypes mixed across images
+        one.add(truth, probability)
+        cut.add(truth, probability)
+        truths.append(truth)
+        probabilities.append(probability.astype(np.float64))
+    t, p = np.concatenate(truths), np.concatenate(probabilities)
+    assert cut.roc_auc() == one.roc_auc() == pytest.approx(skm.roc_auc_score(t, p), abs=1e-12)
+    assert cut.pr_auc() == one.pr_auc() == pytest.approx(skm.average_precision_score(t, p), abs=1e-12)
+    assert metrics.auc._cuts([np.sort(p)], p.size, 97).size > 30  # many ranges were used
+    only_negatives = metrics.PooledAuc(threads=threads)
+    only_negatives._RANGE = 7
+    only_negatives.add(np.zeros(100, bool), rng.random(100))
+    assert only_negatives.roc_auc() is None and only_negatives.pr_auc() is None
 
 
 def test_pooled_auc_rejects_values_outside_zero_one_and_is_none_when_empty():

@@ -219,3 +219,14 @@ def test_threads_stop_when_the_caller_stops():
             if value == 3:
                 raise KeyError(value)  # e.g. a summary that fails on the rows so far
     assert len(started) < 400
+
+
+def test_evaluation_runs_the_model_on_the_jobs_threads(prepared, tmp_path, monkeypatch):
+    """The job's threads bound TensorFlow's pools too (not the machine's cores, which parallel jobs share)."""
+    from effunet.models import runtime
+
+    seen = []
+    monkeypatch.setattr(runtime, "limit_threads", seen.append)
+    model = brightness_model(tmp_path / "model.keras", 1)
+    evaluate.evaluate(model, prepared, *(tmp_path / name for name in ("m.json", "p.csv", "e.npz")), threads=3)
+    assert seen == [3]

@@ -166,9 +166,13 @@ def evaluate(model_path: str | os.PathLike, prepared: PreparedData,
     """Score the model on train, val and test; write metrics.json, per_image.csv and examples.npz.
 
     The loss is the one the run was trained with (`run_json`'s `loss`; BCE without a run.json). Images
-    are read and scored on `threads` threads (None: the process's CPUs; `effunet.scoring`).
+    are read and scored on `threads` threads (None: the process's CPUs; `effunet.scoring`), and the
+    model runs on as many (`effunet.models.runtime.limit_threads`).
     """
     threads = job_threads(threads)
+    from effunet.models import runtime  # Keras starts here
+
+    runtime.limit_threads(threads)  # the model's thread pools: the job's threads, not the machine's
     loss_name = training_loss_name(run_json)
     predictor = Predictor(model_path, inference=inference_mode(model_path, run_json))
     stage = time.perf_counter()

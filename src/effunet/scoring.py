@@ -7,7 +7,7 @@ sorts and Pillow's resize release the GIL, so images are scored side by side), a
 pooled in the images' order, so the output does not depend on the number of threads. Nothing is computed twice: the
 native-size probabilities of the validation images that chose the threshold are kept for scoring;
 each scored pixel set is sorted once for ROC-AUC, PR-AUC and the pooled AUCs
-(`metrics.auc.*_sorted`, `PooledAuc.add_sorted`); an image's connected components and its
+(`metrics.auc.*_sorted`, `PooledAuc.add_sorted`, whose pooled areas are reduced on the same threads); an image's connected components and its
 probabilities on the split grid serve the plain, the split and the boundary-decoded instances.
 """
 
@@ -214,8 +214,8 @@ def _pixel_scores(truth, probability, region, threshold: float) -> tuple[np.ndar
 class _Pool:
     """Pixel counts and sorted probabilities of one split x resolution, for pooled values."""
 
-    def __init__(self):
-        self.counts, self.auc, self.rows = metrics.Counts(), metrics.PooledAuc(), []
+    def __init__(self, threads: int | None = None):
+        self.counts, self.auc, self.rows = metrics.Counts(), metrics.PooledAuc(threads or 1), []
 
     def add(self, scored: _Scored) -> None:
         self.counts = self.counts + scored.counts
@@ -238,7 +238,7 @@ def score_cases(cases: list[Case], threshold: float, threads: int | None = None)
     pools: dict[tuple[str, str], _Pool] = {}
     for case, scored in zip(cases, in_order(lambda case: _score_case(case, threshold), cases, threads)):
         for image in scored:
-            pools.setdefault((case.split, image.resolution), _Pool()).add(image)
+            pools.setdefault((case.split, image.resolution), _Pool(threads)).add(image)
     summaries: dict = {}
     for (split, resolution), pool in pools.items():
         summaries.setdefault(split, {})[resolution] = pool.summary()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from effunet.errors import EffunetError
@@ -65,7 +67,10 @@ class PooledAuc:
 
     _RANGE = 1 << 18  # pooled pixels per value range when the areas are computed
 
-    def __init__(self):
+    def __init__(self, threads: int = 1):
+        """`threads`: the value ranges are reduced on up to this many threads (NumPy's sorts release
+        the GIL); the areas do not depend on it."""
+        self.threads = threads
         self._positive: list[np.ndarray] = []  # each image's positive scores, sorted
         self._negative: list[np.ndarray] = []
         self._areas: tuple[float | None, float | None] | None = None
@@ -97,12 +102,13 @@ class PooledAuc:
 
     def _computed(self) -> tuple[float | None, float | None]:
         if self._areas is None:
-            self._areas = _pooled_areas(self._positive, self._negative, self._RANGE)
+            self._areas = _pooled_areas(self._positive, self._negative, self._RANGE, self.threads)
         return self._areas
 
 
-def _pooled_areas(positives: list[np.ndarray], negatives: list[np.ndarray], per_range: int):
-    """(ROC-AUC, AP) of the concatenated sorted pieces of each class (None where undefined)."""
+def _pooled_areas(positives: list[np.ndarray], negatives: list[np.ndarray], per_range: int, threads: int):
+    """(ROC-AUC, AP) of the concatenated sorted pieces of each class (None where undefined), the
+    value ranges on up to `threads` threads (each range's pixels below are known from the cuts)."""
     n_pos, n_neg = sum(p.size for p in positives), sum(n.size for n in negatives)
     if n_pos == 0:
         return (None, None)
@@ -110,19 +116,26 @@ def _pooled_areas(positives: list[np.ndarray], negatives: list[np.ndarray], per_
     positives = [p.astype(dtype, copy=False) for p in positives]  # one dtype: cuts compare exactly
     negatives = [n.astype(dtype, copy=False) for n in negatives]
     cuts = _cuts([*positives, *negatives], n_pos + n_neg, per_range)
-    numerator, pos_before, neg_before, weights, ratios = 0, 0, 0, [], []
-    for (pv, pc), (nv, nc) in zip(_by_range(positives, cuts), _by_range(negatives, cuts), strict=True):
-        cumulative = neg_before + np.r_[0, np.cumsum(nc)]  # negatives below each distinct negative score
+    pos, neg = _Ranges(positives, cuts), _Ranges(negatives, cuts)
+
+    def terms(index: int):
+        (pv, pc), (nv, nc) = pos.distinct(index), neg.distinct(index)
+        cumulative = neg.before[index] + np.r_[0, np.cumsum(nc)]  # negatives below each distinct negative
         below = cumulative[np.searchsorted(nv, pv, side="left")]
         not_above = cumulative[np.searchsorted(nv, pv, side="right")]
-        numerator += int(np.dot(pc, below + not_above))  # 2 * #(+ above -) + #(ties), in int64
-        tp = n_pos - pos_before - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive score
-        fp = n_neg - below
-        weights.append(pc)
-        ratios.append(tp / (tp + fp))
-        pos_before, neg_before = pos_before + int(pc.sum()), neg_before + int(nc.sum())
-    roc = float(numerator / (2 * n_pos * n_neg)) if n_neg else None
-    return roc, float(np.dot(np.concatenate(weights), np.concatenate(ratios)) / n_pos)
+        numerator = int(np.dot(pc, below + not_above))  # 2 * #(+ above -) + #(ties), in int64
+        tp = n_pos - pos.before[index] - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive
+        return numerator, pc, tp / (tp + n_neg - below)
+
+    indices = range(cuts.size + 1)
+    if threads > 1 and cuts.size:
+        with ThreadPoolExecutor(min(threads, cuts.size + 1), thread_name_prefix="effunet-auc") as pool:
+            parts = list(pool.map(terms, indices))
+    else:
+        parts = list(map(terms, indices))
+    roc = float(sum(part[0] for part in parts) / (2 * n_pos * n_neg)) if n_neg else None
+    weights, ratios = np.concatenate([part[1] for part in parts]), np.concatenate([part[2] for part in parts])
+    return roc, float(np.dot(weights, ratios) / n_pos)
 
 
 def _cuts(pieces: list[np.ndarray], total: int, per_range: int) -> np.ndarray:
@@ -136,14 +149,20 @@ def _cuts(pieces: list[np.ndarray], total: int, per_range: int) -> np.ndarray:
     return np.unique(sample[np.linspace(0, sample.size - 1, ranges + 1)[1:-1].astype(np.intp)])
 
 
-def _by_range(pieces: list[np.ndarray], cuts: np.ndarray):
-    """Per value range (below the first cut, between cuts, from the last cut up), the distinct
-    scores of the pieces in it, ascending, and how many pixels have each."""
-    edges = np.array([np.r_[0, np.searchsorted(piece, cuts, side="left"), piece.size] for piece in pieces])
-    edges = edges.reshape(len(pieces), cuts.size + 2)
-    for index in range(cuts.size + 1):
-        starts, stops = edges[:, index], edges[:, index + 1]
-        parts = [pieces[i][starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
+class _Ranges:
+    """One class's sorted pieces cut at `cuts` into value ranges (below the first cut, between cuts,
+    from the last cut up): how many pixels lie below each range, and each range's distinct scores."""
+
+    def __init__(self, pieces: list[np.ndarray], cuts: np.ndarray):
+        self.pieces = pieces
+        edges = [np.r_[0, np.searchsorted(piece, cuts, side="left"), piece.size] for piece in pieces]
+        self.edges = np.array(edges, np.int64).reshape(len(pieces), cuts.size + 2)
+        self.before = self.edges[:, :-1].sum(axis=0)  # pixels below each range's first score
+
+    def distinct(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct scores of range `index`, ascending, and how many pixels have each."""
+        starts, stops = self.edges[:, index], self.edges[:, index + 1]
+        parts = [self.pieces[i][starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
         scores = np.sort(np.concatenate(parts)) if parts else np.zeros(0)
         first = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]]) if scores.size else np.zeros(0, np.intp)
-        yield scores[first], np.diff(np.r_[first, scores.size])
+        return scores[first], np.diff(np.r_[first, scores.size])
