@@ -57,6 +57,12 @@ CONSTRUCTED = {
     "single pixels": np.eye(6, dtype=bool)[::-1] | np.eye(6, dtype=bool),
     "one pixel": np.ones((1, 1), bool),
     "empty": np.zeros((5, 5), bool),
+    "isolated single pixels": np.kron(np.eye(4, dtype=bool) | np.eye(4, dtype=bool)[::-1], [[1, 0], [0, 0]]) > 0,
+    "all ones, with plateaus": np.ones((24, 40), bool),
+    "a hole, touching every edge": ~disc((30, 30), (15, 15), 6),
+    "disc inside a ring (one's box holds the other)": (disc((50, 50), (25, 25), 20) & ~disc((50, 50), (25, 25), 14))
+    | disc((50, 50), (25, 22), 7)
+    | disc((50, 50), (25, 30), 6),
 }
 
 
@@ -89,6 +95,22 @@ def test_split_touching_equals_the_level_by_level_flood_on_random_masks():
         assert_same(rng.random(tuple(int(n) for n in rng.integers(1, 30, 2))) > rng.uniform(0.2, 0.8))
     for _ in range(5):
         assert_same(rng.random((7, 8, 9)) > 0.4)
+
+
+def test_split_touching_equals_the_level_by_level_flood_with_other_parameters_and_in_1d():
+    """A large h (levels below zero take in the background of a component's box), a wide window,
+    the smallest window, and 1-D masks."""
+    for name in (
+        "touching discs",
+        "three in a row",
+        "ring of four (ties at the centre)",
+        "symmetric pair with plateaus",
+    ):
+        for options in ({"h": 6.0}, {"h": 0.25}, {"min_distance": 1}, {"min_distance": 8, "h": 0.5}):
+            assert_same(CONSTRUCTED[name], **options)
+    line = np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1], bool)
+    assert assert_same(line).max() == 4
+    assert_same(np.r_[np.ones(9, bool), [True, False] * 3, np.ones(15, bool)], min_distance=1, h=0.5)
 
 
 def test_split_touching_still_checks_its_parameters():

@@ -45,21 +45,22 @@ def split_touching(binary, min_distance: int = 3, h: float = 1.0) -> np.ndarray:
         raise ValueError(f"need min_distance >= 1 and h > 0, got {min_distance} and {h}")
     mask = _binary(binary, "binary")
     structure = _full(mask)
-    components, _ = ndimage.label(mask, structure=structure)
-    flood = _Flood(tuple(side + 2 for side in mask.shape))  # the image padded by a margin of background
+    padded = np.zeros(tuple(side + 2 for side in mask.shape), np.int32)  # a margin of background
+    components = padded[(slice(1, -1),) * mask.ndim]
+    ndimage.label(mask, structure=structure, output=components)
+    flood = _Flood(padded.shape)
     used = 0
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         outer = tuple(slice(s.start, s.stop + 2) for s in box)  # the box and a margin, in padded coordinates
-        own = np.pad(components[box] == index, 1)  # the margin makes the box edge background
+        own = padded[outer] == index  # the margin makes the box edge background
         local = ndimage.distance_transform_edt(own)
-        markers = _h_maxima_markers(local, own, min_distance, h, structure)
-        count = int(markers.max())
-        if count <= 1:
+        markers, heights = _h_maxima_markers(local, own, 2 * min_distance + 1, h, structure)
+        if markers is None:
             flood.whole(outer, own, used + 1)
             used += 1
             continue
-        flood.add(outer, own, markers, local, used)
-        used += count
+        flood.add(outer, own, markers, heights, local, used)
+        used += heights.size
     labels = flood.run()[(slice(1, -1),) * mask.ndim]
     return np.ascontiguousarray(labels)
 
@@ -70,15 +71,15 @@ class _Flood:
     def __init__(self, shape):
         self.shape = shape
         self.labels = np.zeros(shape, np.int32)
-        self.entry = np.full(shape, np.iinfo(np.int32).max, np.int32)  # the first level a pixel is flooded at
         strides = np.cumprod((1, *shape[::-1]))[:-1][::-1]
         steps = [s for s in itertools.product((-1, 0, 1), repeat=len(shape)) if any(s)]
-        self.offsets = np.array([np.dot(step, strides) for step in steps], np.intp)
+        self.offsets = np.array([np.dot(step, strides) for step in steps], np.intp)[:, None]
         self.centres, self.heights, self.origins = (
             [np.zeros((1, len(shape)))],
             [np.zeros(1)],
             [np.zeros((1, len(shape)), np.intp)],
         )
+        self.waiting, self.entry = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]  # unlabelled pixels, levels
 
     def whole(self, outer, own, label) -> None:
         """A component that is one object: `label` everywhere on it, nothing to flood."""
@@ -87,44 +88,56 @@ class _Flood:
         self.heights.append(self.heights[0])
         self.origins.append(self.origins[0])
 
-    def add(self, outer, own, markers, distance, used) -> None:
-        """A component to flood: its box `outer`, its pixels `own`, its markers 1..k and its distance."""
-        ids = np.arange(1, int(markers.max()) + 1)
-        self.centres.append(np.array(ndimage.center_of_mass(own, markers, ids)).reshape(-1, own.ndim))
-        self.heights.append(_maxima(distance, markers, ids.size))
-        self.origins.append(np.tile([s.start for s in outer], (ids.size, 1)))
-        levels = np.array([*np.arange(distance.max() - _FLOOD_STEP, 0.0, -_FLOOD_STEP), 0.0])
+    def add(self, outer, own, markers, heights, distance, used) -> None:
+        """A component to flood: its box `outer`, its pixels `own`, its markers 1..k of `heights` and
+        its distance. The markers' centres are `ndimage.center_of_mass(own, markers, 1..k)`, summed
+        the same way (by `np.bincount`, in raster order)."""
+        at = np.flatnonzero(markers)
+        ids = markers.ravel()[at]
+        count = np.bincount(ids)[1:]
+        where = np.unravel_index(at, markers.shape)
+        centres = [np.bincount(ids, weights=c.astype(np.float64))[1:] / count for c in where]
+        self.centres.append(np.stack(centres, axis=1))
+        self.heights.append(heights)
+        start = [s.start for s in outer]
+        self.origins.append(np.tile(start, (heights.size, 1)))
+        levels = np.array([*np.arange(heights.max() - _FLOOD_STEP, 0.0, -_FLOOD_STEP), 0.0])
+        rest = own & (markers == 0)
         self.labels[outer][markers > 0] = markers[markers > 0] + used
-        self.entry[outer][own] = np.searchsorted(-levels, -distance[own], side="left")
+        where = np.nonzero(rest)
+        self.waiting.append(np.ravel_multi_index(tuple(c + s for c, s in zip(where, start)), self.shape))
+        self.entry.append(np.searchsorted(-levels, -distance[where], side="left"))
 
     def run(self) -> np.ndarray:
         centres, heights = np.concatenate(self.centres), np.concatenate(self.heights)
-        origins = np.concatenate(self.origins)
-        labels, entry = self.labels.ravel(), self.entry.ravel()
-        self.stamp = np.zeros(labels.size, np.intp)
-        waiting = np.flatnonzero((entry < np.iinfo(np.int32).max) & (labels == 0))
+        origins, waiting, entry = np.concatenate(self.origins), np.concatenate(self.waiting), np.concatenate(self.entry)
         if not waiting.size:
             return self.labels
-        order = np.argsort(entry[waiting], kind="stable")
-        waiting, stages = waiting[order], entry[waiting[order]]
-        for stage in range(int(stages[-1]) + 1):
-            start, stop = np.searchsorted(stages, [stage, stage + 1])
+        order = np.argsort(entry.astype(np.int16) if entry.max() < 2**15 else entry, kind="stable")  # radix sort
+        waiting, stages = waiting[order], entry[order]
+        bounds = np.searchsorted(stages, np.arange(int(stages[-1]) + 2))
+        labels, offsets = self.labels.ravel(), self.offsets
+        free = np.zeros(labels.size, bool)  # flooded at this level or above, not labelled yet
+        stamp = np.empty(labels.size, np.intp)  # read only where just written
+        for start, stop in itertools.pairwise(bounds):
             new = waiting[start:stop]  # newly allowed; those left from earlier levels reach no label
+            free[new] = True
+            new = new[labels[offsets + new].max(axis=0) > 0]  # from then on, every pixel reached touches a label
             while new.size:
-                around = labels[new[:, None] + self.offsets]
-                new, around = new[around.max(axis=1) > 0], around[around.max(axis=1) > 0]
-                if not new.size:
-                    break
-                high = around.max(axis=1)
-                low = np.where(around > 0, around, np.iinfo(np.int32).max).min(axis=1)
+                near = offsets + new
+                around = labels[near]
+                high = around.max(axis=0)
+                low = (around.view(np.uint32) - np.uint32(1)).min(axis=0).view(np.int32) + 1  # 0 comes last
                 split = high != low  # reached by two labels: the deeper one takes it
                 if split.any():
                     high[split] = _deeper(new[split], high[split], low[split], self.shape, centres, heights, origins)
                 labels[new] = high
-                reach = (new[:, None] + self.offsets).ravel()
-                reach = reach[(labels[reach] == 0) & (entry[reach] <= stage)]
-                self.stamp[reach] = np.arange(reach.size)  # one of each index's positions is kept
-                new = reach[self.stamp[reach] == np.arange(reach.size)]
+                free[new] = False
+                reach = near.ravel()
+                reach = reach[free[reach]]
+                index = np.arange(reach.size)
+                stamp[reach] = index  # one of each index's positions is kept
+                new = reach[stamp[reach] == index]
         return self.labels
 
 
@@ -132,42 +145,51 @@ def _deeper(flat, a, b, shape, centres, heights, origins) -> np.ndarray:
     """Per pixel, whichever of labels a and b it lies deeper inside (a where they agree), in the
     coordinates of the labels' component box, as the per-component flood computes it."""
     points = (np.stack(np.unravel_index(flat, shape), axis=1) - origins[a]).astype(np.float64)
-
-    def depth(label):
-        return heights[label] - np.linalg.norm(points - centres[label], axis=1)
-
-    return np.where((a == b) | (depth(a) >= depth(b)), a, b)
-
-
-def _h_maxima_markers(distance, own, min_distance, h, structure) -> np.ndarray:
-    """Markers 1..k: local-maximum plateaus of height T whose region {distance > T - h} holds
-    nothing higher than T; plateaus sharing such a region become one marker."""
-    window = 2 * min_distance + 1
-    peaks = own & (distance == ndimage.maximum_filter(distance, size=window))
-    plateaus, n = ndimage.label(peaks, structure=structure)
-    ids = np.arange(1, n + 1)
-    heights = _maxima(distance, plateaus, n)
-    markers = np.zeros(distance.shape, dtype=np.int32)
-    used = 0
-    for height in np.unique(heights):
-        level, n_level = ndimage.label(distance > height - h, structure=structure)
-        level_top = _maxima(distance, level, n_level)
-        chosen = ids[heights == height]
-        region = _maxima(level, plateaus, n)[chosen - 1].astype(np.intp)
-        for plateau, reg in zip(chosen, region, strict=True):
-            if level_top[reg - 1] <= height:
-                markers[plateaus == plateau] = used + reg  # same region -> same marker id
-        used += n_level
-    lookup = np.zeros(markers.max() + 1, dtype=np.int32)
-    present = np.unique(markers[markers > 0])
-    lookup[present] = np.arange(1, present.size + 1)
-    return lookup[markers]
+    ab = np.stack([a, b])
+    gap = points - centres[ab]
+    depth = heights[ab] - np.linalg.norm(gap, axis=2)
+    return np.where((a == b) | (depth[0] >= depth[1]), a, b)
 
 
-def _maxima(values, labels, count: int) -> np.ndarray:
-    """The largest of `values` on each label 1..count (float64; -inf where a label has no pixel), as
-    `ndimage.maximum(values, labels, 1..count)` gives them, without its sort."""
-    inside = labels > 0
-    top = np.full(count + 1, -np.inf)
-    np.maximum.at(top, labels[inside], values[inside])
-    return top[1:]
+def _h_maxima_markers(distance, own, window, h, structure):
+    """Markers 1..k and their heights: local-maximum plateaus of height T whose region
+    {distance > T - h} holds nothing higher than T; plateaus sharing such a region become one
+    marker. (None, None) where there is only one marker.
+
+    A plateau is flat (its pixels are each other's maxima) and connected, so it lies in one region
+    of its level: the peak pixels are looked up one by one. The levels {distance > T - h} of every
+    height T (lowest first) are labelled at once, stacked along a new axis and not connected across
+    it, so their regions are numbered as labelling one level after another would number them."""
+    window_max = distance
+    for axis in range(distance.ndim):  # ndimage.maximum_filter(distance, size=window), one axis at a time
+        window_max = ndimage.maximum_filter1d(window_max, window, axis=axis)
+    at = np.flatnonzero(own & (distance == window_max))
+    if at.size == 1:
+        return None, None
+    tops = distance.ravel()[at]
+    if (tops == tops[0]).all():
+        heights, level = tops[:1], np.zeros(at.size, np.intp)
+    else:
+        heights, level = np.unique(tops, return_inverse=True)
+    across = heights.reshape(-1, *(1,) * distance.ndim)
+    stacked = np.zeros((3, *structure.shape), bool)
+    stacked[1] = structure
+    crop = ndimage.find_objects((distance > heights[0] - h).view(np.uint8))[0]  # holds every level
+    part = distance[crop]
+    inside = np.unravel_index(at, distance.shape)
+    inside = np.ravel_multi_index(tuple(c - s.start for c, s in zip(inside, crop, strict=True)), part.shape)
+    regions, count = ndimage.label(part > across - h, structure=stacked)
+    value = regions.reshape(heights.size, -1)[level, inside]
+    chosen = np.zeros(count + 1, bool)
+    chosen[value] = True
+    chosen[regions[part > across]] = False  # regions holding something higher than their level
+    chosen[0] = False
+    rank = np.cumsum(chosen)  # same region -> same marker, numbered in the order of the regions
+    if rank[-1] == 1:
+        return None, None
+    value = np.where(chosen[value], rank[value], 0)
+    markers = np.zeros(distance.shape, np.int32)
+    markers.ravel()[at] = value
+    marker_heights = np.zeros(rank[-1])
+    marker_heights[value[value > 0] - 1] = tops[value > 0]
+    return markers, marker_heights
