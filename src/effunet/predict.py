@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 INFERENCE_MODES = ("resize", "sliding")
 # Pixels per inference batch: 32 images of 128x128 (at least 8 images). On a 2-core AVX-512 EPYC,
 # effunet-b0 predicted 85 images/s in batches of 8 and 100 in batches of 32, resnet50-unet 34.5 and
-# 37.3, unet 9.0 either way, with the same probabilities to the bit (docs/evaluation.md, "Speed").
+# 37.3, unet 9.0 either way, with the same probabilities to the bit (docs/evaluation.md, Speed).
 BATCH_PIXELS = 32 * 128 * 128
 
 
