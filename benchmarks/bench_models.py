@@ -145,12 +145,13 @@ def import_smp():
     spec = importlib.util.find_spec("torchvision")
     if spec is not None and spec.submodule_search_locations:
         library = os.path.join(spec.submodule_search_locations[0], "_C.so")
-        try:
-            torch.ops.load_library(library)
-        except OSError:
-            import_smp.library = torch.library.Library("torchvision", "DEF")
-            for op in ("nms", "qnms"):
-                import_smp.library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        if os.path.isfile(library):  # torchvision 0.29+ has none: its ops come from _C_stable.so
+            try:
+                torch.ops.load_library(library)
+            except OSError:
+                import_smp.library = torch.library.Library("torchvision", "DEF")
+                for op in ("nms", "qnms"):
+                    import_smp.library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     import segmentation_models_pytorch as smp
 
     return smp
