@@ -20,6 +20,7 @@ from conftest import prepare_synthetic_dsb2018
 from effunet import evaluate, scoring, sliding
 from effunet.layout import PreparedData
 from effunet.predict import Predictor
+from effunet.threads import in_order
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +200,10 @@ def test_threads_keep_the_order_and_stop_at_the_first_error():
             raise ValueError("image 3")
         return item * 2
 
-    assert list(scoring.in_order(work, list(range(3)), threads=2)) == [0, 2, 4]
+    assert list(in_order(work, list(range(3)), threads=2)) == [0, 2, 4]
     started.clear()
     with pytest.raises(ValueError, match="image 3"):
-        list(scoring.in_order(work, list(range(400)), threads=2))
+        list(in_order(work, list(range(400)), threads=2))
     assert len(started) < 400  # the rest were cancelled
 
 
@@ -215,7 +216,7 @@ def test_threads_stop_when_the_caller_stops():
         return item
 
     with pytest.raises(KeyError):
-        for value in scoring.in_order(work, list(range(400)), threads=2):
+        for value in in_order(work, list(range(400)), threads=2):
             if value == 3:
                 raise KeyError(value)  # e.g. a summary that fails on the rows so far
     assert len(started) < 400

@@ -53,7 +53,6 @@ from effunet.scoring import (
     Case,
     choose_threshold,
     image_losses,
-    in_order,
     job_threads,
     native_probability,
     score_cases,
@@ -62,6 +61,7 @@ from effunet.scoring import (
     watershed_nuclei,
 )
 from effunet.sliding import resize_probability
+from effunet.threads import in_order
 
 __all__ = [  # with the scoring, which lives in effunet.scoring
     "EXAMPLES_PER_SPLIT", "THRESHOLD_GRID", "Case", "choose_threshold", "evaluate", "example_cases",

@@ -14,7 +14,6 @@ probabilities on the split grid serve the plain, the split and the boundary-deco
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ from effunet.errors import EffunetError
 from effunet.metrics._common import _scored
 from effunet.metrics.auc import pr_auc_sorted, roc_auc_sorted
 from effunet.sliding import resize_probability
+from effunet.threads import in_order
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -60,18 +60,6 @@ def native_probability(case: Case, keep: bool = False) -> np.ndarray:
     if keep:
         case.resized = resized
     return resized
-
-
-def in_order(function, items: list, threads: int | None):
-    """`function` over `items`, yielded in order, run on up to `threads` threads (None or 1: in this one)."""
-    if not threads or threads <= 1 or len(items) <= 1:
-        yield from map(function, items)
-        return
-    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="effunet-score")
-    try:
-        yield from pool.map(function, items)
-    finally:  # on an error, the images not started yet are not scored
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def choose_threshold(cases: list[Case], setting: str | float, threads: int | None = None) -> tuple[float, str]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from effunet.errors import EffunetError
 from effunet.metrics._common import _scored, _sorted_scores
+from effunet.threads import in_order
 
 
 def roc_auc(truth, probability, region=None) -> float | None:
@@ -40,8 +39,7 @@ def pr_auc_sorted(positive: np.ndarray, negative: np.ndarray) -> float | None:
     """`pr_auc` of the scores of the positive and of the negative pixels, each sorted ascending."""
     if positive.size == 0:
         return None
-    starts = np.flatnonzero(np.r_[True, positive[1:] != positive[:-1]])
-    values, ties = positive[starts], np.diff(np.r_[starts, positive.size])
+    starts, values, ties = _runs(positive)
     tp = positive.size - starts  # positives scoring >= each distinct positive value
     fp = negative.size - np.searchsorted(negative, values, side="left")
     return float(np.dot(ties, tp / (tp + fp)) / positive.size)
@@ -127,12 +125,7 @@ def _pooled_areas(positives: list[np.ndarray], negatives: list[np.ndarray], per_
         tp = n_pos - pos.before[index] - (np.cumsum(pc) - pc)  # positives scoring >= each distinct positive
         return numerator, pc, tp / (tp + n_neg - below)
 
-    indices = range(cuts.size + 1)
-    if threads > 1 and cuts.size:
-        with ThreadPoolExecutor(min(threads, cuts.size + 1), thread_name_prefix="effunet-auc") as pool:
-            parts = list(pool.map(terms, indices))
-    else:
-        parts = list(map(terms, indices))
+    parts = list(in_order(terms, list(range(cuts.size + 1)), threads))
     roc = float(sum(part[0] for part in parts) / (2 * n_pos * n_neg)) if n_neg else None
     weights, ratios = np.concatenate([part[1] for part in parts]), np.concatenate([part[2] for part in parts])
     return roc, float(np.dot(weights, ratios) / n_pos)
@@ -163,6 +156,10 @@ class _Ranges:
         """The distinct scores of range `index`, ascending, and how many pixels have each."""
         starts, stops = self.edges[:, index], self.edges[:, index + 1]
         parts = [self.pieces[i][starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
-        scores = np.sort(np.concatenate(parts)) if parts else np.zeros(0)
-        first = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]]) if scores.size else np.zeros(0, np.intp)
-        return scores[first], np.diff(np.r_[first, scores.size])
+        return _runs(np.sort(np.concatenate(parts)) if parts else np.zeros(0))[1:]
+
+
+def _runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each run of equal values of a sorted array starts, its value and its length."""
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if ordered.size else np.zeros(0, np.intp)
+    return starts, ordered[starts], np.diff(np.r_[starts, ordered.size])
